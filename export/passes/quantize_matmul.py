@@ -1,0 +1,113 @@
+"""QuantizeMatMulNBits: fp32 MatMul (+ bias Add) on a constant weight -> MatMulNBits.
+
+Before::
+
+    x ──► MatMul(W^T: f32[K, N]) ──► Add(bias: f32[N]) ──► y
+
+After::
+
+    x ──► MatMulNBits(B: u8[N, k_blocks, blob], scales: f32[N, k_blocks],
+                      zero_points: u8[N, ceil(k_blocks*bits/8)], bias) ──► y
+
+Weights are quantized block-wise along K (``quant.quantize_blockwise``), asymmetric with zero
+points, when the writer reaches them. ``accuracy_level=4`` lets onnxruntime quantize the
+activations to int8 per block and use its integer dot-product kernels: measured here, levels
+0 and 2 decode about 3x slower on onnxruntime's int4 path.
+
+Only MatMuls whose weight came from a checkpoint (metadata ``qwen_edge.transposed``) are
+touched, so running the pass twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from ..graph import MS_DOMAIN, SOURCE_KEY, TRANSPOSED_KEY
+from ._lazy import LazyQuantized
+
+__all__ = ["QuantizeMatMulNBits"]
+
+BITS_KEY = "qwen_edge.bits"
+BLOCK_KEY = "qwen_edge.block_size"
+ROLE_KEY = "qwen_edge.role"  # qweight | scales | zero_points
+LAZY_META = "qwen_edge.lazy"  # in-memory only: the LazyQuantized behind a qweight
+
+
+class QuantizeMatMulNBits(ir.passes.InPlacePass):
+    """Replace weight MatMuls by MatMulNBits with ``bits``-bit block-wise weights."""
+
+    def __init__(self, *, bits: int, block_size: int = 32, accuracy_level: int = 4) -> None:
+        super().__init__()
+        self.bits = bits
+        self.block_size = block_size
+        self.accuracy_level = accuracy_level
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        modified = False
+        for node in list(graph):
+            if node.op_type != "MatMul" or node.domain != "":
+                continue
+            weight = node.inputs[1]
+            if (
+                weight is None
+                or weight.const_value is None
+                or weight.metadata_props.get(TRANSPOSED_KEY) != "1"
+                or len(weight.shape) != 2
+            ):
+                continue
+            self._replace(graph, node, weight)
+            modified = True
+        if modified:
+            ir.passes.common.RemoveUnusedNodesPass()(model)
+        return ir.passes.PassResult(model, modified)
+
+    def _replace(self, graph: ir.Graph, node: ir.Node, weight: ir.Value) -> None:
+        k, n = (int(d) for d in weight.shape)  # weight holds W^T: [K, N]
+        transposed = weight.const_value
+        assert transposed is not None
+        source = weight.metadata_props.get(SOURCE_KEY, weight.name or "")
+        lazy = LazyQuantized(
+            lambda: transposed.numpy().T, bits=self.bits, block_size=self.block_size,
+            symmetric=False, shape=(n, k),
+        )
+        base = weight.name[:-2] if weight.name and weight.name.endswith(".T") else weight.name
+        meta = {SOURCE_KEY: source, BITS_KEY: str(self.bits), BLOCK_KEY: str(self.block_size)}
+        blob = self.block_size * self.bits // 8
+        zp_bytes = -(-lazy.k_blocks * self.bits // 8)
+        qweight = lazy.part(f"{base}.qweight", lambda q: q.packed, ir.DataType.UINT8,
+                            (n, lazy.k_blocks, blob), {**meta, ROLE_KEY: "qweight"})
+        scales = lazy.part(f"{base}.scales", lambda q: q.scales, ir.DataType.FLOAT,
+                           (n, lazy.k_blocks), {**meta, ROLE_KEY: "scales"})
+        zeros = lazy.part(f"{base}.zero_points", lambda q: q.zero_points, ir.DataType.UINT8,
+                          (n, zp_bytes), {**meta, ROLE_KEY: "zero_points"})
+        qweight.meta[LAZY_META] = lazy
+        for value in (qweight, scales, zeros):
+            graph.register_initializer(value)
+
+        # Fold a following bias Add (x @ W^T + b) into MatMulNBits' bias input.
+        bias: ir.Value | None = None
+        output = node.outputs[0]
+        consumers = [use.node for use in output.uses()]
+        if len(consumers) == 1 and consumers[0].op_type == "Add" and output not in graph.outputs:
+            add = consumers[0]
+            other = add.inputs[1] if add.inputs[0] is output else add.inputs[0]
+            if other is not None and other.const_value is not None and len(other.shape) == 1:
+                bias, output = other, add.outputs[0]
+
+        name = (node.name or "").replace("/MatMul", "/MatMulNBits")
+        new = ir.Node(
+            MS_DOMAIN, "MatMulNBits",
+            [node.inputs[0], qweight, scales, zeros, None, bias],
+            ir.convenience.convert_attributes({
+                "K": k, "N": n, "bits": self.bits, "block_size": self.block_size,
+                "accuracy_level": self.accuracy_level,
+            }),
+            name=name, num_outputs=1,
+        )
+        graph.insert_before(node, new)
+        is_output = output in graph.outputs
+        old_name = output.name
+        ir.convenience.replace_all_uses_with(output, new.outputs[0], replace_graph_outputs=True)
+        output.name = None  # free the name for the new value
+        new.outputs[0].name = old_name if is_output else f"{name}/output_0"

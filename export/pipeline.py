@@ -1,0 +1,231 @@
+"""export_model: Hugging Face Qwen checkpoint -> quantized ONNX model package.
+
+    load_checkpoint -> build_decoder (fp32, contrib ops, lazy weights)
+        -> default_pipeline(cfg) (quantization passes) -> write_package
+
+Weights stream: each initializer is read from the memory-mapped safetensors, converted
+(and quantized) only when the writer reaches it, and dropped right after.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qwen_edge.errors import ConfigError, TokenizerError
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .passes import default_pipeline
+from .qwen import build_decoder
+from .writer import MODEL_FILE, TOKENIZER_FILE, check_output, write_package
+
+__all__ = ["QUANT_METHODS", "ExportConfig", "ExportResult", "export_model"]
+
+logger = logging.getLogger(__name__)
+
+QUANT_METHODS = ("int4", "int8", "fp32")
+_GENERATION_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty",
+                    "presence_penalty", "frequency_penalty", "do_sample", "max_new_tokens")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExportConfig:
+    """How to export.
+
+    Attributes:
+        quant: ``int4`` (MatMulNBits 4-bit, asymmetric), ``int8`` (MatMulNBits 8-bit) or
+            ``fp32`` (reference, for parity checks).
+        block_size: quantization block along the input dimension (power of two, >= 16).
+        accuracy_level: MatMulNBits ``accuracy_level``; 4 = int8 activations (fastest on CPU).
+        max_context: KV cache length the package supports (default: the model's
+            ``max_position_embeddings``).
+    """
+
+    quant: str = "int4"
+    block_size: int = 32
+    accuracy_level: int = 4
+    max_context: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.quant not in QUANT_METHODS:
+            msg = f"quant={self.quant!r}: must be one of {', '.join(QUANT_METHODS)}"
+            raise ConfigError(msg)
+        if self.block_size < 16 or self.block_size & (self.block_size - 1):
+            msg = f"block_size={self.block_size}: must be a power of two >= 16"
+            raise ConfigError(msg)
+        if self.accuracy_level not in (0, 1, 2, 3, 4):
+            msg = f"accuracy_level={self.accuracy_level}: must be 0..4"
+            raise ConfigError(msg)
+        if self.max_context is not None and self.max_context < 1:
+            msg = f"max_context={self.max_context}: must be >= 1"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExportResult:
+    """What ``export_model`` wrote, and what it cost."""
+
+    path: Path
+    nbytes: int
+    seconds: float
+    peak_rss_mb: float
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def _tokenizer(ckpt: Checkpoint) -> tuple[str, str | None]:
+    """(tokenizer.json text, chat template): the checkpoint's, else the built-in Qwen one."""
+    variant = "qwen3" if ckpt.config.architecture == "Qwen3ForCausalLM" else "qwen2.5"
+    if ckpt.tokenizer_json is not None:
+        return ckpt.tokenizer_json.read_text(encoding="utf-8"), ckpt.chat_template
+    from .tokenizer import CHAT_TEMPLATES, build_qwen_tokenizer
+
+    logger.info("%s has no tokenizer.json; building the %s tokenizer", ckpt.path, variant)
+    return build_qwen_tokenizer(variant).to_str(), ckpt.chat_template or CHAT_TEMPLATES[variant]
+
+
+def _special_tokens(tokenizer_json: str) -> dict[str, int]:
+    import json
+
+    data = json.loads(tokenizer_json)
+    return {t["content"]: int(t["id"]) for t in data.get("added_tokens", [])}
+
+
+def _stop_token_ids(ckpt: Checkpoint, special: dict[str, int]) -> list[int]:
+    ids: list[int] = []
+    eos = ckpt.generation_config.get("eos_token_id", ckpt.raw_config.get("eos_token_id"))
+    for tok in eos if isinstance(eos, list) else [eos]:
+        if isinstance(tok, int) and tok not in ids:
+            ids.append(tok)
+    for name in ("<|im_end|>", "<|endoftext|>"):
+        if name in special and special[name] not in ids:
+            ids.append(special[name])
+    return ids
+
+
+def build_manifest(ckpt: Checkpoint, cfg: ExportConfig, *, max_context: int,
+                   tokenizer_json: str, chat_template: str | None, src: str) -> dict[str, Any]:
+    c = ckpt.config
+    special = _special_tokens(tokenizer_json)
+    if not special:
+        msg = f"{ckpt.path}: tokenizer has no added special tokens; is this a Qwen tokenizer?"
+        raise TokenizerError(msg)
+    bits = {"int4": 4, "int8": 8}.get(cfg.quant)
+    return {
+        "name": Path(src).name or src,
+        "architecture": c.architecture,
+        "model_type": c.model_type,
+        "shapes": {
+            "vocab_size": c.vocab_size,
+            "hidden_size": c.hidden_size,
+            "intermediate_size": c.intermediate_size,
+            "num_hidden_layers": c.num_hidden_layers,
+            "num_attention_heads": c.num_attention_heads,
+            "num_key_value_heads": c.num_key_value_heads,
+            "head_dim": c.head_dim,
+            "tie_word_embeddings": c.tie_word_embeddings,
+            "rope_theta": c.rope_theta,
+            "rms_norm_eps": c.rms_norm_eps,
+            "qk_norm": c.qk_norm,
+            "max_position_embeddings": c.max_position_embeddings,
+        },
+        "quantization": {
+            "method": cfg.quant,
+            "bits": bits,
+            "block_size": cfg.block_size if bits else None,
+            "accuracy_level": cfg.accuracy_level if bits else None,
+            "embedding": cfg.quant,
+            "lm_head": cfg.quant,
+            "symmetric": False,
+        },
+        "max_context": max_context,
+        "graph": {
+            "file": MODEL_FILE,
+            "kv_dtype": "float32",
+            "kv_layout": "BNSH",
+            "past_present_share_buffer": True,
+        },
+        "tokenizer": {"file": TOKENIZER_FILE, "special_tokens": special},
+        "stop_token_ids": _stop_token_ids(ckpt, special),
+        "chat_template": chat_template,
+        "tool_format": "hermes",
+        "generation": {k: ckpt.generation_config[k] for k in _GENERATION_KEYS
+                       if k in ckpt.generation_config},
+        "source": {"checkpoint": src},
+        "created_by": "qwen-edge export",
+    }
+
+
+def export_model(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    cfg: ExportConfig | None = None,
+    *,
+    force: bool = False,
+    revision: str | None = None,
+    show_progress: bool = False,
+) -> ExportResult:
+    """Export a Hugging Face Qwen2/Qwen2.5/Qwen3 checkpoint to a model package.
+
+    Args:
+        src: a local checkpoint folder, or a hub id (needs network).
+        out: the package folder to write.
+        cfg: quantization and context options (default: int4, block 32).
+        force: replace ``out`` if it exists.
+        revision: hub revision, for hub ids.
+        show_progress: draw a progress bar on stderr.
+
+    Returns:
+        The package path, its size, the time taken and the process' peak RSS.
+
+    Raises:
+        CheckpointError, UnsupportedArchitectureError, HubUnavailableError, OutputExistsError.
+
+    Example:
+        >>> from qwen_edge.export import ExportConfig, export_model
+        >>> export_model("ckpt/qwen2.5-0.5b", "pkg/", ExportConfig(quant="int4"))
+    """
+    cfg = cfg or ExportConfig()
+    start = time.perf_counter()
+    out = Path(out)
+    check_output(out, force=force)
+    ckpt = load_checkpoint(src, revision=revision)
+    ckpt.validate()
+    max_context = cfg.max_context or ckpt.config.max_position_embeddings
+    tokenizer_json, chat_template = _tokenizer(ckpt)
+    manifest = build_manifest(ckpt, cfg, max_context=max_context, tokenizer_json=tokenizer_json,
+                              chat_template=chat_template, src=str(src))
+
+    model = build_decoder(ckpt.config, ckpt.tensor, max_context=max_context)
+    model = default_pipeline(cfg)(model).model
+
+    bar = None
+    if show_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(model.graph.initializers), unit="tensor", desc="export",
+                   file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        path = write_package(model, out, manifest=manifest, tokenizer_json=tokenizer_json,
+                             force=force, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    nbytes = sum(f.stat().st_size for f in path.iterdir())
+    return ExportResult(path=path, nbytes=nbytes, seconds=time.perf_counter() - start,
+                        peak_rss_mb=_peak_rss_mb())

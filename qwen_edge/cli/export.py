@@ -1,0 +1,54 @@
+"""``qwen-edge export SRC -o OUT --quant {int4,int8,fp32}``: checkpoint -> model package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "export", help="export a Hugging Face Qwen checkpoint to a quantized ONNX model package",
+        description="Export a Hugging Face Qwen2/Qwen2.5/Qwen3 checkpoint (local folder or hub "
+        "id) to a model package: one fused ONNX decoder graph, the tokenizer and a manifest.",
+    )
+    p.add_argument("src", help="checkpoint folder, or a hub id such as Qwen/Qwen2.5-0.5B-Instruct")
+    p.add_argument("-o", "--output", required=True, help="package folder to create")
+    p.add_argument("--quant", choices=("int4", "int8", "fp32"), default="int4")
+    p.add_argument("--block-size", type=int, default=32, help="quantization block (default 32)")
+    p.add_argument("--accuracy-level", type=int, default=4,
+                   help="MatMulNBits accuracy_level; 4 = int8 activations (default)")
+    p.add_argument("--max-context", type=int, default=None,
+                   help="longest context the package supports (default: the model's)")
+    p.add_argument("--revision", default=None, help="hub revision (hub ids only)")
+    p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import ExportConfig, export_model
+
+    cfg = ExportConfig(quant=args.quant, block_size=args.block_size,
+                       accuracy_level=args.accuracy_level, max_context=args.max_context)
+    result = export_model(args.src, args.output, cfg, force=args.force, revision=args.revision,
+                          show_progress=sys.stderr.isatty() and not args.json)
+    summary = {
+        "package": str(result.path),
+        "quant": cfg.quant,
+        "size_mb": round(result.nbytes / 1e6, 1),
+        "seconds": round(result.seconds, 1),
+        "peak_rss_mb": round(result.peak_rss_mb),
+    }
+    if args.json:
+        print(json.dumps(summary))  # noqa: T201
+    else:
+        print(  # noqa: T201
+            f"wrote {summary['package']}: {cfg.quant}, {summary['size_mb']} MB in "
+            f"{summary['seconds']} s, peak RSS {summary['peak_rss_mb']} MB"
+        )
+    return 0

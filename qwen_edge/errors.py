@@ -1,0 +1,199 @@
+"""Every exception qwen-edge raises on purpose.
+
+One hierarchy, so that ``except QwenEdgeError`` catches everything the SDK reports and
+``except ValueError`` still catches bad arguments::
+
+    QwenEdgeError
+    ├── ConfigError(ValueError)            bad argument or config value
+    ├── PackageError
+    │   ├── PackageNotFoundError(FileNotFoundError)
+    │   ├── CorruptPackageError            a file is missing or its sha256 differs
+    │   └── IncompatiblePackageError       unknown format_version, wrong architecture
+    ├── ExportError
+    │   ├── CheckpointError                missing/corrupt config.json or safetensors
+    │   ├── UnsupportedArchitectureError
+    │   ├── HubUnavailableError            a hub id was given and the hub cannot be reached
+    │   └── OutputExistsError(FileExistsError)
+    ├── TokenizerError
+    ├── GenerationError
+    │   ├── ContextLengthError             the prompt (plus generation) does not fit
+    │   └── GrammarError                   a json_schema / regex / grammar llguidance rejects
+    ├── ToolError
+    │   ├── ToolCallParseError
+    │   ├── UnknownToolError
+    │   ├── ToolPermissionError
+    │   └── ToolExecutionError
+    └── RemoteError
+        ├── RemoteUnavailableError         connection refused, timeout, broken stream
+        └── RemoteResponseError            the server answered with an error status
+
+Messages name the thing that is wrong and say how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "ContextLengthError",
+    "CorruptPackageError",
+    "ExportError",
+    "GenerationError",
+    "GrammarError",
+    "HubUnavailableError",
+    "IncompatiblePackageError",
+    "OutputExistsError",
+    "PackageError",
+    "PackageNotFoundError",
+    "QwenEdgeError",
+    "RemoteError",
+    "RemoteResponseError",
+    "RemoteUnavailableError",
+    "TokenizerError",
+    "ToolCallParseError",
+    "ToolError",
+    "ToolExecutionError",
+    "ToolPermissionError",
+    "UnknownToolError",
+    "UnsupportedArchitectureError",
+]
+
+
+class QwenEdgeError(Exception):
+    """Base class of every error qwen-edge raises on purpose.
+
+    Example:
+        >>> try:
+        ...     qwen_edge.load("missing/")
+        ... except qwen_edge.QwenEdgeError as exc:
+        ...     print(exc)
+    """
+
+
+class ConfigError(QwenEdgeError, ValueError):
+    """An argument or configuration value is out of range.
+
+    Example: ``SamplingConfig(temperature=-1)`` -> ``temperature=-1: must be >= 0``.
+    """
+
+
+# -- packages -----------------------------------------------------------------------------
+
+
+class PackageError(QwenEdgeError):
+    """A model package cannot be used."""
+
+
+class PackageNotFoundError(PackageError, FileNotFoundError):
+    """The package folder or its manifest ``qwen_edge.json`` does not exist.
+
+    Example: ``qwen_edge.load("nope/")`` -> ``nope: not a model package (no qwen_edge.json)``.
+    """
+
+
+class CorruptPackageError(PackageError):
+    """A file of the package is missing, or its sha256 differs from the manifest.
+
+    Example: ``model.onnx.data: sha256 mismatch (expected 3f2a..., got 9c1b...)``.
+    """
+
+
+class IncompatiblePackageError(PackageError):
+    """The package was written by an incompatible qwen-edge (unknown ``format_version``)."""
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+class ExportError(QwenEdgeError):
+    """Turning a checkpoint into a model package failed."""
+
+
+class CheckpointError(ExportError):
+    """The Hugging Face checkpoint is missing a file, or a file is corrupt or inconsistent.
+
+    Example: ``ckpt/: no config.json; pass a Hugging Face checkpoint folder``.
+    """
+
+
+class UnsupportedArchitectureError(ExportError):
+    """The checkpoint's architecture is not one qwen-edge can export.
+
+    Example: ``LlamaForCausalLM is not supported; supported: Qwen2ForCausalLM, Qwen3ForCausalLM``.
+    """
+
+
+class HubUnavailableError(ExportError):
+    """A hub id was given but the Hugging Face hub cannot be reached (offline)."""
+
+
+class OutputExistsError(ExportError, FileExistsError):
+    """The output folder exists; pass ``force=True`` (``--force``) to replace it."""
+
+
+# -- runtime ------------------------------------------------------------------------------
+
+
+class TokenizerError(QwenEdgeError):
+    """The tokenizer cannot be built or loaded, or cannot encode the input."""
+
+
+class GenerationError(QwenEdgeError):
+    """Generation cannot start or continue."""
+
+
+class ContextLengthError(GenerationError):
+    """The prompt does not fit in the context window.
+
+    Example: ``prompt has 4100 tokens; the context holds 4096 (max_context)``.
+    """
+
+
+class GrammarError(GenerationError):
+    """A ``json_schema``, ``regex`` or ``grammar`` constraint is invalid."""
+
+
+# -- tools --------------------------------------------------------------------------------
+
+
+class ToolError(QwenEdgeError):
+    """A tool could not be declared, parsed, allowed or run."""
+
+
+class ToolCallParseError(ToolError):
+    """The model's ``<tool_call>`` block is not valid JSON of the expected shape."""
+
+
+class UnknownToolError(ToolError):
+    """The model called a tool that was not offered."""
+
+
+class ToolPermissionError(ToolError):
+    """The policy denied the call."""
+
+
+class ToolExecutionError(ToolError):
+    """The tool raised or timed out."""
+
+
+# -- remote -------------------------------------------------------------------------------
+
+
+class RemoteError(QwenEdgeError):
+    """Talking to an OpenAI-compatible server failed."""
+
+
+class RemoteUnavailableError(RemoteError):
+    """The server cannot be reached (refused, timed out, stream broken); the router falls back."""
+
+
+class RemoteResponseError(RemoteError):
+    """The server answered with an error status.
+
+    Attributes:
+        status: the HTTP status code.
+    """
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

@@ -1,0 +1,35 @@
+"""Build the C++ core (qwen_edge._core) and map export/ to qwen_edge.export.
+
+The core is compiled for a portable baseline (x86-64 / armv8-a); wider SIMD paths are
+selected at run time inside csrc/, so a wheel built here runs on any CPU of the family.
+"""
+
+from __future__ import annotations
+
+from glob import glob
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+ext_modules = [
+    Pybind11Extension(
+        "qwen_edge._core",
+        sorted(glob("csrc/*.cpp")),
+        cxx_std=17,
+        extra_compile_args=["-O3", "-fno-math-errno"],
+        define_macros=[("QWEN_EDGE_VERSION", '"0.1.0"')],
+    )
+]
+
+setup(
+    ext_modules=ext_modules,
+    cmdclass={"build_ext": build_ext},
+    packages=[
+        "qwen_edge",
+        "qwen_edge.cli",
+        "qwen_edge.export",
+        "qwen_edge.export.passes",
+    ],
+    package_dir={"qwen_edge.export": "export", "qwen_edge.export.passes": "export/passes"},
+    package_data={"qwen_edge": ["py.typed", "_core.pyi"]},
+)

@@ -1,0 +1,76 @@
+"""Shared test helpers: a minimal onnxruntime loop over an exported decoder graph.
+
+Deliberately independent of ``qwen_edge.engine`` so export tests check the graph itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+# Tiny shapes (see qwen_edge.export.synth.SHAPES) covering the export matrix: tied and untied
+# embeddings, head_dim != hidden / heads, GQA ratio 1 and > 1, intermediate sizes that are not
+# multiples of the quantization block.
+TINY_SHAPES = ("tiny-qwen2", "tiny-qwen2-untied", "tiny-qwen3", "tiny-qwen3-mha")
+
+
+class GraphRunner:
+    """Runs model.onnx of a package, with the KV cache shared between past and present.
+
+    ``shared=True`` binds past and present to one preallocated [1, kv, max_context, head_dim]
+    buffer per layer (what the runtime does); ``shared=False`` feeds the growing present back.
+    """
+
+    def __init__(self, package: Path, *, max_context: int = 256, shared: bool = True) -> None:
+        manifest = json.loads((package / "qwen_edge.json").read_text())
+        s = manifest["shapes"]
+        self.layers, self.kv_heads, self.head_dim = (
+            s["num_hidden_layers"], s["num_key_value_heads"], s["head_dim"])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(package / "model.onnx"), opts,
+                                            providers=["CPUExecutionProvider"])
+        self.shared = shared
+        self.offset = 0
+        length = max_context if shared else 0
+        self.kv = [np.zeros((1, self.kv_heads, length, self.head_dim), np.float32)
+                   for _ in range(2 * self.layers)]
+        self.kv_ort = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.kv]
+
+    def forward(self, tokens: list[int] | np.ndarray, num_logits: int = 1) -> np.ndarray:
+        """Append ``tokens`` to the cache and return logits [num_logits, vocab]."""
+        ids = np.asarray(tokens, dtype=np.int64).reshape(1, -1)
+        total = self.offset + ids.shape[1]
+        feeds = {
+            "input_ids": ids,
+            "seqlens_k": np.array([total - 1], np.int32),
+            "total_sequence_length": np.array(total, np.int32),
+            "num_logits_to_keep": np.array(num_logits, np.int64),
+        }
+        names = [f"past_key_values.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+        if self.shared:
+            binding = self.session.io_binding()
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, value)
+            binding.bind_output("logits")  # first: outputs come back in binding order
+            for name, value in zip(names, self.kv_ort):
+                binding.bind_ortvalue_input(name, value)
+                binding.bind_ortvalue_output(name.replace("past_key_values", "present"), value)
+            self.session.run_with_iobinding(binding)
+            logits = binding.copy_outputs_to_cpu()[0]
+        else:
+            outputs = self.session.run(None, {**feeds, **dict(zip(names, self.kv))})
+            logits, self.kv = outputs[0], outputs[1:]
+        self.offset = total
+        return logits[0]
+
+
+def reference_logits(hf_model, ids: list[int]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """transformers' logits for every position of ``ids`` (fp32, eager)."""
+    import torch
+
+    with torch.no_grad():
+        return hf_model(torch.tensor([ids])).logits[0].float().numpy()

@@ -31,5 +31,8 @@ setup(
         "qwen_edge.export.passes",
     ],
     package_dir={"qwen_edge.export": "export", "qwen_edge.export.passes": "export/passes"},
-    package_data={"qwen_edge": ["py.typed", "_core.pyi"]},
+    package_data={
+        "qwen_edge": ["py.typed", "_core.pyi", "templates/*.jinja"],
+        "qwen_edge.export": ["templates/*.jinja"],
+    },
 )

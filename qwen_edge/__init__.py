@@ -7,6 +7,7 @@ explicitly and never by the runtime.
 
 from __future__ import annotations
 
+from .config import GenerationConfig, SamplingConfig
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -32,20 +33,26 @@ from .errors import (
     UnknownToolError,
     UnsupportedArchitectureError,
 )
+from .generate import GenerationChunk
+from .model import Completion, Model, Session, load
 from .package import ModelPackage, read_package
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "Completion",
     "ConfigError",
     "ContextLengthError",
     "CorruptPackageError",
     "ExportError",
+    "GenerationChunk",
+    "GenerationConfig",
     "GenerationError",
     "GrammarError",
     "HubUnavailableError",
     "IncompatiblePackageError",
+    "Model",
     "ModelPackage",
     "OutputExistsError",
     "PackageError",
@@ -54,6 +61,8 @@ __all__ = [
     "RemoteError",
     "RemoteResponseError",
     "RemoteUnavailableError",
+    "SamplingConfig",
+    "Session",
     "TokenizerError",
     "ToolCallParseError",
     "ToolError",
@@ -62,5 +71,6 @@ __all__ = [
     "UnknownToolError",
     "UnsupportedArchitectureError",
     "__version__",
+    "load",
     "read_package",
 ]

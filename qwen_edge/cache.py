@@ -1,0 +1,87 @@
+"""KVCache: one preallocated key/value buffer per layer, shared by the graph's past and present.
+
+The buffers are numpy arrays wrapped (zero-copy) as onnxruntime values; GroupQueryAttention
+writes the new keys/values in place at ``offset``, so decoding never copies or reallocates
+the cache. ``trim`` is O(1): rows past ``offset`` are ignored by the graph (it reads
+``seqlens_k``), and overwritten by the next step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import ConfigError, ContextLengthError
+
+__all__ = ["KVCache"]
+
+
+class KVCache:
+    """Key/value buffers ``[1, kv_heads, max_context, head_dim]`` x 2 x layers, and ``offset``.
+
+    Example:
+        >>> cache = KVCache(layers=24, kv_heads=2, head_dim=64, max_context=4096)
+        >>> cache.nbytes / 2**20
+        96.0
+    """
+
+    def __init__(self, *, layers: int, kv_heads: int, head_dim: int, max_context: int) -> None:
+        if max_context < 1:
+            msg = f"max_context={max_context}: must be >= 1"
+            raise ConfigError(msg)
+        self.layers = layers
+        self.max_context = max_context
+        self.offset = 0
+        shape = (1, kv_heads, max_context, head_dim)  # [B, kv_heads, max_seq, head_dim]
+        # np.zeros maps untouched pages lazily: RSS grows with the tokens actually cached.
+        self.arrays = [np.zeros(shape, np.float32) for _ in range(2 * layers)]
+        self.values = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.arrays]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes reserved for the whole context (resident only as it fills)."""
+        return sum(a.nbytes for a in self.arrays)
+
+    @property
+    def free(self) -> int:
+        """Tokens that still fit."""
+        return self.max_context - self.offset
+
+    def reserve(self, n: int) -> None:
+        """Raise ContextLengthError unless ``n`` more tokens fit."""
+        if n > self.free:
+            msg = (
+                f"{n} new tokens do not fit: {self.offset} cached + {n} > max_context "
+                f"{self.max_context}"
+            )
+            raise ContextLengthError(msg)
+
+    def trim(self, n: int) -> None:
+        """Keep only the first ``n`` cached tokens."""
+        if not 0 <= n <= self.offset:
+            msg = f"trim({n}): the cache holds {self.offset} tokens"
+            raise ConfigError(msg)
+        self.offset = n
+
+    def reset(self) -> None:
+        self.offset = 0
+
+    def state(self) -> list[np.ndarray]:
+        """Copies of the filled part of every buffer (for saving a session)."""
+        return [a[:, :, : self.offset].copy() for a in self.arrays]
+
+    def load_state(self, state: list[np.ndarray]) -> None:
+        """Restore buffers saved by ``state()``."""
+        if len(state) != len(self.arrays):
+            msg = f"saved cache has {len(state)} buffers, this model needs {len(self.arrays)}"
+            raise ConfigError(msg)
+        n = state[0].shape[2]
+        if n > self.max_context:
+            msg = f"saved cache holds {n} tokens; max_context is {self.max_context}"
+            raise ContextLengthError(msg)
+        for dst, src in zip(self.arrays, state):
+            if src.shape[:2] + src.shape[3:] != dst.shape[:2] + dst.shape[3:]:
+                msg = f"saved cache shape {src.shape} does not match {dst.shape}"
+                raise ConfigError(msg)
+            dst[:, :, :n] = src
+        self.offset = n

@@ -1,0 +1,156 @@
+"""Frozen configuration objects: how to sample, and how to generate.
+
+Defaults live here, in the dataclasses. A package's ``generation`` defaults (from the
+checkpoint's generation_config.json) override them, and explicit arguments override those
+(``GenerationConfig.resolve``). Every field is validated in ``__post_init__``: a bad value
+raises ``ConfigError`` naming the field and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["GenerationConfig", "SamplingConfig"]
+
+
+def _check(ok: bool, name: str, value: object, allowed: str) -> None:
+    if not ok:
+        msg = f"{name}={value!r}: must be {allowed}"
+        raise ConfigError(msg)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SamplingConfig:
+    """How the next token is chosen (the C++ sampler's options, OpenAI / HF names).
+
+    Attributes:
+        temperature: 0 means greedy (argmax).
+        top_k: keep the k most likely tokens (0 = off).
+        top_p: nucleus sampling mass in (0, 1] (1 = off).
+        min_p: keep tokens with p >= min_p * p_max (0 = off).
+        repetition_penalty: HF semantics over this request's generated tokens (1 = off).
+        presence_penalty / frequency_penalty: OpenAI semantics over generated tokens.
+        logit_bias: token id -> additive bias (OpenAI: in [-100, 100]).
+        seed: the same seed gives the same tokens for the same prompt; None draws one.
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: Mapping[int, float] = field(default_factory=dict)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(_is_number(self.temperature) and self.temperature >= 0, "temperature",
+               self.temperature, ">= 0 (0 = greedy)")
+        _check(_is_int(self.top_k) and self.top_k >= 0, "top_k", self.top_k, "an int >= 0")
+        _check(_is_number(self.top_p) and 0 < self.top_p <= 1, "top_p", self.top_p, "in (0, 1]")
+        _check(_is_number(self.min_p) and 0 <= self.min_p <= 1, "min_p", self.min_p, "in [0, 1]")
+        _check(_is_number(self.repetition_penalty) and self.repetition_penalty > 0,
+               "repetition_penalty", self.repetition_penalty, "> 0 (1 = off)")
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            _check(_is_number(value) and -2 <= value <= 2, name, value, "in [-2, 2]")
+        _check(isinstance(self.logit_bias, Mapping), "logit_bias", self.logit_bias,
+               "a mapping of token id -> bias")
+        for token, bias in self.logit_bias.items():
+            _check(_is_int(token) and token >= 0, "logit_bias", token, "keyed by token ids >= 0")
+            _check(_is_number(bias) and -100 <= bias <= 100, f"logit_bias[{token}]", bias,
+                   "in [-100, 100]")
+        _check(self.seed is None or (_is_int(self.seed) and self.seed >= 0), "seed", self.seed,
+               "None or an int >= 0")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+_CONSTRAINTS = ("json_schema", "regex", "grammar")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerationConfig:
+    """What to generate: length, stops, constraints, plus a ``SamplingConfig``.
+
+    Attributes:
+        max_tokens: most tokens to generate (None = until the context is full).
+        stop: strings that end generation (also across token boundaries); not in the text.
+        stop_token_ids: token ids that end generation (None = the package's: <|im_end|>,
+            <|endoftext|>).
+        json_schema / regex / grammar: constrain the output (at most one; grammar is Lark).
+        speculative_tokens: propose up to this many n-gram draft tokens per step (greedy
+            only; 0 = off). Output is token-identical with and without.
+        sampling: the sampler options.
+    """
+
+    max_tokens: int | None = 512
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] | None = None
+    json_schema: Mapping[str, Any] | str | None = None
+    regex: str | None = None
+    grammar: str | None = None
+    speculative_tokens: int = 0
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.max_tokens is None or (_is_int(self.max_tokens) and self.max_tokens >= 1),
+               "max_tokens", self.max_tokens, "None or an int >= 1")
+        _check(isinstance(self.stop, tuple) and all(isinstance(s, str) and s for s in self.stop),
+               "stop", self.stop, "non-empty strings")
+        _check(self.stop_token_ids is None or all(_is_int(t) and t >= 0
+                                                  for t in self.stop_token_ids),
+               "stop_token_ids", self.stop_token_ids, "token ids >= 0")
+        given = [name for name in _CONSTRAINTS if getattr(self, name) is not None]
+        _check(len(given) <= 1, "constraints", given, "at most one of json_schema, regex, grammar")
+        _check(_is_int(self.speculative_tokens) and 0 <= self.speculative_tokens <= 16,
+               "speculative_tokens", self.speculative_tokens, "in [0, 16]")
+
+    @classmethod
+    def resolve(cls, defaults: Mapping[str, Any] | None = None, **kwargs: Any) -> GenerationConfig:
+        """Build from package defaults overridden by keyword arguments (flat names).
+
+        Sampling names (``temperature``, ``top_p``, ...) and generation names (``max_tokens``,
+        ``stop``, ...) may be mixed; an unknown name is a ConfigError listing the known ones.
+        """
+        sampling_names = {f.name for f in dataclasses.fields(SamplingConfig)}
+        gen_names = {f.name for f in dataclasses.fields(cls)} - {"sampling"}
+        unknown = set(kwargs) - sampling_names - gen_names
+        if unknown:
+            msg = (f"unknown generation option(s) {', '.join(sorted(unknown))}; known: "
+                   f"{', '.join(sorted(sampling_names | gen_names))}")
+            raise ConfigError(msg)
+        merged: dict[str, Any] = {}
+        for key, value in (defaults or {}).items():
+            if key in sampling_names | gen_names:
+                merged[key] = value
+        if defaults and defaults.get("do_sample") is False:
+            merged["temperature"] = 0.0
+        merged.update({k: v for k, v in kwargs.items() if v is not None or k == "max_tokens"})
+        stop = merged.get("stop", ())
+        if isinstance(stop, str):
+            stop = (stop,)
+        merged["stop"] = tuple(stop) if isinstance(stop, Sequence) else stop
+        if merged.get("stop_token_ids") is not None:
+            merged["stop_token_ids"] = tuple(merged["stop_token_ids"])
+        if merged.get("logit_bias") is not None:
+            merged["logit_bias"] = {int(k): v for k, v in dict(merged["logit_bias"]).items()}
+        sampling = SamplingConfig(**{k: merged.pop(k) for k in list(merged) if k in sampling_names})
+        return cls(sampling=sampling, **merged)

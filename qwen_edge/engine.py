@@ -1,0 +1,146 @@
+"""Engine: one onnxruntime session over a package's decoder graph, driven with IOBinding.
+
+``forward(tokens, cache, num_logits)`` appends tokens to a ``KVCache`` and returns logits for
+the last ``num_logits`` positions only. The cache buffers are bound as both past and present
+(the graph writes in place); small inputs are rebound per call; the logits buffer is reused
+for each distinct ``num_logits``. Long prompts are prefilled in chunks, so activations stay
+bounded whatever the prompt length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import onnxruntime as ort
+
+from .cache import KVCache
+from .errors import ConfigError, GenerationError, PackageError
+from .package import ModelPackage
+
+__all__ = ["DEFAULT_MAX_CONTEXT", "Engine", "native_errors"]
+
+DEFAULT_MAX_CONTEXT = 4096  # per-session KV reservation when the caller does not choose
+PREFILL_CHUNK = 512
+
+
+@contextlib.contextmanager
+def native_errors(what: str) -> Iterator[None]:
+    """Translate onnxruntime's exceptions into ours, once, at the boundary."""
+    try:
+        yield
+    except (ort.capi.onnxruntime_pybind11_state.Fail,
+            ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+            ort.capi.onnxruntime_pybind11_state.RuntimeException,
+            ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+            ort.capi.onnxruntime_pybind11_state.NoSuchFile) as exc:
+        msg = f"{what}: {exc}"
+        raise (PackageError if "load" in what else GenerationError)(msg) from exc
+
+
+def _physical_cores() -> int:
+    """Physical cores (hyperthreads slow down memory-bound decoding); falls back to CPUs."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            cores = {
+                line.split(":")[1].strip() for line in f if line.startswith("core id")
+            }
+        ids = len(cores)
+    except OSError:
+        ids = 0
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(ids or available or 1, available or 1))
+
+
+class Engine:
+    """The onnxruntime session of one package. Immutable after construction; thread-safe
+    as long as each thread uses its own ``KVCache``.
+    """
+
+    def __init__(self, package: ModelPackage, *, threads: int | None = None) -> None:
+        if threads is not None and threads < 1:
+            msg = f"threads={threads}: must be >= 1"
+            raise ConfigError(msg)
+        shapes = package.shapes
+        self.package = package
+        self.layers = int(shapes["num_hidden_layers"])
+        self.kv_heads = int(shapes["num_key_value_heads"])
+        self.head_dim = int(shapes["head_dim"])
+        self.vocab_size = int(shapes["vocab_size"])
+        self.threads = threads or _physical_cores()
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.enable_cpu_mem_arena = True
+        opts.enable_mem_pattern = False  # shapes change every call; patterns would not reuse
+        opts.log_severity_level = 3
+        with native_errors(f"{package.path}: load model"):
+            self.session = ort.InferenceSession(
+                str(package.model_file), opts, providers=["CPUExecutionProvider"]
+            )
+        self._kv_names = [
+            (f"past_key_values.{i}.{kind}", f"present.{i}.{kind}")
+            for i in range(self.layers) for kind in ("key", "value")
+        ]
+        self._logits: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}
+
+    def new_cache(self, max_context: int | None = None) -> KVCache:
+        """A KV cache for one conversation (default: min(package limit, 4096) tokens)."""
+        limit = self.package.max_context
+        n = max_context or min(limit, DEFAULT_MAX_CONTEXT)
+        if n > limit:
+            msg = f"max_context={n}: the package supports at most {limit} (re-export with --max-context)"
+            raise ConfigError(msg)
+        return KVCache(layers=self.layers, kv_heads=self.kv_heads, head_dim=self.head_dim,
+                       max_context=n)
+
+    def _logits_buffer(self, n: int) -> tuple[np.ndarray, ort.OrtValue]:
+        if n not in self._logits:
+            if len(self._logits) > 8:  # bounded: decode (1), prefill (1), speculation (k+1)
+                self._logits.clear()
+            array = np.empty((1, n, self.vocab_size), np.float32)
+            self._logits[n] = (array, ort.OrtValue.ortvalue_from_numpy(array))
+        return self._logits[n]
+
+    def forward(self, tokens: np.ndarray, cache: KVCache, *, num_logits: int = 1) -> np.ndarray:
+        """Append ``tokens`` (int, [n]) to ``cache``; logits [num_logits, vocab] of the last positions.
+
+        The returned array is a view of an internal buffer, valid until the next call.
+        """
+        tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
+        n = tokens.shape[0]
+        if n == 0:
+            msg = "forward() needs at least one token"
+            raise GenerationError(msg)
+        if not 1 <= num_logits <= n:
+            msg = f"num_logits={num_logits}: must be in [1, {n}]"
+            raise ConfigError(msg)
+        cache.reserve(n)
+        start = 0
+        # Prefill in chunks (bounded activations); the last chunk holds the requested logits.
+        while n - start > PREFILL_CHUNK and n - start - PREFILL_CHUNK >= num_logits:
+            self._run(tokens[start:start + PREFILL_CHUNK], cache, 1)
+            start += PREFILL_CHUNK
+        return self._run(tokens[start:], cache, num_logits)
+
+    def _run(self, tokens: np.ndarray, cache: KVCache, num_logits: int) -> np.ndarray:
+        total = cache.offset + tokens.shape[0]
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", tokens.reshape(1, -1))
+        binding.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
+        binding.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+        binding.bind_cpu_input("num_logits_to_keep", np.array(num_logits, np.int64))
+        logits, logits_value = self._logits_buffer(num_logits)
+        binding.bind_ortvalue_output("logits", logits_value)
+        for (past, present), value in zip(self._kv_names, cache.values):
+            binding.bind_ortvalue_input(past, value)
+            binding.bind_ortvalue_output(present, value)
+        with native_errors("forward"):
+            self.session.run_with_iobinding(binding)
+        cache.offset = total
+        return logits[0]

@@ -1,0 +1,194 @@
+"""The token loop: ``generate_step`` (tokens -> tokens) and ``stream_generate`` (-> text chunks).
+
+``generate_step`` knows tokens and logits, never text; ``stream_generate`` knows text (stop
+strings, incremental detokenization), never chat. Chat and tool parsing sit above both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from .cache import KVCache
+from .config import GenerationConfig
+from .constrain import Constraint
+from .engine import Engine
+from .sampling import SampleFn, Sampled
+from .tokenizer import StreamDecoder, Tokenizer
+
+__all__ = ["GenerationChunk", "generate_step", "stream_generate"]
+
+
+def generate_step(
+    engine: Engine,
+    cache: KVCache,
+    new_tokens: np.ndarray,
+    *,
+    sample: SampleFn,
+    context: Sequence[int] = (),
+    constraint: Constraint | None = None,
+    speculative_tokens: int = 0,
+) -> Iterator[Sampled]:
+    """Prefill ``new_tokens`` into ``cache``, then yield (token, logprob, entropy) forever.
+
+    The caller stops by closing the generator; tokens it consumed after the last forward are
+    not in the cache (``cache.offset`` counts what the graph has seen).
+
+    Args:
+        engine: the model's onnxruntime engine.
+        cache: the KV cache; ``new_tokens`` are appended at ``cache.offset``.
+        new_tokens: tokens not yet in the cache (at least one).
+        sample: from ``make_sampler``.
+        context: the tokens already in the cache (for n-gram drafting).
+        constraint: grammar state; its mask is applied to every draw.
+        speculative_tokens: n-gram draft length (greedy only; 0 = off). Drafts are verified
+            in one forward pass returning k+1 logits; the longest agreeing prefix is kept, so
+            the output is token-identical to plain greedy decoding.
+    """
+    history: list[int] = []  # generated tokens: the penalties' window
+
+    def pick(logits: np.ndarray) -> Sampled:
+        mask = constraint.mask() if constraint is not None else None
+        token, logprob, entropy = sample(logits, np.asarray(history, np.int32), mask)
+        if constraint is not None:
+            constraint.advance(token)
+        history.append(token)
+        return token, logprob, entropy
+
+    seen = list(context) + [int(t) for t in new_tokens]
+    logits: np.ndarray | None = engine.forward(new_tokens, cache, num_logits=1)[-1]
+    forced: Sampled | None = None
+    while True:
+        step = forced if forced is not None else pick(logits)  # type: ignore[arg-type]
+        forced = None
+        yield step
+        token = step[0]
+        seen.append(token)
+        if cache.free < 1:
+            return  # the context is full: this token cannot be fed
+        draft: list[int] = []
+        if speculative_tokens and constraint is None and cache.free > 1:
+            k = min(speculative_tokens, cache.free - 1)
+            draft = [int(t) for t in _core.ngram_draft(np.asarray(seen, np.int32), k=k)]
+        rows = engine.forward(np.asarray([token, *draft], np.int64), cache,
+                              num_logits=len(draft) + 1)
+        accepted = 0
+        for i, proposed in enumerate(draft):
+            step = pick(rows[i])
+            if step[0] != proposed:  # the target disagrees: keep its token, drop the rest
+                cache.trim(cache.offset - (len(draft) - i))
+                forced = step
+                break
+            accepted += 1
+            yield step
+            seen.append(proposed)
+        if forced is None:
+            logits = rows[len(draft)]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationChunk:
+    """One step of ``stream_generate``.
+
+    Attributes:
+        text: the new text (may be "" while a character or a possible stop string is held).
+        token: the sampled token (None for the final flush chunk).
+        logprob / entropy: of the sampled token's distribution (nats).
+        finish_reason: None while generating; then "stop" or "length".
+    """
+
+    text: str
+    token: int | None
+    logprob: float | None
+    entropy: float | None
+    finish_reason: str | None = None
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """Filled in by ``stream_generate`` as it runs."""
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens already in the cache (set by the caller)
+    completion_tokens: int = 0
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+
+
+def _split_stop(text: str, stops: Sequence[str]) -> tuple[str, str, bool]:
+    """(emit now, hold back, stopped): cut at the first stop string, hold a possible prefix."""
+    if not stops:
+        return text, "", False
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    if cut >= 0:
+        return text[:cut], "", True
+    hold = 0
+    for s in stops:  # longest suffix of text that is a proper prefix of a stop string
+        for n in range(min(len(s) - 1, len(text)), hold, -1):
+            if text.endswith(s[:n]):
+                hold = n
+                break
+    return text[: len(text) - hold], text[len(text) - hold:], False
+
+
+def stream_generate(
+    engine: Engine,
+    tokenizer: Tokenizer,
+    cache: KVCache,
+    new_tokens: np.ndarray,
+    cfg: GenerationConfig,
+    *,
+    sample: SampleFn,
+    stop_token_ids: Sequence[int],
+    context: Sequence[int] = (),
+    constraint: Constraint | None = None,
+    stats: StreamStats | None = None,
+    on_token: Callable[[int], None] | None = None,
+) -> Iterator[GenerationChunk]:
+    """Generate text chunks until a stop token, a stop string, ``max_tokens`` or a full context.
+
+    The concatenated ``text`` of all chunks is the completion, with stop strings removed.
+    """
+    stats = stats if stats is not None else StreamStats()
+    stats.prompt_tokens = len(context) + len(new_tokens)
+    stops = set(stop_token_ids)
+    decoder = StreamDecoder(tokenizer)
+    pending = ""
+    start = time.perf_counter()
+    steps = generate_step(engine, cache, new_tokens, sample=sample, context=context,
+                          constraint=constraint,
+                          speculative_tokens=cfg.speculative_tokens)
+    finish = "length"
+    cut = False  # a stop string ended the text: drop whatever followed it
+    try:
+        for n, (token, logprob, entropy) in enumerate(steps, start=1):
+            if n == 1:
+                stats.prefill_s = time.perf_counter() - start
+            stats.completion_tokens = n
+            if on_token is not None:
+                on_token(token)
+            if token in stops:
+                finish = "stop"
+                yield GenerationChunk("", token, logprob, entropy)
+                break
+            emit, pending, cut = _split_stop(pending + decoder.add(token), cfg.stop)
+            done = constraint is not None and constraint.done
+            yield GenerationChunk(emit, token, logprob, entropy)
+            if cut or done:
+                finish = "stop"
+                break
+            if (cfg.max_tokens is not None and n >= cfg.max_tokens) or cache.free < 1:
+                break
+    finally:
+        steps.close()
+        stats.decode_s = time.perf_counter() - start - stats.prefill_s
+    tail = ""
+    if not cut:  # flush held-back bytes and a partial stop-string prefix: no more tokens come
+        emit, held, cut = _split_stop(pending + decoder.finish(), cfg.stop)
+        tail = emit if cut else emit + held
+        finish = "stop" if cut else finish
+    yield GenerationChunk(tail, None, None, None, finish_reason=finish)

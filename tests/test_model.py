@@ -1,0 +1,221 @@
+"""qwen_edge.load / Model / Session: generation against transformers, caching, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import qwen_edge
+from qwen_edge.errors import (
+    ConfigError,
+    ContextLengthError,
+    CorruptPackageError,
+    GrammarError,
+    IncompatiblePackageError,
+    PackageNotFoundError,
+)
+
+GREEDY = {"temperature": 0, "repetition_penalty": 1.0}
+N_TOKENS = 32
+
+
+@pytest.fixture(scope="module")
+def tiny(package):  # type: ignore[no-untyped-def]
+    return qwen_edge.load(package("tiny-qwen2", "fp32"), threads=1)
+
+
+def _hf_greedy(ckpt, ids, n):  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        ckpt, dtype=torch.float32, attn_implementation="eager").eval()
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=n,
+                             min_new_tokens=n, repetition_penalty=1.0, temperature=None,
+                             top_p=None, top_k=None, pad_token_id=0)
+    return out[0, len(ids):].tolist()
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("shape", ["tiny-qwen2", "tiny-qwen3"])
+def test_greedy_matches_transformers_cold_and_warm(shape, checkpoint, package):  # type: ignore[no-untyped-def]
+    model = qwen_edge.load(package(shape, "fp32"), threads=1)
+    prompt = model.encode_prompt([{"role": "user", "content": "What is the weather in Paris?"}])
+    ref = _hf_greedy(checkpoint(shape), prompt.tolist(), N_TOKENS)
+    cold = model.generate(prompt, max_tokens=N_TOKENS, stop_token_ids=(), **GREEDY)
+    assert cold.token_ids == ref
+    assert cold.finish_reason == "length"
+    assert cold.usage.completion_tokens == N_TOKENS
+
+    # Warm: the session already holds a prefix of this prompt (and more, which is trimmed).
+    session = model.session()
+    session.generate(prompt[:-3], max_tokens=5, stop_token_ids=(), **GREEDY)
+    warm = session.generate(prompt, max_tokens=N_TOKENS, stop_token_ids=(), **GREEDY)
+    assert warm.usage.cached_tokens == len(prompt) - 3
+    assert warm.token_ids == ref
+
+
+def test_prefix_reuse_equals_cold_run(tiny):  # type: ignore[no-untyped-def]
+    first = [{"role": "system", "content": "You are a helpful assistant."},
+             {"role": "user", "content": "Turn on the lights."}]
+    session = tiny.session()
+    reply = session.generate(first, max_tokens=8, stop_token_ids=(), **GREEDY)
+    second = [*first, {"role": "assistant", "content": reply.text},
+              {"role": "user", "content": "And the heating."}]
+    warm = session.generate(second, max_tokens=16, stop_token_ids=(), **GREEDY)
+    cold = tiny.generate(second, max_tokens=16, stop_token_ids=(), **GREEDY)
+    assert warm.token_ids == cold.token_ids
+    assert warm.usage.cached_tokens > len(tiny.encode_prompt(first)) - 2
+
+
+def test_saved_session_continues_identically(tiny, package, tmp_path):  # type: ignore[no-untyped-def]
+    prompt = "The quick brown fox jumps over the lazy dog"
+    session = tiny.session()
+    session.generate(prompt, max_tokens=4, stop_token_ids=(), **GREEDY)
+    session.save(tmp_path / "s.npz")
+    restored = tiny.load_session(tmp_path / "s.npz")
+    assert restored.tokens == session.tokens
+    longer = prompt + " and runs away"
+    a = session.generate(longer, max_tokens=12, stop_token_ids=(), **GREEDY)
+    b = restored.generate(longer, max_tokens=12, stop_token_ids=(), **GREEDY)
+    assert a.token_ids == b.token_ids
+    assert b.usage.cached_tokens == a.usage.cached_tokens > 0
+
+    other = qwen_edge.load(package("tiny-qwen3", "fp32"), threads=1)
+    with pytest.raises(IncompatiblePackageError, match="only restores on the package"):
+        other.load_session(tmp_path / "s.npz")
+
+
+def test_speculative_decoding_is_token_identical(tiny):  # type: ignore[no-untyped-def]
+    # A repetitive prompt gives the n-gram drafter matches to propose.
+    prompt = "set_timer(minutes=5) set_timer(minutes=5) set_timer(minutes=5) " * 3
+    plain = tiny.generate(prompt, max_tokens=40, stop_token_ids=(), **GREEDY)
+    fast = tiny.generate(prompt, max_tokens=40, stop_token_ids=(), speculative_tokens=4, **GREEDY)
+    assert fast.token_ids == plain.token_ids
+    assert fast.text == plain.text
+
+
+def test_seed_reproducible_and_streaming_equals_text(tiny):  # type: ignore[no-untyped-def]
+    opts = {"temperature": 0.9, "top_p": 0.95, "max_tokens": 24, "stop_token_ids": ()}
+    a = tiny.generate("Bonjour", seed=7, **opts)
+    b = tiny.generate("Bonjour", seed=7, **opts)
+    c = tiny.generate("Bonjour", seed=8, **opts)
+    assert a.token_ids == b.token_ids
+    assert a.token_ids != c.token_ids
+    streamed = "".join(tiny.stream("Bonjour", seed=7, **opts))
+    assert streamed == a.text == tiny.tokenizer.decode(a.token_ids)
+
+
+def test_stop_string_across_tokens(tiny):  # type: ignore[no-untyped-def]
+    full = tiny.generate("Hello", max_tokens=24, stop_token_ids=(), **GREEDY).text
+    assert len(full) > 10
+    stop = full[5:9]  # a span that very likely straddles a token boundary
+    cut = tiny.generate("Hello", max_tokens=24, stop_token_ids=(), stop=[stop], **GREEDY)
+    assert cut.text == full[: full.index(stop)]
+    assert cut.finish_reason == "stop"
+    assert "".join(tiny.stream("Hello", max_tokens=24, stop_token_ids=(), stop=[stop],
+                               **GREEDY)) == cut.text
+
+
+def test_stop_token_ends_generation(tiny):  # type: ignore[no-untyped-def]
+    opts = {"temperature": 1.0, "seed": 3, "max_tokens": 6}
+    first = tiny.generate("Hello", stop_token_ids=(), **opts)
+    stop_at = next(i for i, t in enumerate(first.token_ids) if t not in first.token_ids[:i]
+                   and i >= 2)
+    out = tiny.generate("Hello", stop_token_ids=(first.token_ids[stop_at],), **opts)
+    assert out.finish_reason == "stop"
+    assert out.token_ids == first.token_ids[:stop_at]  # the stop token itself is not returned
+    assert out.usage.completion_tokens == stop_at + 1
+
+
+def test_context_limit(package):  # type: ignore[no-untyped-def]
+    model = qwen_edge.load(package("tiny-qwen2", "fp32"), threads=1, max_context=32)
+    with pytest.raises(ContextLengthError, match="the context holds 32"):
+        model.generate(list(range(100, 140)))
+    out = model.generate(list(range(100, 120)), max_tokens=100, stop_token_ids=(), **GREEDY)
+    assert out.finish_reason == "length"
+    assert out.usage.prompt_tokens + out.usage.completion_tokens == 33  # last one is not fed
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"temperature": -1}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": -2}, "top_k"),
+        ({"min_p": 2}, "min_p"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"repetition_penalty": 0}, "repetition_penalty"),
+        ({"json_schema": {"type": "object"}, "regex": "a+"}, "at most one"),
+        ({"temprature": 0.5}, "unknown generation option"),
+        ({"logit_bias": {5: 1000}}, "logit_bias"),
+    ],
+)
+def test_invalid_options(tiny, options, match):  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=match):
+        tiny.generate("Hi", **options)
+
+
+@pytest.mark.parametrize("prompt", ["", [], 42, [{"content": "no role"}], [-1, 5]])
+def test_invalid_prompts(tiny, prompt):  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError):
+        tiny.generate(prompt)
+
+
+def test_bad_packages(package, tmp_path):  # type: ignore[no-untyped-def]
+    with pytest.raises(PackageNotFoundError):
+        qwen_edge.load(tmp_path / "missing")
+    pkg = shutil.copytree(package("tiny-qwen2", "int4"), tmp_path / "pkg")
+    (pkg / "tokenizer.json").write_text("{}")
+    with pytest.raises(CorruptPackageError, match="tokenizer.json"):
+        qwen_edge.load(pkg)
+
+
+def test_json_schema_output_validates(tiny):  # type: ignore[no-untyped-def]
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 12},
+                       "unit": {"enum": ["celsius", "fahrenheit"]},
+                       "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "unit", "days"],
+        "additionalProperties": False,
+    }
+    for seed in range(5):
+        out = tiny.generate("Weather?", json_schema=schema, temperature=1.0, seed=seed,
+                            max_tokens=64)
+        assert out.finish_reason == "stop", out.text
+        jsonschema.validate(json.loads(out.text), schema)
+
+
+def test_regex_and_grammar_outputs(tiny):  # type: ignore[no-untyped-def]
+    import re
+
+    out = tiny.generate("Time:", regex=r"[0-2][0-9]:[0-5][0-9]", temperature=1.0, seed=1)
+    assert re.fullmatch(r"[0-2][0-9]:[0-5][0-9]", out.text)
+    grammar = 'start: "turn " ("on" | "off") " the " ROOM\nROOM: "kitchen" | "hall"'
+    out = tiny.generate("Command:", grammar=grammar, temperature=1.0, seed=2)
+    assert re.fullmatch(r"turn (on|off) the (kitchen|hall)", out.text)
+    with pytest.raises(GrammarError):
+        tiny.generate("x", grammar="start: (")
+
+
+def test_chat_template_matches_transformers(tiny, checkpoint):  # type: ignore[no-untyped-def]
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.AutoTokenizer.from_pretrained(checkpoint("tiny-qwen2"))
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]}}}]
+    conversations = [
+        [{"role": "user", "content": "Hi"}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Grüße, 你好 😀"}],
+    ]
+    for messages in conversations:
+        for t in (None, tools):
+            assert tiny.apply_chat_template(messages, tools=t) == hf.apply_chat_template(
+                messages, tools=t, tokenize=False, add_generation_prompt=True)

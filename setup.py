@@ -33,6 +33,5 @@ setup(
     package_dir={"qwen_edge.export": "export", "qwen_edge.export.passes": "export/passes"},
     package_data={
         "qwen_edge": ["py.typed", "_core.pyi", "templates/*.jinja"],
-        "qwen_edge.export": ["templates/*.jinja"],
     },
 )

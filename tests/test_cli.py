@@ -1,0 +1,67 @@
+"""The qwen-edge command, driven in-process through main(argv)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qwen_edge.cli import main
+
+
+def test_help_lists_subcommands(capsys):  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("export", "synth", "inspect", "run", "chat", "bench"):
+        assert name in out
+
+
+def test_synth_export_inspect(tmp_path, capsys):  # type: ignore[no-untyped-def]
+    ckpt, pkg = tmp_path / "ckpt", tmp_path / "pkg"
+    assert main(["synth", "--shape", "tiny-qwen3", "-o", str(ckpt), "--dtype", "float32"]) == 0
+    assert (ckpt / "config.json").exists()
+    assert main(["export", str(ckpt), "-o", str(pkg), "--quant", "int8", "--max-context",
+                 "128", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["quant"] == "int8" and summary["size_mb"] > 0
+    assert main(["inspect", str(pkg)]) == 0
+    out = capsys.readouterr().out
+    assert "Qwen3ForCausalLM" in out and "verified               ok" in out
+    assert main(["inspect", str(pkg), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["quantization"]["method"] == "int8"
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path, capsys):  # type: ignore[no-untyped-def]
+    assert main(["inspect", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing" in err and "Traceback" not in err
+    assert main(["export", str(tmp_path / "nope"), "-o", str(tmp_path / "out")]) == 1
+    assert "error:" in capsys.readouterr().err
+    assert main(["synth", "--shape", "qwen9-1b", "-o", str(tmp_path / "x")]) == 1
+    assert "qwen2.5-0.5b" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "src"])  # -o is required
+    assert exc.value.code == 2
+
+
+def test_run_streams_text(package, capsys):  # type: ignore[no-untyped-def]
+    pkg = package("tiny-qwen2", "int4")
+    assert main(["run", str(pkg), "Hello", "--max-tokens", "8", "--temperature", "0"]) == 0
+    out = capsys.readouterr().out
+    assert len(out) > 1
+    assert main(["run", str(pkg), "Hi", "--chat", "--temperature", "-1"]) == 1
+    assert "temperature" in capsys.readouterr().err
+
+
+def test_bench_json(package, capsys):  # type: ignore[no-untyped-def]
+    pkg = package("tiny-qwen2", "int4")
+    assert main(["bench", str(pkg), "--runs", "1", "--prompt-lengths", "16,64",
+                 "--decode-tokens", "8", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["quant"] == "int4"
+    assert result["prefill_tok_s@64"] > 0 and result["decode_tok_s@8"] > 0

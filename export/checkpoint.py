@@ -81,7 +81,7 @@ _READABLE = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype(ml
 
 @dataclass(frozen=True, slots=True)
 class _Arch:
-    """What an architecture fixes, as flags (the exporter's ``ARCHITECTURES`` mirrors these)."""
+    """What an architecture fixes, as flags (``qwen.build_decoder`` reads them from QwenConfig)."""
 
     model_type: str
     qk_norm: bool  # Qwen3: RMSNorm over each head of q and k
@@ -108,9 +108,9 @@ class QwenConfig:
     """The parts of a Qwen ``config.json`` the exporter uses, validated.
 
     ``attention_bias`` means q/k/v carry biases (always for Qwen2, where o_proj has none);
-    ``qk_norm`` means per-head RMSNorm on q and k (Qwen3). ``rope_scaling`` is ``None`` or a
-    ``"default"``-type dict: scaled RoPE variants are rejected. ``dtype`` is the checkpoint's
-    ``torch_dtype`` / ``dtype`` string.
+    ``qk_norm`` means per-head RMSNorm on q and k (Qwen3). ``rope_scaling`` is ``None`` once
+    parsed: a ``"default"`` entry is plain RoPE and scaled variants (yarn, dynamic, ...) are
+    rejected. ``dtype`` is the checkpoint's ``torch_dtype`` / ``dtype`` string.
 
     Example:
         >>> cfg = QwenConfig.from_dict(json.loads(Path("ckpt/config.json").read_text()))

@@ -2,7 +2,8 @@
 
 ``build_decoder`` emits the fp32 graph; quantization is a pass over it (``passes/``). The two
 architectures differ by flags on ``QwenConfig`` (``attention_bias`` for Qwen2's q/k/v biases,
-``qk_norm`` for Qwen3's per-head RMSNorm), not by subclasses.
+``qk_norm`` for Qwen3's per-head RMSNorm; set by ``checkpoint``'s architecture table), not by
+subclasses.
 
 Graph interface (the runtime binds these by name; see ``qwen_edge/engine.py``)::
 
@@ -27,39 +28,19 @@ One layer (names as in the graph)::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx_ir as ir
 
 from qwen_edge.errors import UnsupportedArchitectureError
 
+from .checkpoint import SUPPORTED_ARCHITECTURES, QwenConfig
 from .graph import MS_DOMAIN, SOURCE_KEY, TRANSPOSED_KEY, GraphBuilder
 
-if TYPE_CHECKING:
-    from .checkpoint import QwenConfig
-
-__all__ = ["ARCHITECTURES", "DecoderFlags", "build_decoder", "rotary_caches"]
+__all__ = ["build_decoder", "rotary_caches"]
 
 TensorLoader = Callable[[str], np.ndarray]
 INT64_MAX = np.iinfo(np.int64).max
-
-
-class DecoderFlags:
-    """What differs between the supported architectures."""
-
-    __slots__ = ("qk_norm", "qkv_bias")
-
-    def __init__(self, *, qkv_bias: bool, qk_norm: bool) -> None:
-        self.qkv_bias = qkv_bias
-        self.qk_norm = qk_norm
-
-
-# Architecture dispatch is a dict: an unknown key is an error listing these.
-ARCHITECTURES: dict[str, DecoderFlags] = {
-    "Qwen2ForCausalLM": DecoderFlags(qkv_bias=True, qk_norm=False),
-    "Qwen3ForCausalLM": DecoderFlags(qkv_bias=False, qk_norm=True),
-}
 
 
 def rotary_caches(head_dim: int, max_context: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -81,24 +62,20 @@ def build_decoder(cfg: QwenConfig, load: TensorLoader, *, max_context: int) -> i
         max_context: the KV cache length the graph's rotary tables cover.
 
     Raises:
-        UnsupportedArchitectureError: the architecture is not in ``ARCHITECTURES``.
+        UnsupportedArchitectureError: the architecture is not in ``SUPPORTED_ARCHITECTURES``.
     """
-    flags = ARCHITECTURES.get(cfg.architecture)
-    if flags is None:
+    if cfg.architecture not in SUPPORTED_ARCHITECTURES:
         msg = (
             f"{cfg.architecture} is not supported; supported architectures: "
-            f"{', '.join(ARCHITECTURES)}"
+            f"{', '.join(SUPPORTED_ARCHITECTURES)}"
         )
         raise UnsupportedArchitectureError(msg)
-    return _DecoderBuilder(cfg, flags, load, max_context).build()
+    return _DecoderBuilder(cfg, load, max_context).build()
 
 
 class _DecoderBuilder:
-    def __init__(
-        self, cfg: QwenConfig, flags: DecoderFlags, load: TensorLoader, max_context: int
-    ) -> None:
+    def __init__(self, cfg: QwenConfig, load: TensorLoader, max_context: int) -> None:
         self.cfg = cfg
-        self.flags = flags
         self.load = load
         self.max_context = max_context
         self.g = GraphBuilder()
@@ -211,19 +188,19 @@ class _DecoderBuilder:
         self, i: int, x: ir.Value, past: tuple[ir.Value, ir.Value], seqlens_k: ir.Value,
         total_len: ir.Value, cos_cache: ir.Value, sin_cache: ir.Value,
     ) -> tuple[ir.Value, tuple[ir.Value, ir.Value]]:
-        cfg, g, flags = self.cfg, self.g, self.flags
+        cfg, g = self.cfg, self.g
         p = f"model.layers.{i}.self_attn"
         name = f"/model/layers.{i}/attn"
         q_dim = cfg.num_attention_heads * cfg.head_dim
         kv_dim = cfg.num_key_value_heads * cfg.head_dim
 
         def proj(which: str, out_features: int) -> ir.Value:
-            bias = f"{p}.{which}_proj.bias" if flags.qkv_bias else None
+            bias = f"{p}.{which}_proj.bias" if cfg.attention_bias else None
             return self._linear(x, f"{p}.{which}_proj.weight", out_features, cfg.hidden_size,
                                 name=f"{name}/{which}_proj", bias=bias)
 
         q, k, v = proj("q", q_dim), proj("k", kv_dim), proj("v", kv_dim)
-        if flags.qk_norm:  # Qwen3: RMSNorm over head_dim of each head, before RoPE
+        if cfg.qk_norm:  # Qwen3: RMSNorm over head_dim of each head, before RoPE
             q = self._head_norm(q, f"{p}.q_norm.weight", name=f"{name}/q_norm")
             k = self._head_norm(k, f"{p}.k_norm.weight", name=f"{name}/k_norm")
         out, present_k, present_v = g.op_multi(

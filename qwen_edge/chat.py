@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib import resources
@@ -21,9 +22,30 @@ import jinja2.sandbox
 
 from .errors import ConfigError, TokenizerError
 
-__all__ = ["builtin_template", "render_chat"]
+__all__ = ["ToolCall", "builtin_template", "render_chat"]
 
 Message = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the model made (OpenAI's ``tool_calls[i]``).
+
+    Attributes:
+        name: the function name.
+        arguments: the parsed JSON arguments.
+        id: a call id (``call_<n>``), unique within a conversation.
+    """
+
+    name: str
+    arguments: dict[str, Any]
+    id: str = ""
+
+    def to_openai(self) -> dict[str, Any]:
+        """``{"id", "type": "function", "function": {"name", "arguments": <JSON text>}}``."""
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name,
+                             "arguments": json.dumps(self.arguments, ensure_ascii=False)}}
 
 
 def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,

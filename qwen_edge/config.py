@@ -95,9 +95,13 @@ class GenerationConfig:
         stop: strings that end generation (also across token boundaries); not in the text.
         stop_token_ids: token ids that end generation (None = the package's: <|im_end|>,
             <|endoftext|>).
-        json_schema / regex / grammar: constrain the output (at most one; grammar is Lark).
-        speculative_tokens: propose up to this many n-gram draft tokens per step (greedy
-            only; 0 = off). Output is token-identical with and without.
+        json_schema / regex / grammar: constrain the output (at most one; grammar is Lark,
+            llguidance's dialect).
+        grammar_trigger: apply the constraint only from the token after the model emits this
+            token (e.g. ``"<tool_call>"``); None applies it from the first token.
+        speculative_tokens: propose up to this many n-gram draft tokens per step (prompt
+            lookup; 0 = off). Output is token-identical with and without; it pays off when
+            the output echoes the context (tool-call arguments, code edits).
         sampling: the sampler options.
     """
 
@@ -107,6 +111,7 @@ class GenerationConfig:
     json_schema: Mapping[str, Any] | str | None = None
     regex: str | None = None
     grammar: str | None = None
+    grammar_trigger: str | None = None
     speculative_tokens: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
@@ -120,6 +125,8 @@ class GenerationConfig:
                "stop_token_ids", self.stop_token_ids, "token ids >= 0")
         given = [name for name in _CONSTRAINTS if getattr(self, name) is not None]
         _check(len(given) <= 1, "constraints", given, "at most one of json_schema, regex, grammar")
+        _check(self.grammar_trigger is None or (isinstance(self.grammar_trigger, str) and given),
+               "grammar_trigger", self.grammar_trigger, "a token string, with a constraint")
         _check(_is_int(self.speculative_tokens) and 0 <= self.speculative_tokens <= 16,
                "speculative_tokens", self.speculative_tokens, "in [0, 16]")
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import GrammarError
 
-__all__ = ["Constraint", "ConstraintFactory"]
+__all__ = ["Constraint", "ConstraintFactory", "LazyConstraint"]
 
 _JSON_OPTIONS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
@@ -54,6 +54,33 @@ class Constraint:
         if self._matcher.is_error():
             msg = f"constraint error: {self._matcher.get_error()}"
             raise GrammarError(msg)
+
+
+class LazyConstraint:
+    """A constraint that switches on when the model itself emits ``trigger`` (a token id).
+
+    Until then decoding is free (``mask()`` is None); from the token after the trigger on,
+    the grammar holds (llama.cpp's ``grammar_lazy`` + ``grammar_triggers``). This is how tool
+    calls are made valid by construction without forcing the model to call a tool.
+    """
+
+    def __init__(self, inner: Constraint, trigger: int) -> None:
+        self._inner = inner
+        self.trigger = trigger
+        self.active = False
+
+    def mask(self) -> np.ndarray | None:
+        return self._inner.mask() if self.active else None
+
+    def advance(self, token: int) -> None:
+        if self.active:
+            self._inner.advance(token)
+        elif token == self.trigger:
+            self.active = True
+
+    @property
+    def done(self) -> bool:
+        return self.active and self._inner.done
 
 
 class ConstraintFactory:

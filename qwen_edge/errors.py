@@ -20,6 +20,7 @@ One hierarchy, so that ``except QwenEdgeError`` catches everything the SDK repor
     │   └── GrammarError                   a json_schema / regex / grammar llguidance rejects
     ├── ToolError
     │   ├── ToolCallParseError
+    │   ├── ToolArgumentsError             arguments do not match the tool's schema
     │   ├── UnknownToolError
     │   ├── ToolPermissionError
     │   └── ToolExecutionError
@@ -50,6 +51,7 @@ __all__ = [
     "RemoteResponseError",
     "RemoteUnavailableError",
     "TokenizerError",
+    "ToolArgumentsError",
     "ToolCallParseError",
     "ToolError",
     "ToolExecutionError",
@@ -162,6 +164,13 @@ class ToolError(QwenEdgeError):
 
 class ToolCallParseError(ToolError):
     """The model's ``<tool_call>`` block is not valid JSON of the expected shape."""
+
+
+class ToolArgumentsError(ToolError):
+    """The arguments of a call do not validate against the tool's JSON schema.
+
+    Example: ``set_timer: arguments['minutes']: 'five' is not of type 'integer'``.
+    """
 
 
 class UnknownToolError(ToolError):

@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from .cache import KVCache
 from .config import GenerationConfig
-from .constrain import Constraint
+from .constrain import Constraint, LazyConstraint
 from .engine import Engine
 from .sampling import SampleFn, Sampled
 from .tokenizer import StreamDecoder, Tokenizer
@@ -30,7 +30,7 @@ def generate_step(
     *,
     sample: SampleFn,
     context: Sequence[int] = (),
-    constraint: Constraint | None = None,
+    constraint: Constraint | LazyConstraint | None = None,
     speculative_tokens: int = 0,
 ) -> Iterator[Sampled]:
     """Prefill ``new_tokens`` into ``cache``, then yield (token, logprob, entropy) forever.
@@ -45,9 +45,11 @@ def generate_step(
         sample: from ``make_sampler``.
         context: the tokens already in the cache (for n-gram drafting).
         constraint: grammar state; its mask is applied to every draw.
-        speculative_tokens: n-gram draft length (greedy only; 0 = off). Drafts are verified
-            in one forward pass returning k+1 logits; the longest agreeing prefix is kept, so
-            the output is token-identical to plain greedy decoding.
+        speculative_tokens: n-gram draft length (0 = off). Drafts are verified in one
+            forward pass returning k+1 logits; each position is sampled exactly as without
+            speculation (penalties, grammar mask, one RNG draw per token, in order) and the
+            draft is kept while it agrees, so the output is token-identical to decoding
+            without speculation, greedy or sampled with a seed.
     """
     history: list[int] = []  # generated tokens: the penalties' window
 
@@ -71,7 +73,7 @@ def generate_step(
         if cache.free < 1:
             return  # the context is full: this token cannot be fed
         draft: list[int] = []
-        if speculative_tokens and constraint is None and cache.free > 1:
+        if speculative_tokens and cache.free > 1:
             k = min(speculative_tokens, cache.free - 1)
             draft = [int(t) for t in _core.ngram_draft(np.asarray(seen, np.int32), k=k)]
         rows = engine.forward(np.asarray([token, *draft], np.int64), cache,
@@ -145,7 +147,7 @@ def stream_generate(
     sample: SampleFn,
     stop_token_ids: Sequence[int],
     context: Sequence[int] = (),
-    constraint: Constraint | None = None,
+    constraint: Constraint | LazyConstraint | None = None,
     stats: StreamStats | None = None,
     on_token: Callable[[int], None] | None = None,
 ) -> Iterator[GenerationChunk]:

@@ -20,7 +20,7 @@ import numpy as np
 from .cache import KVCache
 from .chat import builtin_template, render_chat
 from .config import GenerationConfig
-from .constrain import Constraint, ConstraintFactory
+from .constrain import Constraint, ConstraintFactory, LazyConstraint
 from .engine import Engine
 from .errors import ConfigError, ContextLengthError, IncompatiblePackageError, PackageError
 from .generate import GenerationChunk, StreamStats, stream_generate
@@ -185,12 +185,19 @@ class Model:
     def _config(self, options: Mapping[str, Any]) -> GenerationConfig:
         return GenerationConfig.resolve(self.package.generation, **options)
 
-    def _constraint(self, cfg: GenerationConfig) -> Constraint | None:
+    def _constraint(self, cfg: GenerationConfig) -> Constraint | LazyConstraint | None:
         if cfg.json_schema is None and cfg.regex is None and cfg.grammar is None:
             return None
         grammar = self._constraints.grammar(json_schema=cfg.json_schema, regex=cfg.regex,
                                             grammar=cfg.grammar)
-        return self._constraints.make(grammar)
+        constraint = self._constraints.make(grammar)
+        if cfg.grammar_trigger is None:
+            return constraint
+        trigger = self.tokenizer.token_to_id(cfg.grammar_trigger)
+        if trigger is None:
+            msg = f"grammar_trigger={cfg.grammar_trigger!r} is not a token of this tokenizer"
+            raise ConfigError(msg)
+        return LazyConstraint(constraint, trigger)
 
 
 class Session:

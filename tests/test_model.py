@@ -89,13 +89,41 @@ def test_saved_session_continues_identically(tiny, package, tmp_path):  # type: 
         other.load_session(tmp_path / "s.npz")
 
 
-def test_speculative_decoding_is_token_identical(tiny):  # type: ignore[no-untyped-def]
-    # A repetitive prompt gives the n-gram drafter matches to propose.
+@pytest.mark.parametrize(
+    "sampling", [GREEDY, {"temperature": 0.8, "top_p": 0.9, "seed": 5}], ids=["greedy", "seeded"])
+def test_speculative_decoding_is_token_identical(tiny, sampling):  # type: ignore[no-untyped-def]
+    # A repetitive prompt gives the n-gram drafter matches to propose (the tiny random model
+    # repeats itself too, so drafts are accepted as well as rejected).
     prompt = "set_timer(minutes=5) set_timer(minutes=5) set_timer(minutes=5) " * 3
-    plain = tiny.generate(prompt, max_tokens=40, stop_token_ids=(), **GREEDY)
-    fast = tiny.generate(prompt, max_tokens=40, stop_token_ids=(), speculative_tokens=4, **GREEDY)
+    plain = tiny.generate(prompt, max_tokens=40, stop_token_ids=(), **sampling)
+    fast = tiny.generate(prompt, max_tokens=40, stop_token_ids=(), speculative_tokens=4,
+                         **sampling)
     assert fast.token_ids == plain.token_ids
     assert fast.text == plain.text
+
+
+def test_speculation_with_a_grammar_stays_valid(tiny):  # type: ignore[no-untyped-def]
+    regex = r"(ab|cd){3,8}"
+    plain = tiny.generate("abab", regex=regex, temperature=0.7, seed=1, max_tokens=30)
+    fast = tiny.generate("abab", regex=regex, temperature=0.7, seed=1, max_tokens=30,
+                         speculative_tokens=3)
+    assert fast.token_ids == plain.token_ids
+
+
+def test_lazy_grammar_applies_after_the_trigger(tiny):  # type: ignore[no-untyped-def]
+    # Force the trigger with a logit bias, then the grammar must hold for what follows.
+    out = tiny.generate("Call a tool", grammar='start: "[" ("x" | "y")+ "]"',
+                        grammar_trigger="<tool_call>", logit_bias={151657: 100},
+                        temperature=0.8, seed=2, max_tokens=20)
+    text = out.text
+    assert text.startswith("<tool_call>")
+    import re
+
+    assert re.fullmatch(r"\[[xy]+\]", text[len("<tool_call>"):]), text
+    free = tiny.generate("Call a tool", grammar='start: "[" ("x" | "y")+ "]"',
+                         grammar_trigger="<tool_call>", logit_bias={151657: -100},
+                         temperature=0.8, seed=2, max_tokens=20, stop_token_ids=())
+    assert "<tool_call>" not in free.text and not free.text.startswith("[")
 
 
 def test_seed_reproducible_and_streaming_equals_text(tiny):  # type: ignore[no-untyped-def]

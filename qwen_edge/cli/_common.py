@@ -30,7 +30,7 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
     g.add_argument("--speculative-tokens", type=int, default=None,
-                   help="n-gram draft tokens per step (greedy only)")
+                   help="n-gram draft tokens per step (same output, fewer passes)")
     c = g.add_mutually_exclusive_group()
     c.add_argument("--json-schema", default=None, help="JSON schema file (or inline JSON)")
     c.add_argument("--regex", default=None, help="constrain the output to this regex")

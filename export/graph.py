@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-__all__ = ["MS_DOMAIN", "OPSET", "GraphBuilder", "lazy_initializer"]
+__all__ = ["MS_DOMAIN", "OPSET", "SOURCE_KEY", "SOURCE_LOADER", "TRANSPOSED_KEY", "GraphBuilder",
+           "lazy_initializer"]
 
 OPSET = 21
 MS_DOMAIN = "com.microsoft"
@@ -24,6 +25,7 @@ MS_DOMAIN = "com.microsoft"
 # Initializer metadata keys (read by passes, e.g. to find a tied embedding).
 SOURCE_KEY = "qwen_edge.source"  # the checkpoint tensor an initializer comes from
 TRANSPOSED_KEY = "qwen_edge.transposed"  # "1" when the initializer holds source.T
+SOURCE_LOADER = "qwen_edge.load_source"  # in-memory meta: () -> the source tensor itself
 
 
 def lazy_initializer(

@@ -35,7 +35,7 @@ import onnx_ir as ir
 from qwen_edge.errors import UnsupportedArchitectureError
 
 from .checkpoint import SUPPORTED_ARCHITECTURES, QwenConfig
-from .graph import MS_DOMAIN, SOURCE_KEY, TRANSPOSED_KEY, GraphBuilder
+from .graph import MS_DOMAIN, SOURCE_KEY, SOURCE_LOADER, TRANSPOSED_KEY, GraphBuilder
 
 __all__ = ["build_decoder", "rotary_caches"]
 
@@ -86,13 +86,19 @@ class _DecoderBuilder:
         return self.g.weight(source, lambda: self.load(source), shape, metadata={SOURCE_KEY: source})
 
     def _weight_t(self, source: str, out_features: int, in_features: int) -> ir.Value:
-        """A linear layer's weight, transposed to [in, out] for MatMul."""
-        return self.g.weight(
+        """A linear layer's weight, transposed to [in, out] for MatMul.
+
+        The untransposed loader rides along (in memory) so that quantization reads the
+        checkpoint's [out, in] layout directly instead of transposing twice.
+        """
+        value = self.g.weight(
             f"{source}.T",
             lambda: self.load(source).T,
             (in_features, out_features),
             metadata={SOURCE_KEY: source, TRANSPOSED_KEY: "1"},
         )
+        value.meta[SOURCE_LOADER] = lambda: self.load(source)
+        return value
 
     def _linear(
         self, x: ir.Value, source: str, out_features: int, in_features: int, *, name: str,

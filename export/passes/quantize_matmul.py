@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from ..graph import MS_DOMAIN, SOURCE_KEY, TRANSPOSED_KEY
+from ..graph import MS_DOMAIN, SOURCE_KEY, SOURCE_LOADER, TRANSPOSED_KEY
 from ._lazy import LazyQuantized
 
 __all__ = ["QuantizeMatMulNBits"]
@@ -67,10 +67,10 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
         transposed = weight.const_value
         assert transposed is not None
         source = weight.metadata_props.get(SOURCE_KEY, weight.name or "")
-        lazy = LazyQuantized(
-            lambda: transposed.numpy().T, bits=self.bits, block_size=self.block_size,
-            symmetric=False, shape=(n, k),
-        )
+        # Read W [N, K] straight from the checkpoint when the builder left us its loader.
+        load_w = weight.meta.get(SOURCE_LOADER) or (lambda: transposed.numpy().T)
+        lazy = LazyQuantized(load_w, bits=self.bits, block_size=self.block_size,
+                             symmetric=False, shape=(n, k))
         base = weight.name[:-2] if weight.name and weight.name.endswith(".T") else weight.name
         meta = {SOURCE_KEY: source, BITS_KEY: str(self.bits), BLOCK_KEY: str(self.block_size)}
         blob = self.block_size * self.bits // 8

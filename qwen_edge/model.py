@@ -33,6 +33,7 @@ __all__ = ["Completion", "Model", "Session", "Timings", "Usage", "load"]
 # Raw text, chat messages, or token ids (list of ints / 1-D integer array).
 Prompt = str | Sequence[Mapping[str, Any]] | Sequence[int] | np.ndarray
 _SESSION_FORMAT = 1
+_DATA_ROLES = ("user", "tool")  # message contents tokenized without special tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,7 @@ class Model:
         elif isinstance(prompt, str):
             ids = self.tokenizer.encode(prompt)
         elif isinstance(prompt, Sequence) and not isinstance(prompt, (bytes, bytearray)):
-            ids = self.tokenizer.encode(self.apply_chat_template(prompt))  # type: ignore[arg-type]
+            ids = self.encode_chat(prompt)  # type: ignore[arg-type]
         else:
             msg = (f"prompt must be text, a list of chat messages or token ids, got "
                    f"{type(prompt).__name__}")
@@ -143,6 +144,30 @@ class Model:
             msg = "the prompt is empty"
             raise ConfigError(msg)
         return ids
+
+    def encode_chat(self, messages: Sequence[Mapping[str, Any]],
+                    tools: Sequence[Mapping[str, Any]] | None = None) -> np.ndarray:
+        """Render and tokenize a conversation; user and tool contents are data.
+
+        Special-token strings inside a user or tool message (``<|im_end|>``, ``<tool_call>``)
+        are tokenized as plain text, so a tool result cannot close its turn or open a call.
+        """
+        text = self.apply_chat_template(messages, tools=tools)
+        ids: list[np.ndarray] = []
+        pos = 0
+        for message in messages:
+            content = message.get("content")
+            if message.get("role") not in _DATA_ROLES or not isinstance(content, str):
+                continue
+            for candidate in (content, content.strip()):
+                start = text.find(candidate, pos) if candidate else -1
+                if start >= 0:
+                    ids.append(self.tokenizer.encode(text[pos:start]))
+                    ids.append(self.tokenizer.encode(candidate, special=False))
+                    pos = start + len(candidate)
+                    break
+        ids.append(self.tokenizer.encode(text[pos:]))
+        return np.concatenate(ids)
 
     # -- generation -------------------------------------------------------------------------
 
@@ -213,6 +238,7 @@ class Session:
         self.model = model
         self.cache = cache
         self.tokens: list[int] = []  # tokens whose keys/values are in the cache
+        self.last_stats = StreamStats()  # token counts and timings of the latest call
         self._lock = threading.Lock()
 
     def reset(self) -> None:
@@ -253,6 +279,7 @@ class Session:
         if not self._lock.acquire(blocking=False):
             msg = "this session is already generating; use one session per conversation"
             raise ConfigError(msg)
+        self.last_stats = stats
         try:
             new, reused = self._prepare(prompt)
             stats.reused_tokens = reused

@@ -4,8 +4,6 @@ Token masks use llguidance's layout: token i is allowed iff bit (i % 32) of word
 (i // 32) is set; uint32 or int32 words (llguidance allocates int32), 1-D.
 """
 
-from __future__ import annotations
-
 import numpy as np
 import numpy.typing as npt
 

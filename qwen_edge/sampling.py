@@ -45,7 +45,7 @@ def make_sampler(cfg: SamplingConfig) -> SampleFn:
         try:
             token, logprob, entropy = sampler.sample(logits, history, mask)
         except ValueError as exc:
-            if "mask" in str(exc):
+            if "grammar mask allows no token" in str(exc):
                 msg = f"the constraint allows no token here: {exc}"
                 raise GrammarError(msg) from exc
             raise ConfigError(str(exc)) from exc

@@ -23,7 +23,8 @@ One hierarchy, so that ``except QwenEdgeError`` catches everything the SDK repor
     │   ├── ToolArgumentsError             arguments do not match the tool's schema
     │   ├── UnknownToolError
     │   ├── ToolPermissionError
-    │   └── ToolExecutionError
+    │   ├── ToolExecutionError
+    │   └── AuditLogError                  the audit log cannot be written or read
     └── RemoteError
         ├── RemoteUnavailableError         connection refused, timeout, broken stream
         └── RemoteResponseError            the server answered with an error status
@@ -34,6 +35,7 @@ Messages name the thing that is wrong and say how to fix it.
 from __future__ import annotations
 
 __all__ = [
+    "AuditLogError",
     "CheckpointError",
     "ConfigError",
     "ContextLengthError",
@@ -183,6 +185,10 @@ class ToolPermissionError(ToolError):
 
 class ToolExecutionError(ToolError):
     """The tool raised or timed out."""
+
+
+class AuditLogError(ToolError):
+    """The audit log (SQLite) cannot be written or read: disk full, locked too long."""
 
 
 # -- remote -------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import QwenEdgeError
-from . import bench, chat, export, inspect, run, synth
+from . import audit, bench, chat, export, inspect, run, synth
 
 __all__ = ["main"]
 
-_COMMANDS = (run, chat, bench, export, synth, inspect)
+_COMMANDS = (run, chat, bench, export, synth, inspect, audit)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,416 @@
+"""The audit log: every tool call (and router escalation) as one row of an SQLite table.
+
+Append-only and durable::
+
+    with AuditLog("audit.db") as log:
+        log.record(tool="set_timer", arguments={"minutes": 5}, decision="allow",
+                   run_id=run_id, step=1, result_nbytes=42, duration_ms=0.8)
+        denied = log.query(decision="deny", since="2025-01-31")
+
+- One row per ``record`` call, committed in its own transaction before ``record`` returns.
+- WAL journal with ``synchronous=FULL``: in WAL mode, FULL syncs the WAL file at every
+  commit, so a committed record survives a process crash *and* an OS crash or power loss.
+  NORMAL would survive a process crash too, but may lose the last commits on power loss
+  (the WAL is synced only at checkpoints). One fsync per tool call is cheap next to the call.
+- Append-only: there is no update/delete API, and triggers abort UPDATE, DELETE and
+  ``INSERT OR REPLACE`` of an existing id. (This guards against mistakes, not against someone
+  with write access to the file, who can drop the triggers.)
+- Thread-safe: one connection, used under a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .errors import AuditLogError, ConfigError
+
+__all__ = ["DECISIONS", "EVENTS", "AuditLog", "AuditRecord"]
+
+EVENTS = ("tool_call", "escalation")
+"""Known ``event`` kinds. The column is free text, so a new kind needs no migration."""
+
+DECISIONS = ("allow", "deny", "confirm-approved", "confirm-denied", "confirm-edited")
+"""Outcomes of a tool call's permission check (``Verdict.outcome`` in ``qwen_edge.policy``)."""
+
+_SCHEMA_VERSION = 1
+_TABLE = "audit_log"
+_COLUMNS = ("id", "time", "unix_time", "event", "run_id", "step", "tool", "arguments",
+            "decision", "result_nbytes", "duration_ms", "error", "remote")
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {_TABLE} (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    time          TEXT    NOT NULL,  -- UTC ISO 8601 with ms: 2025-01-31T12:00:00.123+00:00
+    unix_time     REAL    NOT NULL,  -- the same instant in seconds since the epoch
+    event         TEXT    NOT NULL,  -- 'tool_call' | 'escalation'
+    run_id        TEXT,
+    step          INTEGER,
+    tool          TEXT,
+    arguments     TEXT,              -- JSON
+    decision      TEXT,              -- one of DECISIONS for tool calls
+    result_nbytes INTEGER,
+    duration_ms   REAL,
+    error         TEXT,
+    remote        INTEGER NOT NULL CHECK (remote IN (0, 1))
+);
+CREATE INDEX IF NOT EXISTS {_TABLE}_unix_time ON {_TABLE}(unix_time);
+CREATE INDEX IF NOT EXISTS {_TABLE}_run_id ON {_TABLE}(run_id);
+CREATE TRIGGER IF NOT EXISTS {_TABLE}_no_update BEFORE UPDATE ON {_TABLE}
+BEGIN SELECT RAISE(ABORT, '{_TABLE} is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER IF NOT EXISTS {_TABLE}_no_delete BEFORE DELETE ON {_TABLE}
+BEGIN SELECT RAISE(ABORT, '{_TABLE} is append-only: DELETE is not allowed'); END;
+-- INSERT OR REPLACE deletes the old row without firing DELETE triggers: refuse it here.
+CREATE TRIGGER IF NOT EXISTS {_TABLE}_no_replace BEFORE INSERT ON {_TABLE}
+WHEN EXISTS (SELECT 1 FROM {_TABLE} WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, '{_TABLE} is append-only: an existing id cannot be replaced'); END;
+PRAGMA user_version = {_SCHEMA_VERSION};
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    """One row of the audit log.
+
+    Attributes:
+        id: increasing with every record (never reused).
+        time: UTC ISO 8601 with milliseconds, e.g. ``2025-01-31T12:00:00.123+00:00``.
+        unix_time: the same instant in seconds since the epoch.
+        event: "tool_call" or "escalation".
+        run_id / step: the agent run and its step.
+        tool / arguments: the tool and the arguments it ran with (decoded JSON).
+        decision: one of ``DECISIONS`` (None for events other than tool calls).
+        result_nbytes / duration_ms: size of the result (UTF-8 bytes) and how long it took.
+        error: what went wrong, or None.
+        remote: the model that asked for the call ran remotely.
+    """
+
+    id: int
+    time: str
+    unix_time: float
+    event: str
+    run_id: str | None
+    step: int | None
+    tool: str | None
+    arguments: Any
+    decision: str | None
+    result_nbytes: int | None
+    duration_ms: float | None
+    error: str | None
+    remote: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class AuditLog:
+    """An append-only SQLite log of tool calls.
+
+    Args:
+        path: the database file (created with its table if missing, unless ``create=False``).
+        create: False to open only an existing audit log (what ``qwen-edge audit`` does).
+        timeout_s: how long to wait for another process holding the write lock.
+
+    Raises:
+        ConfigError: the file cannot be opened or created, is not an SQLite database or not
+            an audit log, or the filesystem does not support WAL.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True, timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        if not create and not self.path.is_file():
+            msg = f"{self.path}: no such audit log"
+            raise ConfigError(msg)
+        if self.path.is_dir() or not self.path.parent.is_dir():
+            msg = (f"{self.path}: cannot create the audit log here; pass a file path in an "
+                   "existing, writable directory")
+            raise ConfigError(msg)
+        try:
+            # isolation_level=None: no implicit transactions, so every INSERT commits at once.
+            # check_same_thread=False: the connection is shared by threads, under self._lock.
+            conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            msg = f"{self.path}: cannot open the audit log ({exc}); check the path and permissions"
+            raise ConfigError(msg) from exc
+        self._conn: sqlite3.Connection | None = conn
+        try:
+            self._setup(create)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, create: bool) -> None:
+        conn = self._require_open()
+        try:
+            columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({_TABLE})"))
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if not columns and not create:
+                msg = f"{self.path}: not an audit log (no {_TABLE} table)"
+                raise ConfigError(msg)
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous=FULL")  # see the module docstring
+            conn.execute("PRAGMA fullfsync=ON")  # macOS: fsync alone does not reach the disk
+            if not columns:
+                conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+                columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({_TABLE})"))
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            msg = (f"{self.path}: cannot open the audit log ({exc}); pass a new file or an "
+                   "existing audit log in a writable directory")
+            raise ConfigError(msg) from exc
+        if str(mode).lower() != "wal":
+            msg = f"{self.path}: SQLite cannot use WAL here (journal_mode={mode}); use a local disk"
+            raise ConfigError(msg)
+        if version > _SCHEMA_VERSION:
+            msg = (f"{self.path}: audit log schema version {version} is newer than this "
+                   f"qwen-edge supports ({_SCHEMA_VERSION}); upgrade qwen-edge")
+            raise ConfigError(msg)
+        if columns != _COLUMNS:
+            msg = (f"{self.path}: table {_TABLE} has columns {', '.join(columns)}, not those of "
+                   "a qwen-edge audit log; pass another path")
+            raise ConfigError(msg)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        tool: str | None = None,
+        arguments: Any = None,
+        decision: str | None = None,
+        event: str = "tool_call",
+        run_id: str | None = None,
+        step: int | None = None,
+        result_nbytes: int | None = None,
+        duration_ms: float | None = None,
+        error: str | None = None,
+        remote: bool = False,
+    ) -> int:
+        """Append one record and commit it; returns its id.
+
+        When this returns, the record is on disk (see the module docstring). ``arguments``
+        is stored as JSON; values JSON cannot represent are stored as their ``repr``.
+
+        Raises:
+            ConfigError: an invalid field (unknown event or decision, a tool call without a
+                tool or decision, a negative size, ...), or the log is closed.
+            AuditLogError: SQLite could not write (disk full, locked for ``timeout_s``).
+        """
+        _validate(event=event, tool=tool, decision=decision, run_id=run_id, step=step,
+                  result_nbytes=result_nbytes, duration_ms=duration_ms, error=error,
+                  remote=remote)
+        now = time.time()
+        stamp = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds")
+        args_json = None if arguments is None else _to_json(arguments)
+        values = (stamp, now, event, _utf8(run_id), step, _utf8(tool), args_json, decision,
+                  result_nbytes, None if duration_ms is None else float(duration_ms),
+                  _utf8(error), int(remote))
+        sql = (f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS[1:])}) "
+               f"VALUES ({', '.join('?' * len(values))})")
+        with self._lock, self._sqlite_errors("write to"):
+            cursor = self._require_open().execute(sql, values)
+            return int(cursor.lastrowid or 0)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        tool: str | None = None,
+        decision: str | None = None,
+        since: datetime | date | str | float | None = None,
+        until: datetime | date | str | float | None = None,
+        run_id: str | None = None,
+        event: str | None = None,
+        errors_only: bool = False,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """Records matching every given filter, oldest first.
+
+        Args:
+            tool: a tool name, or a glob pattern such as ``"set_*"``.
+            decision: one of ``DECISIONS``, or "confirm" for any confirm-* outcome.
+            since: keep records at or after this time (inclusive); a datetime, an ISO 8601
+                string (``2025-01-31``, ``2025-01-31T12:00:00Z``; no zone means UTC) or unix
+                seconds.
+            until: keep records before this time (exclusive); same forms as ``since``.
+            run_id: one agent run.
+            event: one event kind ("tool_call", "escalation").
+            errors_only: keep records with an error.
+            limit: keep only the ``limit`` most recent matches (still returned oldest first).
+
+        Raises:
+            ConfigError: an unknown decision, an unparseable time, or a limit < 1.
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        if tool is not None:
+            where.append("tool GLOB ?")
+            params.append(tool)
+        if decision == "confirm":
+            where.append("decision LIKE 'confirm-%'")
+        elif decision is not None:
+            if decision not in DECISIONS:
+                msg = f"decision={decision!r}: must be one of {', '.join(DECISIONS)} or 'confirm'"
+                raise ConfigError(msg)
+            where.append("decision = ?")
+            params.append(decision)
+        if since is not None:
+            where.append("unix_time >= ?")
+            params.append(_to_unix(since, "since"))
+        if until is not None:
+            where.append("unix_time < ?")
+            params.append(_to_unix(until, "until"))
+        for column, value in (("run_id", run_id), ("event", event)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if errors_only:
+            where.append("error IS NOT NULL")
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM {_TABLE}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                msg = f"limit={limit!r}: must be an int >= 1"
+                raise ConfigError(msg)
+            sql += " ORDER BY id DESC LIMIT ?"
+            params.append(limit)
+        else:
+            sql += " ORDER BY id"
+        with self._lock, self._sqlite_errors("read"):
+            rows = self._require_open().execute(sql, params).fetchall()
+        if limit is not None:
+            rows.reverse()
+        return [_from_row(row) for row in rows]
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database (idempotent). Records already returned stay valid."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> AuditLog:  # noqa: PYI034
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"AuditLog({str(self.path)!r}, {state})"
+
+    def _require_open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            msg = f"{self.path}: the audit log is closed"
+            raise ConfigError(msg)
+        return self._conn
+
+    @contextlib.contextmanager
+    def _sqlite_errors(self, doing: str) -> Iterator[None]:
+        """Translate sqlite3 errors, once, at this boundary."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            msg = f"{self.path}: cannot {doing} the audit log: {exc}"
+            raise AuditLogError(msg) from exc
+
+
+def _validate(*, event: str, tool: str | None, decision: str | None, run_id: str | None,
+              step: int | None, result_nbytes: int | None, duration_ms: float | None,
+              error: str | None, remote: bool) -> None:
+    def check(ok: bool, name: str, value: object, allowed: str) -> None:
+        if not ok:
+            msg = f"{name}={value!r}: must be {allowed}"
+            raise ConfigError(msg)
+
+    def is_int(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    check(event in EVENTS, "event", event, f"one of {', '.join(EVENTS)}")
+    if event == "tool_call":
+        check(isinstance(tool, str) and bool(tool), "tool", tool, "a tool name for a tool call")
+        check(decision in DECISIONS, "decision", decision, f"one of {', '.join(DECISIONS)}")
+    else:
+        check(tool is None or isinstance(tool, str), "tool", tool, "None or a string")
+        check(decision is None or decision in DECISIONS, "decision", decision,
+              f"None or one of {', '.join(DECISIONS)}")
+    check(run_id is None or isinstance(run_id, str), "run_id", run_id, "None or a string")
+    check(step is None or (is_int(step) and step >= 0), "step", step, "None or an int >= 0")
+    check(result_nbytes is None or (is_int(result_nbytes) and result_nbytes >= 0),
+          "result_nbytes", result_nbytes, "None or an int >= 0")
+    check(duration_ms is None or (isinstance(duration_ms, (int, float))
+                                  and not isinstance(duration_ms, bool)
+                                  and math.isfinite(duration_ms) and duration_ms >= 0),
+          "duration_ms", duration_ms, "None or a finite number >= 0")
+    check(error is None or isinstance(error, str), "error", error, "None or a string")
+    check(isinstance(remote, bool), "remote", remote, "True or False")
+
+
+def _to_json(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=repr)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (JSON allows "\\ud800"): escape to ASCII
+        text = json.dumps(value, ensure_ascii=True, sort_keys=True, default=repr)
+    return text
+
+
+def _utf8(text: str | None) -> str | None:
+    """SQLite stores UTF-8: a lone surrogate (e.g. from an exception message) is escaped."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _from_row(row: tuple[Any, ...]) -> AuditRecord:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    if values["arguments"] is not None:
+        values["arguments"] = json.loads(values["arguments"])
+    values["remote"] = bool(values["remote"])
+    return AuditRecord(**values)
+
+
+def _to_unix(value: object, name: str) -> float:
+    """A datetime, date, ISO 8601 string (naive = UTC) or unix seconds -> unix seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    moment: object = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat does not read "Z"
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            msg = (f"{name}={value!r}: not an ISO 8601 time; use e.g. 2025-01-31 or "
+                   "2025-01-31T12:00:00Z")
+            raise ConfigError(msg) from None
+    if isinstance(moment, date) and not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day)
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    msg = f"{name}={value!r}: must be a datetime, an ISO 8601 string or unix seconds"
+    raise ConfigError(msg)

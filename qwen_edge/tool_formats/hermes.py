@@ -1,0 +1,442 @@
+"""Qwen2.5 / Qwen3 tool calls (the "Hermes" format): parse, stream-parse, constrain.
+
+The model writes any number of calls at the end of its message, each as::
+
+    <tool_call>
+    {"name": "get_weather", "arguments": {"city": "Paris"}}
+    </tool_call>
+
+``<tool_call>`` and ``</tool_call>`` are single (added, non-special) tokens of the Qwen
+tokenizer; the published chat templates join parallel calls with one newline.
+
+Content is the text outside the blocks. Whitespace next to a parsed call is dropped and the
+remaining pieces are joined with one newline (as vLLM's hermes parser and Qwen-Agent keep
+``"Let me check."`` from ``"Let me check.\\n<tool_call>..."``); text without calls is returned
+unchanged. A block that does not parse stays in the content, as text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias, overload
+
+from ..chat import ToolCall
+from ..errors import ConfigError, ToolCallParseError
+from ..tools import Tool, as_tool
+
+__all__ = [
+    "TOOL_CALL_END",
+    "TOOL_CALL_START",
+    "Event",
+    "TextDelta",
+    "ToolCallError",
+    "ToolCallEvent",
+    "ToolCallStreamParser",
+    "parse_tool_calls",
+    "tool_call_grammar",
+]
+
+TOOL_CALL_START = "<tool_call>"
+TOOL_CALL_END = "</tool_call>"
+
+_EXPECTED = (f'Write each call as:\n{TOOL_CALL_START}\n{{"name": <function-name>, '
+             f'"arguments": <args-json-object>}}\n{TOOL_CALL_END}')
+_SNIPPET_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """Content text outside tool calls."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEvent:
+    """A complete, parsed tool call."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallError:
+    """A ``<tool_call>`` block that does not parse; its text stays in the content.
+
+    Attributes:
+        message: what is wrong and the expected format, meant to be shown to the model.
+        raw: the block as written, markers included.
+    """
+
+    message: str
+    raw: str
+
+
+Event: TypeAlias = TextDelta | ToolCallEvent | ToolCallError
+
+
+# -- one block --------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    msg = f"{name} is not valid JSON"
+    raise ValueError(msg)
+
+
+def _parse_block(body: str, block: int, call_index: int) -> ToolCall:
+    """The body between the markers -> ToolCall, or ToolCallParseError saying what is wrong."""
+    text = body.strip()
+    problem = ""
+    obj: Any = None
+    if not text:
+        problem = "the block is empty"
+    else:
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            problem = f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        except (ValueError, RecursionError) as exc:
+            problem = f"invalid JSON: {exc}"
+    if not problem:
+        problem, call = _check_call(obj, call_index)
+        if call is not None:
+            return call
+    snippet = f"{TOOL_CALL_START}{body}{TOOL_CALL_END}"
+    if len(snippet) > _SNIPPET_CHARS:
+        snippet = snippet[:_SNIPPET_CHARS] + "..."
+    msg = f"tool call {block}: {problem}.\nYou wrote: {snippet}\n{_EXPECTED}"
+    raise ToolCallParseError(msg)
+
+
+def _check_call(obj: Any, call_index: int) -> tuple[str, ToolCall | None]:
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {_json_type(obj)}", None
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        got = "it is missing" if "name" not in obj else f"got {_json_type(name)}"
+        return f'"name" must be a non-empty string ({got})', None
+    arguments = obj.get("arguments", {})
+    if isinstance(arguments, str):  # some models write the arguments as a JSON string
+        try:
+            arguments = json.loads(arguments, parse_constant=_reject_constant) if arguments.strip() else {}
+        except (ValueError, RecursionError):
+            return '"arguments" is a string that is not a JSON object', None
+    if not isinstance(arguments, dict):
+        return f'"arguments" must be a JSON object, got {_json_type(arguments)}', None
+    return "", ToolCall(name=name, arguments=arguments, id=f"call_{call_index}")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+# -- whole messages ---------------------------------------------------------------------------
+
+
+@overload
+def parse_tool_calls(text: str, *,
+                     strict: Literal[True] = True) -> tuple[str, list[ToolCall]]: ...
+@overload
+def parse_tool_calls(text: str, *, strict: Literal[False]
+                     ) -> tuple[str, list[ToolCall], list[ToolCallError]]: ...
+
+
+def parse_tool_calls(text: str, *, strict: bool = True
+                     ) -> tuple[str, list[ToolCall]] | tuple[str, list[ToolCall], list[ToolCallError]]:
+    """Split a complete assistant message into content and tool calls.
+
+    Calls get ids ``call_0``, ``call_1``, ... in order.
+
+    Args:
+        text: the decoded message, without ``<|im_end|>``.
+        strict: raise on a malformed block (default). With ``strict=False`` a malformed block
+            stays in the content and is reported in a third element, the list of errors.
+
+    Returns:
+        ``(content, calls)``, or ``(content, calls, errors)`` when ``strict=False``.
+
+    Raises:
+        ToolCallParseError: (strict only) invalid JSON, a missing ``name``, non-object
+            ``arguments`` or an unterminated block; the message says what is wrong and shows
+            the expected format, so it can be fed back to the model.
+
+    Example:
+        >>> parse_tool_calls('On it.\\n<tool_call>\\n{"name": "f", "arguments": {}}\\n</tool_call>')
+        ('On it.', [ToolCall(name='f', arguments={}, id='call_0')])
+    """
+    # pieces: (text outside calls, follows a call, precedes a call)
+    pieces: list[tuple[str, bool, bool]] = []
+    calls: list[ToolCall] = []
+    errors: list[ToolCallError] = []
+    current, after_call, pos, block = "", False, 0, 0
+    while (start := text.find(TOOL_CALL_START, pos)) >= 0:
+        block += 1
+        body_start = start + len(TOOL_CALL_START)
+        end = text.find(TOOL_CALL_END, body_start)
+        if end < 0:
+            raw = text[start:]
+            errors.append(ToolCallError(_unterminated(block, raw), raw))
+            break
+        stop = end + len(TOOL_CALL_END)
+        try:
+            call = _parse_block(text[body_start:end], block, len(calls))
+        except ToolCallParseError as exc:
+            errors.append(ToolCallError(str(exc), text[start:stop]))
+            current += text[pos:stop]
+        else:
+            calls.append(call)
+            pieces.append((current + text[pos:start], after_call, True))
+            current, after_call = "", True
+        pos = stop
+    pieces.append((current + text[pos:], after_call, False))
+    stripped = (_strip(piece, lead, trail) for piece, lead, trail in pieces)
+    content = "\n".join(piece for piece in stripped if piece)
+    if not strict:
+        return content, calls, errors
+    if errors:
+        more = f"\n({len(errors) - 1} more malformed tool calls)" if len(errors) > 1 else ""
+        raise ToolCallParseError(errors[0].message + more)
+    return content, calls
+
+
+def _strip(piece: str, lead: bool, trail: bool) -> str:
+    if lead:
+        piece = piece.lstrip()
+    return piece.rstrip() if trail else piece
+
+
+def _unterminated(block: int, raw: str) -> str:
+    snippet = raw if len(raw) <= _SNIPPET_CHARS else raw[:_SNIPPET_CHARS] + "..."
+    return (f"tool call {block}: unterminated, {TOOL_CALL_END} is missing.\n"
+            f"You wrote: {snippet}\n{_EXPECTED}")
+
+
+def _partial_suffix(text: str, marker: str) -> int:
+    """Length of the longest end of ``text`` that is a proper prefix of ``marker``."""
+    for k in range(min(len(text), len(marker) - 1), 0, -1):
+        if text.endswith(marker[:k]):
+            return k
+    return 0
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+class ToolCallStreamParser:
+    """Incremental ``parse_tool_calls``: content flows out, calls come out whole.
+
+    Content is emitted as it arrives, except a possible partial ``<tool_call>`` at the end of
+    the buffer and trailing whitespace (dropped if a call follows). Text inside a call is
+    buffered until ``</tool_call>``. For any split of a text into deltas, the concatenated
+    ``TextDelta`` texts, the calls and the errors equal ``parse_tool_calls(text, strict=False)``.
+    A malformed block gives a ``ToolCallError`` followed by its text as a ``TextDelta``.
+
+    Example:
+        >>> parser = ToolCallStreamParser()
+        >>> for delta in model_deltas:
+        ...     for event in parser.feed(delta):
+        ...         handle(event)
+        >>> for event in parser.finish():
+        ...     handle(event)
+    """
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._in_call = False
+        self._scan = 0  # in a call: where to resume looking for the end marker
+        self._held_ws = ""  # trailing whitespace of the content piece, not yet emitted
+        self._ws_before_call = ""  # held whitespace when the open call started
+        self._piece_has_text = False  # the open content piece has emitted text
+        self._after_call = False  # the open content piece follows a parsed call
+        self._emitted = False  # any content emitted at all
+        self._blocks = 0
+        self._calls = 0
+        self._finished = False
+
+    def feed(self, delta: str) -> list[Event]:
+        """Add generated text; return the events it completes."""
+        if self._finished:
+            msg = "ToolCallStreamParser.feed() after finish(); make a new parser per message"
+            raise ConfigError(msg)
+        self._buffer += delta
+        events: list[Event] = []
+        self._drain(events)
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of the message: flush held text; an open call is reported as unterminated."""
+        if self._finished:
+            return []
+        self._finished = True
+        events: list[Event] = []
+        if self._in_call:
+            self._blocks += 1
+            raw = TOOL_CALL_START + self._buffer
+            events.append(ToolCallError(_unterminated(self._blocks, raw), raw))
+            self._held_ws = self._ws_before_call
+            self._text(raw, events)
+        else:
+            self._text(self._buffer, events)
+        self._buffer = ""
+        if self._held_ws:  # the last piece is not followed by a call: keep its whitespace
+            events.append(TextDelta(self._held_ws))
+            self._held_ws = ""
+        return events
+
+    def _drain(self, events: list[Event]) -> None:
+        while True:
+            buffer = self._buffer
+            if not self._in_call:
+                start = buffer.find(TOOL_CALL_START)
+                if start < 0:
+                    keep = _partial_suffix(buffer, TOOL_CALL_START)
+                    self._text(buffer[:len(buffer) - keep], events)
+                    self._buffer = buffer[len(buffer) - keep:]
+                    return
+                self._text(buffer[:start], events)
+                self._buffer = buffer[start + len(TOOL_CALL_START):]
+                self._in_call, self._scan = True, 0
+                self._ws_before_call, self._held_ws = self._held_ws, ""
+                continue
+            end = buffer.find(TOOL_CALL_END, self._scan)
+            if end < 0:
+                self._scan = max(0, len(buffer) - len(TOOL_CALL_END) + 1)
+                return
+            body = buffer[:end]
+            self._buffer = buffer[end + len(TOOL_CALL_END):]
+            self._in_call = False
+            self._blocks += 1
+            try:
+                call = _parse_block(body, self._blocks, self._calls)
+            except ToolCallParseError as exc:
+                raw = TOOL_CALL_START + body + TOOL_CALL_END
+                events.append(ToolCallError(str(exc), raw))
+                self._held_ws = self._ws_before_call  # the block is content after all
+                self._text(raw, events)
+            else:
+                self._calls += 1
+                events.append(ToolCallEvent(call))
+                self._after_call, self._piece_has_text = True, False
+
+    def _text(self, text: str, events: list[Event]) -> None:
+        if self._after_call and not self._piece_has_text:
+            text = text.lstrip()  # whitespace right after a call is dropped
+        core = text.rstrip()
+        if not core:
+            self._held_ws += text
+            return
+        separator = "\n" if self._emitted and not self._piece_has_text else ""
+        events.append(TextDelta(separator + self._held_ws + core))
+        self._held_ws = text[len(core):]
+        self._piece_has_text = self._emitted = True
+
+
+# -- grammar ----------------------------------------------------------------------------------
+
+# Compact JSON exactly as the chat template's tojson writes it, with no free whitespace: the
+# model cannot wander off into endless spaces.
+_JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+
+def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
+                      tool_choice: str | Mapping[str, Any] = "auto") -> str:
+    """A Lark grammar (llguidance dialect) for the tool calls of one assistant message.
+
+    ``tool_choice="auto"`` gives the *lazy* grammar: it starts right after the ``<tool_call>``
+    token the model chose itself (the trigger) and accepts
+    ``\\n{"name": ..., "arguments": ...}\\n</tool_call>``, then either ``\\n<tool_call>`` and
+    another call or ``<|im_end|>``. ``"required"`` and a named function
+    (``{"type": "function", "function": {"name": ...}}``) give the *forced* grammar, which
+    starts at the first token of the assistant message with ``<tool_call>``; a named function
+    restricts every call to that function. Arguments follow each tool's schema, written
+    compactly with ``", "`` and ``": "`` separators like ``json.dumps``.
+
+    Raises:
+        ConfigError: no tools, duplicate names, or a ``tool_choice`` that is not "auto",
+            "required" or an offered function.
+        ToolError: a tool that is not a Tool, a function or an OpenAI tool dict.
+
+    Example:
+        >>> lark = tool_call_grammar([get_weather], tool_choice="required")
+        >>> constraint = factory.make(factory.grammar(grammar=lark))
+    """
+    offered = [as_tool(t) for t in tools]
+    if not offered:
+        msg = "tool_call_grammar needs at least one tool"
+        raise ConfigError(msg)
+    names = [t.name for t in offered]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        msg = f"duplicate tool names: {', '.join(duplicates)}; each tool needs its own name"
+        raise ConfigError(msg)
+    forced = tool_choice != "auto"
+    if isinstance(tool_choice, Mapping):
+        offered = [_named_tool(tool_choice, offered)]
+    elif tool_choice not in ("auto", "required"):
+        msg = (f"tool_choice={tool_choice!r}: must be 'auto', 'required' or "
+               "{'type': 'function', 'function': {'name': ...}} ('none' needs no grammar)")
+        raise ConfigError(msg)
+    lines = [
+        f"start: {'<tool_call> ' if forced else ''}call (\"\\n\" <tool_call> call)* <|im_end|>",
+        f'call: "\\n" ({" | ".join(f"fn_{i}" for i in range(len(offered)))}) "\\n" </tool_call>',
+    ]
+    lines += [f"fn_{i}: %json {json.dumps(_call_schema(t))}" for i, t in enumerate(offered)]
+    return "\n".join(lines) + "\n"
+
+
+def _named_tool(choice: Mapping[str, Any], offered: list[Tool]) -> Tool:
+    function = choice.get("function")
+    name = function.get("name") if isinstance(function, Mapping) else None
+    if choice.get("type") != "function" or not isinstance(name, str):
+        msg = (f"tool_choice={dict(choice)!r}: expected "
+               "{'type': 'function', 'function': {'name': ...}}")
+        raise ConfigError(msg)
+    for t in offered:
+        if t.name == name:
+            return t
+    msg = f"tool_choice names {name!r}, which is not offered; tools: {', '.join(t.name for t in offered)}"
+    raise ConfigError(msg)
+
+
+def _call_schema(t: Tool) -> dict[str, Any]:
+    # One %json per tool; "x-guidance" is only read at the root of each %json schema.
+    return {
+        "x-guidance": _JSON_STYLE,
+        "type": "object",
+        "properties": {"name": {"const": t.name},
+                       "arguments": _rebase_refs(t.parameters, "#/properties/arguments")},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+
+
+def _rebase_refs(schema: Any, base: str) -> Any:
+    """Point local ``$ref``s (``#/$defs/X``, ``#``) at the schema's new place in the wrapper."""
+    if isinstance(schema, list):
+        return [_rebase_refs(v, base) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "$ref" and isinstance(value, str) and value.startswith("#"):
+            out[key] = base + value[1:]
+        elif key in ("properties", "patternProperties", "$defs", "definitions") and isinstance(
+                value, dict):
+            out[key] = {name: _rebase_refs(sub, base) for name, sub in value.items()}
+        elif key in ("const", "enum", "default", "examples"):
+            out[key] = value  # JSON values, not schemas
+        else:
+            out[key] = _rebase_refs(value, base)
+    return out
+

@@ -1,0 +1,779 @@
+"""``@tool``: typed Python functions as OpenAI-style function tools.
+
+The JSON schema comes from the type hints, the descriptions from the Google-style docstring::
+
+    @tool
+    def get_weather(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:
+        '''Current weather of a city.
+
+        Args:
+            city: City name, e.g. "Paris".
+        '''
+
+    get_weather.parameters == {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "description": 'City name, e.g. "Paris".'},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"},
+        },
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+
+Supported annotations: ``str, int, float, bool, None, Any``, ``Literal[...]``, ``Enum``
+subclasses, ``list[T]``, ``tuple[T, ...]``, ``tuple[A, B]``, ``dict[str, T]``, unions and
+``Optional[T]``, ``Annotated[T, "description"]``, dataclasses, ``TypedDict`` and pydantic
+models. The schemas are self-contained (no ``$ref``) and use the draft 2020-12 subset that both
+OpenAI and llguidance accept. ``Tool.invoke`` validates the model's arguments, converts them to
+the annotated types (``Enum`` members, dataclass and pydantic instances, tuples) and calls the
+function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import dataclasses
+import enum
+import inspect
+import math
+import re
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union, overload
+
+from .errors import QwenEdgeError, ToolArgumentsError, ToolError, ToolExecutionError
+
+__all__ = ["Tool", "as_tool", "tool"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# typing.Required / NotRequired (TypedDict keys) exist from Python 3.11 on.
+_REQUIRED: Any = getattr(typing, "Required", object())
+_NOT_REQUIRED: Any = getattr(typing, "NotRequired", object())
+_WRAPPERS = (typing.Annotated, _REQUIRED, _NOT_REQUIRED)
+_SCALARS: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean",
+                             type(None): "null"}
+
+
+class _SchemaError(Exception):
+    """An annotation that cannot be turned into a schema (wrapped into ToolError by the caller)."""
+
+
+# -- the Tool type --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Tool:
+    """A function the model can call: name, description, JSON schema of the arguments, callable.
+
+    Build one with ``@tool`` (from a typed function) or ``Tool.from_openai`` (from an explicit
+    OpenAI tool dict). Calling the tool calls the function directly; ``invoke`` validates the
+    model's JSON arguments first. Treat ``parameters`` as read-only.
+
+    Attributes:
+        name: the function name the model writes (``^[A-Za-z0-9_-]{1,64}$``).
+        description: what the tool does, shown to the model.
+        parameters: JSON schema of the arguments (``"type": "object"``).
+        fn: the Python function, or None for a schema-only tool.
+    """
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    fn: Callable[..., Any] | None = None
+    # Annotation per parameter, used to convert JSON arguments back to Python types.
+    _hints: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    _validator: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            msg = f"tool name {self.name!r}: must match ^[A-Za-z0-9_-]{{1,64}}$"
+            raise ToolError(msg)
+        if not isinstance(self.description, str):
+            msg = f"{self.name}: description must be a string (got {self.description!r:.60})"
+            raise ToolError(msg)
+        if not isinstance(self.parameters, dict) or self.parameters.get("type") != "object":
+            msg = (f"{self.name}: parameters must be a JSON schema with \"type\": \"object\" "
+                   f"(got {self.parameters!r:.80})")
+            raise ToolError(msg)
+        if self.fn is not None and not callable(self.fn):
+            msg = f"{self.name}: fn must be callable (got {self.fn!r:.60})"
+            raise ToolError(msg)
+
+    @property
+    def is_async(self) -> bool:
+        """The function is a coroutine function (``async def``)."""
+        fn = self.fn
+        # a callable object with an ``async def __call__`` counts too
+        return fn is not None and (inspect.iscoroutinefunction(fn) or
+                                   inspect.iscoroutinefunction(type(fn).__call__))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function directly, without validation."""
+        return self._require_fn()(*args, **kwargs)
+
+    def to_openai(self) -> dict[str, Any]:
+        """``{"type": "function", "function": {"name", "description", "parameters"}}``."""
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description,
+                             "parameters": copy.deepcopy(self.parameters)}}
+
+    @classmethod
+    def from_openai(cls, spec: Mapping[str, Any], fn: Callable[..., Any] | None = None) -> Tool:
+        """A tool from an OpenAI tool dict ``{"type": "function", "function": {...}}``.
+
+        Raises:
+            ToolError: the dict does not have that shape, or ``parameters`` is not a valid
+                JSON schema of an object.
+        """
+        where = "tool spec"
+        if not isinstance(spec, Mapping) or spec.get("type") != "function" or not isinstance(
+                spec.get("function"), Mapping):
+            msg = (f"{where}: expected {{\"type\": \"function\", \"function\": {{\"name\": ..., "
+                   f"\"description\": ..., \"parameters\": {{...}}}}}} (got {spec!r:.100})")
+            raise ToolError(msg)
+        function = spec["function"]
+        name = function.get("name")
+        if not isinstance(name, str):
+            msg = f"{where}: function.name must be a string (got {name!r:.60})"
+            raise ToolError(msg)
+        description = function.get("description", "")
+        parameters = function.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(parameters, Mapping):
+            msg = f"{name}: function.parameters must be a JSON schema object (got {parameters!r:.60})"
+            raise ToolError(msg)
+        parameters = copy.deepcopy(dict(parameters))
+        _check_schema(name, parameters)
+        return cls(name=name, description=description, parameters=parameters, fn=fn)
+
+    def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """Check ``arguments`` against ``parameters``; return a copy with defaults filled in.
+
+        Raises:
+            ToolArgumentsError: names the tool, the path and the problem, e.g.
+                ``set_timer: arguments['minutes']: 'five' is not of type 'integer'``.
+        """
+        if not isinstance(arguments, Mapping):
+            msg = f"{self.name}: arguments must be a JSON object (got {arguments!r:.80})"
+            raise ToolArgumentsError(msg)
+        arguments = copy.deepcopy(dict(arguments))
+        validator = self._validator
+        if validator is None:
+            validator = _make_validator(self.name, self.parameters)
+            object.__setattr__(self, "_validator", validator)
+        from jsonschema.exceptions import best_match
+
+        error = best_match(validator.iter_errors(arguments))
+        if error is not None:
+            path = "arguments" + "".join(f"[{p!r}]" for p in error.absolute_path)
+            msg = f"{self.name}: {path}: {error.message:.300}"
+            raise ToolArgumentsError(msg)
+        filled: dict[str, Any] = _fill_defaults(self.parameters, arguments)
+        return filled
+
+    def invoke(self, arguments: Mapping[str, Any]) -> Any:
+        """Validate ``arguments``, convert them to the annotated types and run the function.
+
+        An async function runs to completion in an event loop (in a helper thread when this
+        thread already runs a loop).
+
+        Raises:
+            ToolArgumentsError: the arguments do not match the schema or the signature.
+            ToolExecutionError: the function raised (the original error is the ``__cause__``).
+        """
+        fn, kwargs = self._prepare(arguments)
+        try:
+            result = fn(**kwargs)
+            if inspect.isawaitable(result):
+                result = _run_sync(result)
+        except QwenEdgeError:
+            raise
+        except Exception as exc:
+            raise self._execution_error(exc) from exc
+        return result
+
+    async def ainvoke(self, arguments: Mapping[str, Any]) -> Any:
+        """``invoke`` for async code: awaits async functions, runs sync ones in a worker thread."""
+        fn, kwargs = self._prepare(arguments)
+        try:
+            if self.is_async:
+                result = await fn(**kwargs)
+            else:
+                result = await asyncio.to_thread(fn, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except QwenEdgeError:
+            raise
+        except Exception as exc:
+            raise self._execution_error(exc) from exc
+        return result
+
+    def _require_fn(self) -> Callable[..., Any]:
+        if self.fn is None:
+            msg = f"{self.name}: no Python function is bound to this tool (schema only)"
+            raise ToolError(msg)
+        return self.fn
+
+    def _prepare(self, arguments: Mapping[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
+        fn = self._require_fn()
+        kwargs = self.validate(arguments)
+        try:
+            kwargs = {k: _coerce(v, self._hints[k]) if k in self._hints else v
+                      for k, v in kwargs.items()}
+            inspect.signature(fn).bind(**kwargs)
+        except (TypeError, ValueError) as exc:
+            msg = f"{self.name}: arguments do not fit the function: {exc}"
+            raise ToolArgumentsError(msg) from exc
+        return fn, kwargs
+
+    def _execution_error(self, exc: Exception) -> ToolExecutionError:
+        return ToolExecutionError(f"{self.name} raised {type(exc).__name__}: {exc}")
+
+
+def _run_sync(awaitable: Any) -> Any:
+    async def wait() -> Any:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(wait())
+    # asyncio.run cannot nest inside a running loop: give the coroutine its own thread and loop.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, wait()).result()
+
+
+def _check_schema(name: str, schema: dict[str, Any]) -> None:
+    if schema.get("type") != "object":
+        msg = f"{name}: parameters must have \"type\": \"object\" (got {schema.get('type')!r})"
+        raise ToolError(msg)
+    _make_validator(name, schema)
+
+
+def _make_validator(name: str, schema: dict[str, Any]) -> Any:
+    try:
+        import jsonschema
+    except ImportError as exc:
+        msg = f"{name}: validating tool arguments needs jsonschema: pip install jsonschema"
+        raise ToolError(msg) from exc
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        path = "parameters" + "".join(f"[{p!r}]" for p in exc.absolute_path)
+        msg = f"{name}: {path} is not a valid JSON schema: {exc.message:.200}"
+        raise ToolError(msg) from exc
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _fill_defaults(schema: Any, value: Any) -> Any:
+    """Add the ``default`` of absent properties, recursively (in place; value is validated)."""
+    if not isinstance(schema, Mapping):
+        return value
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        properties = properties if isinstance(properties, Mapping) else {}
+        for key, sub in properties.items():
+            if key in value:
+                _fill_defaults(sub, value[key])
+            elif isinstance(sub, Mapping) and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, Mapping):  # dict[str, Model]
+            for key in value.keys() - properties.keys():
+                _fill_defaults(extra, value[key])
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for item in value:
+            _fill_defaults(schema["items"], item)
+    for member in schema.get("anyOf", ()):
+        # Optional[Model] and friends: fill from the object member of the union.
+        if isinstance(value, dict) and isinstance(member, Mapping) and "properties" in member:
+            return _fill_defaults(member, value)
+    return value
+
+
+# -- @tool ----------------------------------------------------------------------------------------
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+@overload
+def tool(*, name: str | None = None,
+         description: str | None = None) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+         description: str | None = None) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a typed function (sync or async) into a ``Tool``.
+
+    Use as ``@tool`` or ``@tool(name=..., description=...)``. The schema comes from the type
+    hints; the description from the docstring's first paragraph and each parameter's
+    description from its ``Args:`` entry (or ``Annotated[T, "description"]``).
+
+    Raises:
+        ToolError: at decoration time, for a parameter without a supported annotation, a
+            ``*args``/``**kwargs`` or positional-only parameter, or a non-JSON default.
+
+    Example:
+        >>> @tool
+        ... def set_timer(minutes: int, label: str = "") -> str:
+        ...     '''Start a kitchen timer.'''
+        ...     return f"timer {label} set for {minutes} min"
+        >>> set_timer.invoke({"minutes": 5})
+        'timer  set for 5 min'
+    """
+    def decorate(f: Callable[..., Any]) -> Tool:
+        return _tool_from_function(f, name=name, description=description)
+
+    if fn is None:
+        return decorate
+    return decorate(fn)
+
+
+def as_tool(obj: Tool | Callable[..., Any] | Mapping[str, Any]) -> Tool:
+    """Normalize a ``Tool``, a plain function (decorated on the fly) or an OpenAI tool dict."""
+    if isinstance(obj, Tool):
+        return obj
+    if isinstance(obj, Mapping):
+        return Tool.from_openai(obj)
+    if callable(obj):
+        return tool(obj)
+    msg = f"not a tool: {obj!r:.80}; pass a function, a Tool or an OpenAI tool dict"
+    raise ToolError(msg)
+
+
+def _tool_from_function(fn: Callable[..., Any], *, name: str | None,
+                        description: str | None) -> Tool:
+    if not callable(fn):
+        msg = f"@tool needs a function (got {fn!r:.60})"
+        raise ToolError(msg)
+    # functools.partial and callable objects keep their annotations elsewhere
+    hint_source: Any = fn
+    if not (inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn)):
+        hint_source = getattr(fn, "func", None) or type(fn).__call__
+    fn_name = getattr(fn, "__name__", None) or getattr(hint_source, "__name__", None)
+    if fn_name in (None, "__call__"):
+        fn_name = type(fn).__name__
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        msg = f"{fn_name}: cannot read the signature: {exc}"
+        raise ToolError(msg) from exc
+    try:
+        hints = typing.get_type_hints(hint_source, include_extras=True)
+    except Exception as exc:  # NameError for unresolvable string annotations, and friends
+        msg = (f"{fn_name}: cannot resolve the type hints ({type(exc).__name__}: {exc}); "
+               "define the annotated types at module level")
+        raise ToolError(msg) from exc
+    summary, arg_docs = _parse_docstring(inspect.getdoc(fn) or "")
+
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    param_hints: dict[str, Any] = {}
+    for param in signature.parameters.values():
+        where = f"{fn_name}: parameter {param.name!r}"
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            stars = "*" if param.kind == param.VAR_POSITIONAL else "**"
+            msg = f"{where}: {stars}{param.name} cannot be described by a JSON schema; name each argument"
+            raise ToolError(msg)
+        if param.kind == param.POSITIONAL_ONLY:
+            msg = f"{where}: positional-only parameters cannot be passed by name; drop the '/'"
+            raise ToolError(msg)
+        if param.name not in hints:
+            msg = f"{where} has no type annotation; annotate it (e.g. {param.name}: str)"
+            raise ToolError(msg)
+        annotation = hints[param.name]
+        try:
+            schema = _schema(annotation, ())
+        except _SchemaError as exc:
+            msg = f"{where}: {exc}"
+            raise ToolError(msg) from None
+        doc = arg_docs.get(param.name) or _annotated_doc(annotation)
+        if doc:
+            schema["description"] = doc
+        if param.default is param.empty:
+            required.append(param.name)
+        else:
+            try:
+                schema["default"] = _jsonable(param.default)
+            except _SchemaError as exc:
+                msg = f"{where}: default {param.default!r:.60} is not JSON ({exc})"
+                raise ToolError(msg) from None
+        properties[param.name] = schema
+        param_hints[param.name] = annotation
+
+    parameters: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        parameters["required"] = required
+    parameters["additionalProperties"] = False
+    return Tool(name=name if name is not None else fn_name,
+                description=description if description is not None else summary,
+                parameters=parameters, fn=fn, _hints=param_hints)
+
+
+# -- docstrings -----------------------------------------------------------------------------------
+
+_SECTIONS = {"args", "arguments", "parameters", "params", "attributes", "keyword args",
+             "keyword arguments", "returns", "return", "yields", "raises", "example",
+             "examples", "note", "notes", "see also", "todo", "warning", "warnings", "references"}
+_ARG_SECTIONS = {"args", "arguments", "parameters", "params", "attributes", "keyword args",
+                 "keyword arguments"}
+_ENTRY_RE = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:(.*)$")
+
+
+def _section(line: str) -> str | None:
+    stripped = line.strip()
+    if stripped.endswith(":") and stripped[:-1].lower() in _SECTIONS:
+        return stripped[:-1].lower()
+    return None
+
+
+def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Google style: (first paragraph, {parameter: description}) with whitespace collapsed."""
+    lines = doc.expandtabs().splitlines()
+    summary: list[str] = []
+    for line in lines:
+        if not line.strip() or _section(line):
+            break
+        summary.append(line.strip())
+
+    args: dict[str, str] = {}
+    i = 0
+    while i < len(lines):
+        if _section(lines[i]) not in _ARG_SECTIONS:
+            i += 1
+            continue
+        header_indent = len(lines[i]) - len(lines[i].lstrip())
+        i += 1
+        entry_indent: int | None = None
+        current: str | None = None
+        while i < len(lines):
+            line = lines[i]
+            indent = len(line) - len(line.lstrip())
+            if line.strip() and indent <= header_indent:
+                break
+            i += 1
+            if not line.strip():
+                continue
+            match = _ENTRY_RE.match(line.strip())
+            if match and (entry_indent is None or indent <= entry_indent):
+                entry_indent = indent
+                current = match.group(1)
+                args[current] = match.group(2).strip()
+            elif current is not None:
+                args[current] = f"{args[current]} {line.strip()}".strip()
+    return " ".join(summary), args
+
+
+def _annotated_doc(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Annotated:
+        docs = [m for m in annotation.__metadata__ if isinstance(m, str)]
+        return " ".join(docs)
+    return ""
+
+
+# -- type hints -> JSON schema --------------------------------------------------------------------
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
+        return annotation.__qualname__
+    return repr(annotation).replace("typing.", "")
+
+
+def _jsonable(value: Any) -> Any:
+    """A default value as JSON (Enum members by value, dataclasses and models as objects)."""
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            msg = "not a finite number"
+            raise _SchemaError(msg)
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            msg = "object keys must be strings"
+            raise _SchemaError(msg)
+        return {k: _jsonable(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if _is_pydantic_model(type(value)):
+        return value.model_dump(mode="json")
+    msg = f"{type(value).__name__} values cannot be written as JSON"
+    raise _SchemaError(msg)
+
+
+def _is_pydantic_model(annotation: Any) -> bool:
+    # A pydantic model annotation means pydantic is already imported; never import it here.
+    pydantic = sys.modules.get("pydantic")
+    return (pydantic is not None and isinstance(annotation, type)
+            and issubclass(annotation, pydantic.BaseModel))
+
+
+def _enum_schema(values: list[Any], what: str) -> dict[str, Any]:
+    if not values:
+        msg = f"{what} has no values"
+        raise _SchemaError(msg)
+    bad = [v for v in values if type(v) not in _SCALARS]
+    if bad:
+        msg = f"{what} value {bad[0]!r} is not a JSON scalar (str, int, float, bool, None)"
+        raise _SchemaError(msg)
+    kinds = list(dict.fromkeys(_SCALARS[type(v)] for v in values))
+    return {"type": kinds[0] if len(kinds) == 1 else kinds, "enum": list(values)}
+
+
+def _schema(annotation: Any, seen: tuple[type, ...]) -> dict[str, Any]:
+    """JSON schema of one annotation; ``seen`` holds the enclosing classes (recursion check)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+
+    if origin in _WRAPPERS:
+        return _schema(args[0], seen)
+    if annotation is Any:
+        return {}
+    if annotation is None or annotation is type(None):
+        return {"type": "null"}
+    if annotation in _SCALARS:
+        return {"type": _SCALARS[annotation]}
+    if origin is Literal:
+        return _enum_schema(list(args), _type_name(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return _enum_schema([m.value for m in annotation], f"Enum {annotation.__name__}")
+    if origin in (Union, types.UnionType):
+        return _union_schema(args, seen)
+    if annotation is list or origin is list:
+        return {"type": "array", **({"items": _schema(args[0], seen)} if args else {})}
+    if annotation is tuple or origin is tuple:
+        return _tuple_schema(annotation, args, seen)
+    if annotation is dict or origin is dict:
+        if not args:
+            return {"type": "object"}
+        if args[0] is not str:
+            msg = f"{_type_name(annotation)}: JSON object keys are strings; use dict[str, ...]"
+            raise _SchemaError(msg)
+        return {"type": "object", "additionalProperties": _schema(args[1], seen)}
+    if isinstance(annotation, type) and annotation in seen:
+        msg = f"{annotation.__name__} is recursive; flatten it or pass an explicit schema with Tool.from_openai"
+        raise _SchemaError(msg)
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        return _class_schema(annotation, seen, dataclass_fields=True)
+    if typing.is_typeddict(annotation):
+        return _class_schema(annotation, seen, dataclass_fields=False)
+    if _is_pydantic_model(annotation):
+        return _pydantic_schema(annotation)
+    msg = (f"unsupported annotation {_type_name(annotation)}; supported: str, int, float, bool, "
+           "None, Any, Literal, Enum, list, tuple, dict[str, T], unions, dataclasses, TypedDict "
+           "and pydantic models")
+    raise _SchemaError(msg)
+
+
+def _union_schema(args: tuple[Any, ...], seen: tuple[type, ...]) -> dict[str, Any]:
+    nullable = type(None) in args
+    members = [_schema(a, seen) for a in args if a is not type(None)]
+    if all(m.keys() == {"type"} and isinstance(m["type"], str) for m in members):
+        kinds = list(dict.fromkeys(m["type"] for m in members))
+        if nullable:
+            kinds.append("null")
+        return {"type": kinds[0] if len(kinds) == 1 else kinds}
+    if nullable:
+        members.append({"type": "null"})
+    return members[0] if len(members) == 1 else {"anyOf": members}
+
+
+def _tuple_schema(annotation: Any, args: tuple[Any, ...],
+                  seen: tuple[type, ...]) -> dict[str, Any]:
+    if not args:
+        return {"type": "array"}
+    if len(args) == 2 and args[1] is Ellipsis:
+        return {"type": "array", "items": _schema(args[0], seen)}
+    if Ellipsis in args:
+        msg = f"{_type_name(annotation)}: only tuple[T, ...] and tuple[A, B] are supported"
+        raise _SchemaError(msg)
+    return {"type": "array", "prefixItems": [_schema(a, seen) for a in args],
+            "items": False, "minItems": len(args), "maxItems": len(args)}
+
+
+def _class_schema(cls: type, seen: tuple[type, ...], *, dataclass_fields: bool) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except Exception as exc:  # NameError for unresolvable string annotations, and friends
+        msg = f"cannot resolve the type hints of {cls.__name__} ({type(exc).__name__}: {exc})"
+        raise _SchemaError(msg) from exc
+    doc = cls.__doc__ or ""
+    if dataclass_fields and doc.startswith(f"{cls.__name__}("):
+        doc = ""  # the signature dataclasses writes when there is no docstring
+    summary, field_docs = _parse_docstring(inspect.cleandoc(doc))
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    if dataclass_fields:
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            properties[f.name] = _field_schema(cls, f.name, hints[f.name], field_docs, seen)
+            if f.default is not dataclasses.MISSING:
+                try:
+                    properties[f.name]["default"] = _jsonable(f.default)
+                except _SchemaError as exc:
+                    msg = f"{cls.__name__}.{f.name}: default is not JSON ({exc})"
+                    raise _SchemaError(msg) from None
+            elif f.default_factory is dataclasses.MISSING:
+                required.append(f.name)
+    else:
+        required_keys: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
+        for key, hint in hints.items():
+            properties[key] = _field_schema(cls, key, hint, field_docs, seen)
+            # __required_keys__ misses Required/NotRequired written as strings (PEP 563)
+            origin = typing.get_origin(hint)
+            if origin is _REQUIRED or (origin is not _NOT_REQUIRED and key in required_keys):
+                required.append(key)
+    schema: dict[str, Any] = {"type": "object"}
+    if summary:
+        schema["description"] = summary
+    schema["properties"] = properties
+    if required:
+        schema["required"] = required
+    schema["additionalProperties"] = False
+    return schema
+
+
+def _field_schema(cls: type, key: str, hint: Any, docs: Mapping[str, str],
+                  seen: tuple[type, ...]) -> dict[str, Any]:
+    try:
+        schema = _schema(hint, (*seen, cls))
+    except _SchemaError as exc:
+        msg = f"{cls.__name__}.{key}: {exc}"
+        raise _SchemaError(msg) from None
+    doc = docs.get(key) or _annotated_doc(hint)
+    if doc and "description" not in schema:
+        schema["description"] = doc
+    return schema
+
+
+def _pydantic_schema(model: type) -> dict[str, Any]:
+    raw: dict[str, Any] = model.model_json_schema()  # type: ignore[attr-defined]
+    defs: dict[str, Any] = raw.pop("$defs", {})
+    return _resolve(raw, defs, ())  # type: ignore[no-any-return]
+
+
+# Keywords whose value is a {name: schema} map, a schema, or a list of schemas.
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "if",
+               "then", "else", "unevaluatedItems", "unevaluatedProperties")
+_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
+
+
+def _resolve(schema: Any, defs: Mapping[str, Any], stack: tuple[str, ...]) -> Any:
+    """Inline ``#/$defs/...`` references, drop pydantic's ``title`` keywords and close objects.
+
+    Models get ``additionalProperties: false`` unless they say otherwise (``extra="allow"``):
+    a model should not invent keys that pydantic would drop anyway.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.removeprefix("#/$defs/")
+        if name == ref or name not in defs:
+            msg = f"cannot resolve $ref {ref!r}"
+            raise _SchemaError(msg)
+        if name in stack:
+            msg = f"{name} is recursive; flatten it or pass an explicit schema with Tool.from_openai"
+            raise _SchemaError(msg)
+        out.update(_resolve(defs[name], defs, (*stack, name)))
+    for key, value in schema.items():
+        if key in ("$ref", "title"):
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {k: _resolve(v, defs, stack) for k, v in value.items()}
+        elif key in _SCHEMA_ONE:
+            out[key] = _resolve(value, defs, stack)
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_resolve(v, defs, stack) for v in value]
+        else:
+            out[key] = value
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+# -- JSON arguments -> Python values --------------------------------------------------------------
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    """Convert a validated JSON value to ``annotation`` (Enum, dataclass, pydantic, tuple)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in _WRAPPERS:
+        return _coerce(value, args[0])
+    if value is None:
+        return None
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return annotation(value)
+    if origin in (Union, types.UnionType):
+        return _coerce_union(value, args)
+    if origin is list and args and isinstance(value, list):
+        return [_coerce(v, args[0]) for v in value]
+    if (annotation is tuple or origin is tuple) and isinstance(value, list):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0]) for v in value)
+        if args:
+            return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+        return tuple(value)
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _coerce(v, args[1]) for k, v in value.items()}
+    if isinstance(annotation, type) and isinstance(value, dict):
+        if dataclasses.is_dataclass(annotation):
+            hints = typing.get_type_hints(annotation, include_extras=True)
+            return annotation(**{k: _coerce(v, hints.get(k, Any)) for k, v in value.items()})
+        if typing.is_typeddict(annotation):
+            hints = typing.get_type_hints(annotation, include_extras=True)
+            return {k: _coerce(v, hints.get(k, Any)) for k, v in value.items()}
+        if _is_pydantic_model(annotation):
+            return annotation.model_validate(value)  # type: ignore[attr-defined]
+    return value
+
+
+def _coerce_union(value: Any, args: tuple[Any, ...]) -> Any:
+    # The first member whose JSON shape matches the value wins (schemas were validated already).
+    for arg in args:
+        if arg is type(None):
+            continue
+        if _json_shape_matches(value, arg):
+            return _coerce(value, arg)
+    return value
+
+
+def _json_shape_matches(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation) or annotation
+    if origin in _WRAPPERS:
+        return _json_shape_matches(value, typing.get_args(annotation)[0])
+    if origin is bool:
+        return isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is str:
+        return isinstance(value, str)
+    if origin is Literal:
+        return value in typing.get_args(annotation)
+    if isinstance(origin, type) and issubclass(origin, enum.Enum):
+        return value in {m.value for m in origin}
+    if origin in (list, tuple):
+        return isinstance(value, list)
+    if origin is dict or (isinstance(origin, type) and (
+            dataclasses.is_dataclass(origin) or typing.is_typeddict(origin)
+            or _is_pydantic_model(origin))):
+        return isinstance(value, dict)
+    return True
+

@@ -45,12 +45,15 @@ class ExportConfig:
         accuracy_level: MatMulNBits ``accuracy_level``; 4 = int8 activations (fastest on CPU).
         max_context: KV cache length the package supports (default: the model's
             ``max_position_embeddings``).
+        symmetric: quantize without zero points (the ops' default zero point 2^(bits-1)):
+            slightly less accurate, smaller, and faster on onnxruntime's int8-activation path.
     """
 
     quant: str = "int4"
     block_size: int = 32
     accuracy_level: int = 4
     max_context: int | None = None
+    symmetric: bool = False
 
     def __post_init__(self) -> None:
         if self.quant not in QUANT_METHODS:
@@ -145,7 +148,7 @@ def build_manifest(ckpt: Checkpoint, cfg: ExportConfig, *, max_context: int,
             "accuracy_level": cfg.accuracy_level if bits else None,
             "embedding": cfg.quant,
             "lm_head": cfg.quant,
-            "symmetric": False,
+            "symmetric": cfg.symmetric if bits else None,
         },
         "max_context": max_context,
         "graph": {

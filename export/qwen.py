@@ -19,7 +19,7 @@ One layer (names as in the graph)::
 
     residual ─┬─────────────────────────────────────────────┐
               │                                             ▼
-    SkipSimplifiedLayerNorm ─► q/k/v MatMul(+bias) ─► [Qwen3: per-head RMSNorm on q, k]
+    SkipSimplifiedLayerNorm ─► qkv MatMul(+bias) ─► [Qwen3: Split, per-head RMSNorm on q, k]
               ─► GroupQueryAttention(rotary fused, KV cache shared past/present)
               ─► o_proj ─► SkipSimplifiedLayerNorm(+residual) ─► gate, up
               ─► QuickGelu(alpha=1) = SiLU(gate) ─► Mul(up) ─► down_proj ─► next layer
@@ -82,32 +82,46 @@ class _DecoderBuilder:
 
     # -- weights ----------------------------------------------------------------------------
 
-    def _weight(self, source: str, shape: tuple[int, ...]) -> ir.Value:
-        return self.g.weight(source, lambda: self.load(source), shape, metadata={SOURCE_KEY: source})
+    def _load(self, sources: tuple[str, ...]) -> np.ndarray:
+        """One checkpoint tensor, or several stacked along the output dimension (fused q/k/v)."""
+        if len(sources) == 1:
+            return self.load(sources[0])
+        return np.concatenate([self.load(s) for s in sources])
 
-    def _weight_t(self, source: str, out_features: int, in_features: int) -> ir.Value:
+    def _weight(self, source: str | tuple[str, ...], shape: tuple[int, ...], *,
+                name: str | None = None) -> ir.Value:
+        sources = (source,) if isinstance(source, str) else source
+        key = name or sources[0]
+        return self.g.weight(key, lambda: self._load(sources), shape, metadata={SOURCE_KEY: key})
+
+    def _weight_t(self, source: str | tuple[str, ...], out_features: int, in_features: int, *,
+                  name: str | None = None) -> ir.Value:
         """A linear layer's weight, transposed to [in, out] for MatMul.
 
         The untransposed loader rides along (in memory) so that quantization reads the
         checkpoint's [out, in] layout directly instead of transposing twice.
         """
+        sources = (source,) if isinstance(source, str) else source
+        key = name or sources[0]
         value = self.g.weight(
-            f"{source}.T",
-            lambda: self.load(source).T,
+            f"{key}.T",
+            lambda: self._load(sources).T,
             (in_features, out_features),
-            metadata={SOURCE_KEY: source, TRANSPOSED_KEY: "1"},
+            metadata={SOURCE_KEY: key, TRANSPOSED_KEY: "1"},
         )
-        value.meta[SOURCE_LOADER] = lambda: self.load(source)
+        value.meta[SOURCE_LOADER] = lambda: self._load(sources)
         return value
 
     def _linear(
-        self, x: ir.Value, source: str, out_features: int, in_features: int, *, name: str,
-        bias: str | None = None,
+        self, x: ir.Value, source: str | tuple[str, ...], out_features: int, in_features: int, *,
+        name: str, bias: str | tuple[str, ...] | None = None, weight_name: str | None = None,
     ) -> ir.Value:
-        y = self.g.op("MatMul", [x, self._weight_t(source, out_features, in_features)],
-                      name=f"{name}/MatMul")
+        weight = self._weight_t(source, out_features, in_features, name=weight_name)
+        y = self.g.op("MatMul", [x, weight], name=f"{name}/MatMul")
         if bias is not None:
-            y = self.g.op("Add", [y, self._weight(bias, (out_features,))], name=f"{name}/Add")
+            bias_name = f"{weight_name[: -len('.weight')]}.bias" if weight_name else None
+            y = self.g.op("Add", [y, self._weight(bias, (out_features,), name=bias_name)],
+                          name=f"{name}/Add")
         return y
 
     # -- graph ------------------------------------------------------------------------------
@@ -200,18 +214,25 @@ class _DecoderBuilder:
         q_dim = cfg.num_attention_heads * cfg.head_dim
         kv_dim = cfg.num_key_value_heads * cfg.head_dim
 
-        def proj(which: str, out_features: int) -> ir.Value:
-            bias = f"{p}.{which}_proj.bias" if cfg.attention_bias else None
-            return self._linear(x, f"{p}.{which}_proj.weight", out_features, cfg.hidden_size,
-                                name=f"{name}/{which}_proj", bias=bias)
-
-        q, k, v = proj("q", q_dim), proj("k", kv_dim), proj("v", kv_dim)
+        # q, k and v in one MatMul (one weight read, one kernel launch per layer for decode).
+        qkv_dim = q_dim + 2 * kv_dim
+        qkv = self._linear(
+            x, tuple(f"{p}.{w}_proj.weight" for w in "qkv"), qkv_dim, cfg.hidden_size,
+            name=f"{name}/qkv_proj", weight_name=f"{p}.qkv_proj.weight",
+            bias=tuple(f"{p}.{w}_proj.bias" for w in "qkv") if cfg.attention_bias else None,
+        )
         if cfg.qk_norm:  # Qwen3: RMSNorm over head_dim of each head, before RoPE
+            q, k, v = g.op_multi("Split", [qkv, g.const(f"qkv_split_{qkv_dim}",
+                                                        np.array([q_dim, kv_dim, kv_dim]))],
+                                 {"axis": -1}, name=f"{name}/qkv_proj/Split", num_outputs=3)
             q = self._head_norm(q, f"{p}.q_norm.weight", name=f"{name}/q_norm")
             k = self._head_norm(k, f"{p}.k_norm.weight", name=f"{name}/k_norm")
+            qkv_inputs: list[ir.Value | None] = [q, k, v]
+        else:  # GroupQueryAttention takes the packed [q | k | v] projection directly
+            qkv_inputs = [qkv, None, None]
         out, present_k, present_v = g.op_multi(
             "GroupQueryAttention",
-            [q, k, v, past[0], past[1], seqlens_k, total_len, cos_cache, sin_cache],
+            [*qkv_inputs, past[0], past[1], seqlens_k, total_len, cos_cache, sin_cache],
             {
                 "num_heads": cfg.num_attention_heads,
                 "kv_num_heads": cfg.num_key_value_heads,

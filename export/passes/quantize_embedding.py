@@ -36,10 +36,11 @@ __all__ = ["QuantizeEmbedding"]
 class QuantizeEmbedding(ir.passes.InPlacePass):
     """Replace the embedding Gather by GatherBlockQuantized (``bits`` in {4, 8})."""
 
-    def __init__(self, *, bits: int, block_size: int = 32) -> None:
+    def __init__(self, *, bits: int, block_size: int = 32, symmetric: bool = False) -> None:
         super().__init__()
         self.bits = bits
         self.block_size = block_size
+        self.symmetric = symmetric
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
@@ -95,16 +96,19 @@ class QuantizeEmbedding(ir.passes.InPlacePass):
             lazy = qweight.meta[LAZY_META]
         else:
             lazy = LazyQuantized(tensor.numpy, bits=self.bits, block_size=self.block_size,
-                                 symmetric=False, shape=(vocab, hidden))
+                                 symmetric=self.symmetric, shape=(vocab, hidden))
             qweight = lazy.part(f"{source}.qweight", lambda q: q.packed, ir.DataType.UINT8,
                                 (vocab, k_blocks, blob), {**meta, ROLE_KEY: "qweight"})
             scales_2d = lazy.part(f"{source}.scales", lambda q: q.scales, ir.DataType.FLOAT,
                                   (vocab, k_blocks), {**meta, ROLE_KEY: "scales"})
             graph.register_initializer(qweight)
             graph.register_initializer(scales_2d)
-        zeros = lazy.part(f"{source}.gather_zero_points", lambda q: q.gather_zero_points(),
-                          ir.DataType.UINT8, (vocab, k_blocks, 1), {**meta, ROLE_KEY: "gather_zp"})
-        graph.register_initializer(zeros)
+        zeros = None
+        if not self.symmetric:  # symmetric: both ops default to the zero point 2^(bits-1)
+            zeros = lazy.part(f"{source}.gather_zero_points", lambda q: q.gather_zero_points(),
+                              ir.DataType.UINT8, (vocab, k_blocks, 1),
+                              {**meta, ROLE_KEY: "gather_zp"})
+            graph.register_initializer(zeros)
 
         def const(const_name: str, array: np.ndarray) -> ir.Value:
             existing = graph.initializers.get(const_name)

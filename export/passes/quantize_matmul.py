@@ -36,11 +36,13 @@ LAZY_META = "qwen_edge.lazy"  # in-memory only: the LazyQuantized behind a qweig
 class QuantizeMatMulNBits(ir.passes.InPlacePass):
     """Replace weight MatMuls by MatMulNBits with ``bits``-bit block-wise weights."""
 
-    def __init__(self, *, bits: int, block_size: int = 32, accuracy_level: int = 4) -> None:
+    def __init__(self, *, bits: int, block_size: int = 32, accuracy_level: int = 4,
+                 symmetric: bool = False) -> None:
         super().__init__()
         self.bits = bits
         self.block_size = block_size
         self.accuracy_level = accuracy_level
+        self.symmetric = symmetric  # no zero points: the ops' default 2^(bits-1) applies
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
@@ -70,7 +72,7 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
         # Read W [N, K] straight from the checkpoint when the builder left us its loader.
         load_w = weight.meta.get(SOURCE_LOADER) or (lambda: transposed.numpy().T)
         lazy = LazyQuantized(load_w, bits=self.bits, block_size=self.block_size,
-                             symmetric=False, shape=(n, k))
+                             symmetric=self.symmetric, shape=(n, k))
         base = weight.name[:-2] if weight.name and weight.name.endswith(".T") else weight.name
         meta = {SOURCE_KEY: source, BITS_KEY: str(self.bits), BLOCK_KEY: str(self.block_size)}
         blob = self.block_size * self.bits // 8
@@ -79,11 +81,13 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
                             (n, lazy.k_blocks, blob), {**meta, ROLE_KEY: "qweight"})
         scales = lazy.part(f"{base}.scales", lambda q: q.scales, ir.DataType.FLOAT,
                            (n, lazy.k_blocks), {**meta, ROLE_KEY: "scales"})
-        zeros = lazy.part(f"{base}.zero_points", lambda q: q.zero_points, ir.DataType.UINT8,
-                          (n, zp_bytes), {**meta, ROLE_KEY: "zero_points"})
+        zeros = None if self.symmetric else lazy.part(
+            f"{base}.zero_points", lambda q: q.zero_points, ir.DataType.UINT8, (n, zp_bytes),
+            {**meta, ROLE_KEY: "zero_points"})
         qweight.meta[LAZY_META] = lazy
         for value in (qweight, scales, zeros):
-            graph.register_initializer(value)
+            if value is not None:
+                graph.register_initializer(value)
 
         # Fold a following bias Add (x @ W^T + b) into MatMulNBits' bias input.
         bias: ir.Value | None = None

@@ -22,6 +22,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--block-size", type=int, default=32, help="quantization block (default 32)")
     p.add_argument("--accuracy-level", type=int, default=4,
                    help="MatMulNBits accuracy_level; 4 = int8 activations (default)")
+    p.add_argument("--symmetric", action="store_true",
+                   help="quantize without zero points (faster int8-activation kernels)")
     p.add_argument("--max-context", type=int, default=None,
                    help="longest context the package supports (default: the model's)")
     p.add_argument("--revision", default=None, help="hub revision (hub ids only)")
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from ..export import ExportConfig, export_model
 
     cfg = ExportConfig(quant=args.quant, block_size=args.block_size,
-                       accuracy_level=args.accuracy_level, max_context=args.max_context)
+                       accuracy_level=args.accuracy_level, max_context=args.max_context,
+                       symmetric=args.symmetric)
     result = export_model(args.src, args.output, cfg, force=args.force, revision=args.revision,
                           show_progress=sys.stderr.isatty() and not args.json)
     summary = {

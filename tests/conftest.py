@@ -40,7 +40,7 @@ def package(
         key = (shape, quant)
         if key not in cache:
             out = tmp_path_factory.mktemp("pkg") / f"{shape}-{quant}"
-            export_model(checkpoint(shape), out, ExportConfig(quant=quant, max_context=512))
+            export_model(checkpoint(shape), out, ExportConfig(quant=quant, max_context=2048))
             cache[key] = out
         return cache[key]
 

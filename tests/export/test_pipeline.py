@@ -29,7 +29,7 @@ def test_manifest_describes_the_model(package, checkpoint):  # type: ignore[no-u
         "method": "int4", "bits": 4, "block_size": 32, "accuracy_level": 4,
         "embedding": "int4", "lm_head": "int4", "symmetric": False,
     }
-    assert pkg.max_context == 512
+    assert pkg.max_context == 2048
     assert pkg.special_tokens["<|im_end|>"] == 151645
     assert pkg.special_tokens["<tool_call>"] == 151657
     assert 151645 in pkg.stop_token_ids and 151643 in pkg.stop_token_ids

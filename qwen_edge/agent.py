@@ -74,6 +74,7 @@ class AgentStep:
     completion_tokens: int
     cached_tokens: int
     duration_s: float
+    ttft_s: float = 0.0  # time to the first generated token (prefill of the new tokens)
     remote: bool = False
 
 
@@ -333,7 +334,8 @@ class Agent:
         return AgentStep(content=content, tool_calls=calls, results=results,
                          prompt_tokens=usage.prompt_tokens,
                          completion_tokens=usage.completion_tokens,
-                         cached_tokens=usage.reused_tokens, duration_s=time.perf_counter() - start)
+                         cached_tokens=usage.reused_tokens, duration_s=time.perf_counter() - start,
+                         ttft_s=usage.prefill_s)
 
     # -- tools ------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
@@ -88,6 +89,10 @@ class Engine:
             for i in range(self.layers) for kind in ("key", "value")
         ]
         self._logits: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}
+        # One IOBinding per cache, with its KV buffers bound once (48 binds for 24 layers):
+        # each step then rebinds only the small inputs and the logits buffer.
+        self._bindings: weakref.WeakKeyDictionary[KVCache, ort.IOBinding] = (
+            weakref.WeakKeyDictionary())
 
     def new_cache(self, max_context: int | None = None) -> KVCache:
         """A KV cache for one conversation (default: min(package limit, 4096) tokens)."""
@@ -130,16 +135,19 @@ class Engine:
 
     def _run(self, tokens: np.ndarray, cache: KVCache, num_logits: int) -> np.ndarray:
         total = cache.offset + tokens.shape[0]
-        binding = self.session.io_binding()
+        binding = self._bindings.get(cache)
+        if binding is None:
+            binding = self.session.io_binding()
+            for (past, present), value in zip(self._kv_names, cache.values):
+                binding.bind_ortvalue_input(past, value)
+                binding.bind_ortvalue_output(present, value)
+            self._bindings[cache] = binding
         binding.bind_cpu_input("input_ids", tokens.reshape(1, -1))
         binding.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
         binding.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
         binding.bind_cpu_input("num_logits_to_keep", np.array(num_logits, np.int64))
         logits, logits_value = self._logits_buffer(num_logits)
         binding.bind_ortvalue_output("logits", logits_value)
-        for (past, present), value in zip(self._kv_names, cache.values):
-            binding.bind_ortvalue_input(past, value)
-            binding.bind_ortvalue_output(present, value)
         with native_errors("forward"):
             self.session.run_with_iobinding(binding)
         cache.offset = total

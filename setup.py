@@ -9,7 +9,7 @@ from __future__ import annotations
 from glob import glob
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
-from setuptools import setup
+from setuptools import find_namespace_packages, setup
 
 ext_modules = [
     Pybind11Extension(
@@ -24,14 +24,14 @@ ext_modules = [
 setup(
     ext_modules=ext_modules,
     cmdclass={"build_ext": build_ext},
+    # The runtime (qwen_edge/, every subfolder, data folders included) plus the exporter,
+    # whose source lives in export/ at the top level.
     packages=[
-        "qwen_edge",
-        "qwen_edge.cli",
+        *find_namespace_packages(include=["qwen_edge", "qwen_edge.*"],
+                                 exclude=["*.__pycache__"]),
         "qwen_edge.export",
         "qwen_edge.export.passes",
     ],
     package_dir={"qwen_edge.export": "export", "qwen_edge.export.passes": "export/passes"},
-    package_data={
-        "qwen_edge": ["py.typed", "_core.pyi", "templates/*.jinja"],
-    },
+    package_data={"qwen_edge": ["py.typed", "_core.pyi"], "qwen_edge.templates": ["*.jinja"]},
 )

@@ -115,7 +115,7 @@ def render_chat(
     _check_messages(messages)
     tpl = _compile(template)
     context = {
-        "messages": [dict(m) for m in messages],
+        "messages": [_prepare_message(m) for m in messages],
         "tools": [dict(t) for t in tools] if tools else None,
         "add_generation_prompt": add_generation_prompt,
         "bos_token": "",
@@ -125,6 +125,16 @@ def render_chat(
     }
     try:
         return str(tpl.render(**context))
-    except jinja2.exceptions.TemplateError as exc:
-        msg = f"chat template error: {exc}"
+    except (jinja2.exceptions.TemplateError, TypeError, ValueError, KeyError,
+            AttributeError, IndexError) as exc:  # a template's own Python errors, once
+        msg = f"chat template error: {type(exc).__name__}: {exc}"
         raise TokenizerError(msg) from exc
+
+
+def _prepare_message(message: Message) -> dict[str, Any]:
+    """What transformers does before rendering: drop None values, alias reasoning fields."""
+    out = {k: v for k, v in message.items() if v is not None}
+    for alias in ("reasoning", "thinking"):  # -> reasoning_content (Qwen3's template field)
+        if alias in out and "reasoning_content" not in out:
+            out["reasoning_content"] = out.pop(alias)
+    return out

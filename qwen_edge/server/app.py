@@ -1,0 +1,752 @@
+"""The OpenAI-compatible HTTP server: ``create_app(model) -> FastAPI``.
+
+One request, end to end::
+
+    body -> ChatCompletionRequest -> _plan (thread pool): messages -> prompt ids, options
+         -> _Worker.submit: admitted, or 429 when 1 + max_queue requests are in flight
+         -> the generation thread: one warm Session, chunk by chunk -> the request's queue
+         -> JSON, or server-sent events (tool calls parsed as they complete)
+
+Generation is serialized: one thread runs one request at a time on one ``Session``, whose KV
+cache keeps the previous request's tokens, so a request that shares a prefix with the one
+before (an agent's system prompt and tool schemas, a chat's history) prefills only what is new.
+A client that disconnects cancels its request: a waiting one leaves the queue at once, a
+running one stops at its next token and frees the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import json
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import anyio
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..errors import (
+    ConfigError,
+    ContextLengthError,
+    GenerationError,
+    QwenEdgeError,
+    TokenizerError,
+    ToolError,
+)
+from ..generate import GenerationChunk
+from ..model import Model
+from ..tool_formats import hermes
+from ..tools import as_tool
+from . import schemas
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+_SAMPLING = ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
+             "repetition_penalty", "seed")
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": schemas.ErrorResponse} for code in (400, 401, 404, 413, 429)}
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class _APIError(Exception):
+    """An error answered in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+        self.param, self.code, self.headers = param, code, dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param,
+                          "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+_PARAM = re.compile(r"^(\w+)(?:\[[^\]]*\])?=")  # "temperature=-1.0: must be ..." -> temperature
+
+
+def _api_error(exc: BaseException) -> _APIError:
+    """Translate a library (or unexpected) error once, at the HTTP boundary."""
+    if isinstance(exc, _APIError):
+        return exc
+    if isinstance(exc, ContextLengthError):
+        return _APIError(400, str(exc), param="messages", code="context_length_exceeded")
+    if isinstance(exc, (ConfigError, GenerationError, ToolError, TokenizerError)):
+        match = _PARAM.match(str(exc))
+        return _APIError(400, str(exc), param=match.group(1) if match else None)
+    return _APIError(500, "generation failed; the server log has the details",
+                     kind="server_error")
+
+
+# -- the generation worker ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """The last event of a job: its token counts, and whether it was cancelled."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cancelled: bool = False
+
+
+_Event = GenerationChunk | _Done | BaseException
+
+
+class _Job:
+    """One request's generation: input, a queue read on the event loop, a cancel flag."""
+
+    def __init__(self, prompt: np.ndarray, options: dict[str, Any],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.prompt = prompt
+        self.options = options
+        self.loop = loop
+        self.events: asyncio.Queue[_Event] = asyncio.Queue()
+        self.cancelled = threading.Event()
+        self.ended = False  # the consumer has seen the last event (a _Done or an error)
+        self.done: _Done | None = None
+
+    async def next(self) -> _Event:
+        event = await self.events.get()
+        self.ended = isinstance(event, (_Done, BaseException))
+        self.done = event if isinstance(event, _Done) else None
+        return event
+
+    def put(self, event: _Event) -> None:
+        """Hand an event to the request's event loop (safe from any thread)."""
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        except RuntimeError:  # the loop is closed: nobody listens any more
+            self.cancelled.set()
+
+
+class _Worker:
+    """A bounded wait list in front of one generation thread and one warm ``Session``.
+
+    ``submit`` admits a job while at most ``max_queue`` others are in flight (one generating,
+    the rest waiting) and raises a 429 otherwise. The thread runs jobs in order on the same
+    session, which reuses the longest common prefix of consecutive prompts. ``cancel`` drops
+    a waiting job at once and stops a running one at its next token.
+    """
+
+    def __init__(self, model: Model, max_queue: int) -> None:
+        self.session = model.session()
+        self.max_queue = max_queue
+        self._cond = threading.Condition()
+        self._waiting: deque[_Job] = deque()
+        self._running: _Job | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._mean_s = 1.0  # moving average of a job's duration, for Retry-After
+
+    @property
+    def context_tokens(self) -> int:
+        return self.session.cache.max_context
+
+    def counts(self) -> tuple[int, int]:
+        """(generating, waiting)."""
+        with self._cond:
+            return int(self._running is not None), len(self._waiting)
+
+    def submit(self, job: _Job) -> None:
+        with self._cond:
+            if self._closed:
+                raise _APIError(503, "the server is shutting down", kind="server_error")
+            in_flight = len(self._waiting) + (self._running is not None)
+            if in_flight > self.max_queue:
+                retry_s = max(1, math.ceil(self._mean_s * in_flight))
+                msg = (f"the server is busy: {in_flight} requests in flight (one generates at "
+                       f"a time and at most {self.max_queue} wait); retry in {retry_s} s")
+                raise _APIError(429, msg, kind="requests", code="rate_limit_exceeded",
+                                headers={"Retry-After": str(retry_s)})
+            self._waiting.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="qwen-edge-generate",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def cancel(self, job: _Job) -> None:
+        """Stop ``job`` (a no-op once it is done)."""
+        with self._cond:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                job.put(_Done(cancelled=True))
+                return
+        job.cancelled.set()
+
+    def close(self) -> None:
+        """Cancel everything and stop the thread."""
+        with self._cond:
+            self._closed = True
+            for job in self._waiting:
+                job.put(_Done(cancelled=True))
+            self._waiting.clear()
+            if self._running is not None:
+                self._running.cancelled.set()
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job = self._running = self._waiting.popleft()
+            start = time.perf_counter()
+            try:
+                self._generate(job)
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._mean_s += 0.2 * (time.perf_counter() - start - self._mean_s)
+
+    def _generate(self, job: _Job) -> None:
+        """Run one job: forward its chunks until it ends or is cancelled (checked per token)."""
+        if job.cancelled.is_set():
+            job.put(_Done(cancelled=True))
+            return
+        cancelled = False
+        try:
+            chunks = cast("Generator[GenerationChunk, None, None]",
+                          self.session.stream_chunks(job.prompt, **job.options))
+            try:
+                for chunk in chunks:
+                    if job.cancelled.is_set():
+                        cancelled = True
+                        break
+                    job.put(chunk)
+            finally:
+                chunks.close()  # trims the session's cache to the tokens actually fed
+        except QwenEdgeError as exc:
+            job.put(exc)
+            return
+        except Exception as exc:  # reported to the client as a 500, logged here with the trace
+            logger.exception("generation failed")
+            job.put(exc)
+            return
+        stats = self.session.last_stats
+        job.put(_Done(stats.prompt_tokens, stats.completion_tokens, stats.reused_tokens,
+                      cancelled))
+
+
+# -- request -> prompt + options ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    prompt: np.ndarray
+    options: dict[str, Any]
+    parse_tools: bool  # split tool calls out of the output
+    single_call: bool  # parallel_tool_calls=False: keep the first call only
+
+
+def _message(i: int, message: schemas.ChatMessage) -> dict[str, Any]:
+    """An OpenAI message as the chat template expects it (arguments as objects)."""
+    content = message.content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if part.type != "text" or part.text is None:
+                msg = f"messages[{i}].content: only text parts are supported (got {part.type!r})"
+                raise _APIError(400, msg, param=f"messages[{i}].content")
+            texts.append(part.text)
+        content = "\n".join(texts)
+    out: dict[str, Any] = {"role": "system" if message.role == "developer" else message.role,
+                           "content": content or ""}
+    if message.name is not None:
+        out["name"] = message.name
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.tool_calls:
+        calls = []
+        for call in message.tool_calls:
+            try:
+                arguments = json.loads(call.function.arguments or "{}")
+            except json.JSONDecodeError:
+                arguments = None
+            if not isinstance(arguments, dict):
+                msg = (f"messages[{i}].tool_calls: the arguments of {call.function.name!r} are "
+                       "not a JSON object")
+                raise _APIError(400, msg, param=f"messages[{i}].tool_calls")
+            calls.append({"id": call.id, "type": "function",
+                          "function": {"name": call.function.name, "arguments": arguments}})
+        out["tool_calls"] = calls
+    return out
+
+
+def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: int,
+          max_tokens_limit: int) -> _Plan:
+    """Validate a request and turn it into prompt ids and generation options (400s here)."""
+    if body.n not in (None, 1):
+        msg = f"n={body.n}: this server returns one choice per request; send n=1 or leave it out"
+        raise _APIError(400, msg, param="n")
+    if body.logprobs:
+        raise _APIError(400, "logprobs are not supported by this server", param="logprobs")
+    messages = [_message(i, m) for i, m in enumerate(body.messages)]
+    tools = [t.model_dump(exclude_none=True) for t in body.tools] if body.tools else None
+    choice: Any = body.tool_choice
+    if isinstance(choice, schemas.NamedToolChoice):
+        choice = choice.model_dump()
+    options: dict[str, Any] = {name: getattr(body, name) for name in _SAMPLING
+                               if getattr(body, name) is not None}
+    if body.stop is not None:
+        options["stop"] = [body.stop] if isinstance(body.stop, str) else list(body.stop)
+    if body.ignore_eos or body.stop_token_ids:
+        eos = [] if body.ignore_eos else list(model.stop_token_ids)
+        options["stop_token_ids"] = eos + list(body.stop_token_ids or [])
+    bias = _logit_bias(body.logit_bias, model.engine.vocab_size)
+
+    parse_tools = False
+    if tools:
+        offered = [as_tool(t) for t in tools]  # ToolError (400) for a malformed schema
+        if choice == "none":  # the model cannot open a call
+            token = model.tokenizer.token_to_id(hermes.TOOL_CALL_START)
+            if token is not None:
+                bias[token] = -100.0
+        else:
+            parse_tools = True
+            choice = choice or "auto"
+            options["grammar"] = hermes.tool_call_grammar(offered, tool_choice=choice)
+            if choice == "auto":
+                options["grammar_trigger"] = hermes.TOOL_CALL_START
+    elif choice not in (None, "none", "auto"):
+        msg = f"tool_choice={choice!r} needs tools; send the function in `tools`"
+        raise _APIError(400, msg, param="tool_choice")
+    if bias:
+        options["logit_bias"] = bias
+
+    fmt = body.response_format
+    if fmt is not None and fmt.type != "text":
+        if parse_tools:
+            msg = "response_format cannot be combined with tools unless tool_choice is 'none'"
+            raise _APIError(400, msg, param="response_format")
+        if fmt.type == "json_object":
+            options["json_schema"] = {"type": "object"}
+        elif fmt.json_schema is None:
+            msg = "response_format of type json_schema needs json_schema: {name, schema}"
+            raise _APIError(400, msg, param="response_format")
+        else:
+            options["json_schema"] = fmt.json_schema.schema_
+
+    max_tokens = (body.max_completion_tokens if body.max_completion_tokens is not None
+                  else body.max_tokens)
+    if max_tokens is not None and max_tokens > max_tokens_limit:
+        msg = (f"max_tokens={max_tokens} is too large: this server generates at most "
+               f"{max_tokens_limit} tokens per request")
+        raise _APIError(400, msg, param="max_tokens", code="invalid_value")
+    prompt = model.encode_chat(messages, tools=tools)
+    room = context_tokens - len(prompt)
+    if room < 1 or (max_tokens is not None and max_tokens > room):
+        wanted = max_tokens if max_tokens is not None else 1
+        msg = (f"This model's maximum context length is {context_tokens} tokens. However, you "
+               f"requested {len(prompt) + wanted} tokens ({len(prompt)} in the messages, "
+               f"{wanted} in the completion). Please reduce the length of the messages or "
+               "completion.")
+        raise _APIError(400, msg, param="messages", code="context_length_exceeded")
+    options["max_tokens"] = max_tokens if max_tokens is not None else min(room, max_tokens_limit)
+    model._config(options)  # a bad option is a 400 now, not an error in the worker
+    return _Plan(prompt, options, parse_tools, body.parallel_tool_calls is False)
+
+
+def _logit_bias(bias: Mapping[str, float] | None, vocab_size: int) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for key, value in (bias or {}).items():
+        if not key.isdigit() or int(key) >= vocab_size:
+            msg = f"logit_bias: {key!r} is not a token id (0 to {vocab_size - 1})"
+            raise _APIError(400, msg, param="logit_bias")
+        out[int(key)] = value
+    return out
+
+
+# -- responses ----------------------------------------------------------------------------------
+
+
+def _usage(done: _Done) -> dict[str, Any]:
+    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": done.cached_tokens}}
+
+
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def _finish(finish: str, calls: int) -> str:
+    return "tool_calls" if calls and finish == "stop" else finish
+
+
+def _sse(data: Mapping[str, Any] | str) -> str:
+    return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _collect(first: _Event, job: _Job) -> tuple[str, str, _Done]:
+    """(text, finish_reason, done) of a whole generation."""
+    text: list[str] = []
+    finish, event = "length", first
+    while not isinstance(event, _Done):
+        if isinstance(event, BaseException):
+            raise _api_error(event)
+        text.append(event.text)
+        finish = event.finish_reason or finish
+        event = await job.next()
+    return "".join(text), finish, event
+
+
+def _completion(head: dict[str, Any], plan: _Plan, text: str, finish: str,
+                done: _Done) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    calls: list[dict[str, Any]] = []
+    if plan.parse_tools:
+        content, parsed, errors = hermes.parse_tool_calls(text, strict=False)
+        for error in errors:
+            logger.warning("malformed tool call left in the content: %s", error.message)
+        calls = [{"id": _call_id(), "type": "function", "function": {
+            "name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
+            for c in parsed[: 1 if plan.single_call else None]]
+        message = {"role": "assistant", "content": content or (None if calls else ""),
+                   "tool_calls": calls or None}
+    return {**head, "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": _finish(finish, len(calls))}],
+            "usage": _usage(done)}
+
+
+async def _stream(first: _Event, job: _Job, plan: _Plan, head: dict[str, Any],
+                  include_usage: bool, release: Callable[[], Awaitable[None]],
+                  ) -> AsyncIterator[str]:
+    """Server-sent events in OpenAI's chunk format; tool calls go out as they complete."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        data = {**head, "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                             "finish_reason": finish}]}
+        return _sse({**data, "usage": None} if include_usage else data)
+
+    parser = hermes.ToolCallStreamParser() if plan.parse_tools else None
+    calls, finish, event = 0, "length", first
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        while not isinstance(event, _Done):
+            if isinstance(event, BaseException):
+                yield _sse(_api_error(event).body())
+                return
+            parsed: list[hermes.Event] = []
+            if event.text:
+                parsed = parser.feed(event.text) if parser else [hermes.TextDelta(event.text)]
+            if event.finish_reason is not None:
+                finish = event.finish_reason
+                parsed += parser.finish() if parser else []
+            for item in parsed:
+                if isinstance(item, hermes.TextDelta) and item.text:
+                    yield chunk({"content": item.text})
+                elif isinstance(item, hermes.ToolCallEvent) and not (plan.single_call and calls):
+                    arguments = json.dumps(item.call.arguments, ensure_ascii=False)
+                    yield chunk({"tool_calls": [{
+                        "index": calls, "id": _call_id(), "type": "function",
+                        "function": {"name": item.call.name, "arguments": arguments}}]})
+                    calls += 1
+                elif isinstance(item, hermes.ToolCallError):
+                    logger.warning("malformed tool call left in the content: %s", item.message)
+            event = await job.next()
+        if event.cancelled:
+            return
+        yield chunk({}, _finish(finish, calls))
+        if include_usage:
+            yield _sse({**head, "object": "chat.completion.chunk", "choices": [],
+                        "usage": _usage(event)})
+        yield _sse("[DONE]")
+    finally:
+        await release()
+
+
+async def _cancel_on_disconnect(receive: Receive, worker: _Worker, job: _Job) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    worker.cancel(job)
+
+
+async def _release(worker: _Worker, job: _Job, watch: asyncio.Task[None], state: Any) -> None:
+    """End a request's job: cancel it unless done, wait (shielded) until the worker has let
+    go of it, and leave its token counts for the access log."""
+    watch.cancel()
+    if not job.ended:
+        worker.cancel(job)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            while not job.ended:
+                await job.next()
+    state.usage = job.done
+
+
+# -- middleware ---------------------------------------------------------------------------------
+
+
+class _BodyLimit:
+    """Reads a request body up to ``max_bytes`` (else 413) and replays it to the app."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        msg = (f"the request body is larger than {self.max_bytes} bytes, the most this server "
+               "accepts (--max-request-bytes)")
+        error = _APIError(413, msg, code="request_too_large", headers={"Connection": "close"})
+        await error.response()(scope, receive, send)
+
+
+class _AccessLog:
+    """One line per request on ``qwen_edge.server``: method, path, status, tokens, ms."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        state = scope.setdefault("state", {})  # Request.state of the handler
+        status = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            done = state.get("usage")
+            tokens = "-"
+            if isinstance(done, _Done):
+                tokens = (f"{done.prompt_tokens} prompt ({done.cached_tokens} cached) + "
+                          f"{done.completion_tokens} completion tokens"
+                          f"{', cancelled by the client' if done.cancelled else ''}")
+            logger.info("%s %s %d %s %.0f ms", scope["method"], scope["path"], status, tokens,
+                        (time.perf_counter() - start) * 1000,
+                        extra={"http_status": status, "usage": done})
+
+
+# -- the app ------------------------------------------------------------------------------------
+
+
+def create_app(model: Model, *, api_key: str | None = None, max_queue: int = 16,
+               max_request_bytes: int = 4 * 2**20, max_tokens_limit: int = 4096,
+               model_name: str | None = None) -> FastAPI:
+    """The OpenAI-compatible ASGI app serving ``model``.
+
+    Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /v1/models/{id}``,
+    ``GET /health``, and the OpenAPI document at ``/openapi.json`` (``/docs`` renders it).
+
+    Args:
+        model: a loaded model; all requests share it and one warm session.
+        api_key: when set, every ``/v1`` route needs ``Authorization: Bearer <api_key>``.
+        max_queue: requests that may wait while one generates; more get a 429.
+        max_request_bytes: largest request body (413 above).
+        max_tokens_limit: largest ``max_tokens`` a request may ask for (400 above); also
+            the default when a request leaves it out (capped by the room left in the context).
+        model_name: the id in ``/v1/models`` and responses (default: the package folder name).
+            A request naming another model gets a 404, as vLLM answers.
+
+    Example:
+        >>> app = create_app(qwen_edge.load("pkg"), api_key="secret")
+        >>> uvicorn.run(app, host="127.0.0.1", port=8000)
+    """
+    if api_key is not None and not api_key:
+        raise ConfigError("api_key='': give a non-empty key, or None for no authentication")
+    for name, value, low in (("max_queue", max_queue, 0), ("max_request_bytes",
+                             max_request_bytes, 1024), ("max_tokens_limit", max_tokens_limit, 1)):
+        if not isinstance(value, int) or value < low:
+            msg = f"{name}={value!r}: must be an int >= {low}"
+            raise ConfigError(msg)
+    name = model_name or model.package.path.name
+    fingerprint = f"fp_{model.package.package_hash[:12]}"
+    created = int(time.time())
+    worker = _Worker(model, max_queue)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await anyio.to_thread.run_sync(worker.close)
+
+    app = FastAPI(title="qwen-edge", version=__version__, lifespan=lifespan,
+                  summary="OpenAI-compatible chat completions from a model on this device")
+    app.add_middleware(_BodyLimit, max_bytes=max_request_bytes)
+    app.add_middleware(_AccessLog)
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, RequestValidationError):
+            problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
+                        for e in exc.errors()[:3]]
+            first = exc.errors()[0]["loc"][1:] if exc.errors() else ()
+            return _APIError(400, "invalid request: " + "; ".join(problems),
+                             param=".".join(str(p) for p in first) or None).response()
+        if isinstance(exc, StarletteHTTPException):
+            detail = str(exc.detail)
+            if exc.status_code in (404, 405):  # no such route: say which, as OpenAI does
+                detail = f"{detail}: {request.method} {request.url.path}"
+            return _APIError(exc.status_code, detail).response()
+        return _api_error(exc).response()
+
+    for kind in (_APIError, QwenEdgeError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(kind, on_error)
+
+    auth: list[Any] = []
+    if api_key is not None:
+        bearer = HTTPBearer(auto_error=False, description="the server's --api-key")
+
+        async def check_key(
+            credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+        ) -> None:
+            if credentials is None:
+                msg = "missing API key: send the header Authorization: Bearer <key>"
+            elif not hmac.compare_digest(credentials.credentials.encode(), api_key.encode()):
+                msg = "incorrect API key provided"
+            else:
+                return
+            raise _APIError(401, msg, code="invalid_api_key",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+        auth = [Depends(check_key)]
+
+    card = schemas.ModelCard(id=name, created=created, max_model_len=worker.context_tokens)
+
+    @app.get("/health", response_model=schemas.Health, tags=["server"])
+    async def health() -> schemas.Health:
+        generating, waiting = worker.counts()
+        return schemas.Health(model=name, generating=generating, waiting=waiting)
+
+    @app.get("/v1/models", response_model=schemas.ModelList, dependencies=auth,
+             responses=_ERROR_RESPONSES, tags=["openai"])
+    async def list_models() -> schemas.ModelList:
+        return schemas.ModelList(data=[card])
+
+    @app.get("/v1/models/{model_id:path}", response_model=schemas.ModelCard, dependencies=auth,
+             responses=_ERROR_RESPONSES, tags=["openai"])
+    async def get_model(model_id: str) -> schemas.ModelCard:
+        if model_id != name:
+            raise _APIError(404, f"The model `{model_id}` does not exist.", param="model",
+                            code="model_not_found")
+        return card
+
+    @app.post("/v1/chat/completions", response_model=schemas.ChatCompletion, dependencies=auth,
+              tags=["openai"], responses={**_ERROR_RESPONSES, 200: {"content": {
+                  "text/event-stream": {"schema": {"$ref": _CHUNK_REF}}}}})
+    async def chat_completions(body: schemas.ChatCompletionRequest, request: Request) -> Response:
+        """Generate the assistant's reply: JSON, or server-sent events with ``stream``."""
+        if body.model and body.model != name:
+            raise _APIError(404, f"The model `{body.model}` does not exist; this server "
+                            f"serves `{name}`.", param="model", code="model_not_found")
+        plan = await anyio.to_thread.run_sync(functools.partial(
+            _plan, body, model, context_tokens=worker.context_tokens,
+            max_tokens_limit=max_tokens_limit))
+        job = _Job(plan.prompt, plan.options, asyncio.get_running_loop())
+        worker.submit(job)
+        watch = asyncio.create_task(_cancel_on_disconnect(request.receive, worker, job))
+        release = functools.partial(_release, worker, job, watch, request.state)
+
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()),
+                "model": name, "system_fingerprint": fingerprint}
+        streaming = False
+        try:
+            first = await job.next()
+            if isinstance(first, BaseException):
+                raise _api_error(first)
+            if body.stream and not isinstance(first, _Done):
+                streaming = True  # the generator owns the job from here on
+                include_usage = bool(body.stream_options and body.stream_options.include_usage)
+                return StreamingResponse(
+                    _stream(first, job, plan, head, include_usage, release),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            text, finish, done = await _collect(first, job)
+        finally:
+            if not streaming:
+                await release()
+        if done.cancelled:
+            return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
+        return JSONResponse(_completion(head, plan, text, finish, done))
+
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
+    return app
+
+
+_CHUNK_REF = "#/components/schemas/ChatCompletionChunk"
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the streamed chunk's schema (no route returns it as JSON)."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                               routes=app.routes)
+        chunk = schemas.ChatCompletionChunk.model_json_schema(
+            ref_template="#/components/schemas/{model}")
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in chunk.pop("$defs", {}).items():
+            components.setdefault(name, schema)
+        components["ChatCompletionChunk"] = chunk
+        app.openapi_schema = document
+    return app.openapi_schema

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import onnx_ir as ir
 import pytest
 
+from qwen_edge.export import ExportConfig
 from qwen_edge.export.passes import QuantizeEmbedding, QuantizeMatMulNBits, default_pipeline
 from qwen_edge.export.qwen import build_decoder
 from qwen_edge.export.synth import SHAPES
@@ -59,9 +58,9 @@ def test_quantization_passes_are_idempotent(shape, bits):  # type: ignore[no-unt
 
 
 def test_pipeline_is_deterministic():  # type: ignore[no-untyped-def]
-    cfg = types.SimpleNamespace(quant="int4", block_size=32, accuracy_level=4)
-    a = default_pipeline(cfg)(_fp32_model("tiny-qwen3")).model  # type: ignore[arg-type]
-    b = default_pipeline(cfg)(_fp32_model("tiny-qwen3")).model  # type: ignore[arg-type]
+    cfg = ExportConfig(quant="int4", block_size=32)
+    a = default_pipeline(cfg)(_fp32_model("tiny-qwen3")).model
+    b = default_pipeline(cfg)(_fp32_model("tiny-qwen3")).model
     assert ir.to_proto(a).SerializeToString() == ir.to_proto(b).SerializeToString()
 
 

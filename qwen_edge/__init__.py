@@ -7,8 +7,11 @@ explicitly and never by the runtime.
 
 from __future__ import annotations
 
+from .agent import Agent, AgentResult
 from .config import GenerationConfig, SamplingConfig
 from .errors import (
+    AuditLogError,
+    BrokenStreamError,
     CheckpointError,
     ConfigError,
     ContextLengthError,
@@ -37,10 +40,18 @@ from .errors import (
 from .generate import GenerationChunk
 from .model import Completion, Model, Session, load
 from .package import ModelPackage, read_package
+from .remote import Remote
+from .router import Router, RoutingPolicy
+from .tool_formats import parse_tool_calls
+from .tools import Tool, tool
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
+    "AgentResult",
+    "AuditLogError",
+    "BrokenStreamError",
     "CheckpointError",
     "Completion",
     "ConfigError",
@@ -59,12 +70,16 @@ __all__ = [
     "PackageError",
     "PackageNotFoundError",
     "QwenEdgeError",
+    "Remote",
     "RemoteError",
     "RemoteResponseError",
     "RemoteUnavailableError",
+    "Router",
+    "RoutingPolicy",
     "SamplingConfig",
     "Session",
     "TokenizerError",
+    "Tool",
     "ToolArgumentsError",
     "ToolCallParseError",
     "ToolError",
@@ -74,5 +89,7 @@ __all__ = [
     "UnsupportedArchitectureError",
     "__version__",
     "load",
+    "parse_tool_calls",
     "read_package",
+    "tool",
 ]

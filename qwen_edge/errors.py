@@ -27,6 +27,7 @@ One hierarchy, so that ``except QwenEdgeError`` catches everything the SDK repor
     │   └── AuditLogError                  the audit log cannot be written or read
     └── RemoteError
         ├── RemoteUnavailableError         connection refused, timeout, broken stream
+        │   └── BrokenStreamError          a streamed answer stopped midway (.partial)
         └── RemoteResponseError            the server answered with an error status
 
 Messages name the thing that is wrong and say how to fix it.
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuditLogError",
+    "BrokenStreamError",
     "CheckpointError",
     "ConfigError",
     "ContextLengthError",
@@ -200,6 +202,21 @@ class RemoteError(QwenEdgeError):
 
 class RemoteUnavailableError(RemoteError):
     """The server cannot be reached (refused, timed out, stream broken); the router falls back."""
+
+
+class BrokenStreamError(RemoteUnavailableError):
+    """A streamed answer stopped before it was complete.
+
+    Attributes:
+        partial: the text received (and yielded) before the break.
+
+    Example: ``http://gpu:8000/v1: the stream broke after 12 characters (the server closed
+    the connection: incomplete chunked read)``.
+    """
+
+    def __init__(self, message: str, *, partial: str) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class RemoteResponseError(RemoteError):

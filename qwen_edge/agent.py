@@ -107,14 +107,10 @@ class AgentResult:
                 "total_tokens": prompt + completion}
 
 
-@dataclass(frozen=True, slots=True)
-class TextEvent:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallEvent:
-    call: ToolCall
+# Text deltas and completed calls are the tool-call parser's own events (the agent re-ids the
+# calls); the agent adds tool results and the final result.
+TextEvent = hermes.TextDelta
+ToolCallEvent = hermes.ToolCallEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,8 +49,8 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Timings:
-    ttft_s: float  # time to first token (prefill + first draw)
-    prefill_tokens_per_s: float  # new prompt tokens / ttft
+    ttft_s: float  # from the call to the first token: prompt rendering, setup, prefill, draw
+    prefill_tokens_per_s: float  # new (uncached) prompt tokens / the prefill's own time
     decode_tokens_per_s: float  # tokens after the first / their time
 
 
@@ -315,19 +315,20 @@ class Session:
         logprobs: list[float] = []
         entropies: list[float] = []
         finish = "length"
+        ttft = 0.0
         for chunk in self._run(prompt, cfg, stats):
             text.append(chunk.text)
             if chunk.token is not None:
+                if not tokens:  # as the caller sees it: rendering, setup and prefill included
+                    ttft = time.perf_counter() - start
                 tokens.append(chunk.token)
                 logprobs.append(chunk.logprob or 0.0)
                 entropies.append(chunk.entropy or 0.0)
             if chunk.finish_reason is not None:
                 finish = chunk.finish_reason
-        total = time.perf_counter() - start
         new_prompt = stats.prompt_tokens - stats.reused_tokens
-        ttft = stats.prefill_s
         decode_n = max(len(tokens) - 1, 0)
-        decode_s = max(total - ttft, 1e-9)
+        decode_s = max(stats.decode_s, 1e-9)  # first token to last, inside the token loop
         stop_ids = set(cfg.stop_token_ids if cfg.stop_token_ids is not None
                        else self.model.stop_token_ids)
         if tokens and tokens[-1] in stop_ids:
@@ -336,7 +337,8 @@ class Session:
             text="".join(text), token_ids=tokens, finish_reason=finish,
             usage=Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
                         cached_tokens=stats.reused_tokens),
-            timings=Timings(ttft_s=ttft, prefill_tokens_per_s=new_prompt / ttft if ttft else 0.0,
+            timings=Timings(ttft_s=ttft, prefill_tokens_per_s=(
+                new_prompt / stats.prefill_s if stats.prefill_s else 0.0),
                             decode_tokens_per_s=decode_n / decode_s if decode_n else 0.0),
             logprobs=logprobs, entropies=entropies,
         )

@@ -13,6 +13,7 @@ import contextlib
 import os
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
@@ -39,6 +40,12 @@ def native_errors(what: str) -> Iterator[None]:
             ort.capi.onnxruntime_pybind11_state.NoSuchFile) as exc:
         msg = f"{what}: {exc}"
         raise (PackageError if "load" in what else GenerationError)(msg) from exc
+
+
+@dataclass(slots=True)
+class _Binding:
+    io: ort.IOBinding
+    logits: dict[int, tuple[np.ndarray, ort.OrtValue]]  # num_logits -> reused [1, n, vocab]
 
 
 def _physical_cores() -> int:
@@ -88,10 +95,10 @@ class Engine:
             (f"past_key_values.{i}.{kind}", f"present.{i}.{kind}")
             for i in range(self.layers) for kind in ("key", "value")
         ]
-        self._logits: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}
-        # One IOBinding per cache, with its KV buffers bound once (48 binds for 24 layers):
-        # each step then rebinds only the small inputs and the logits buffer.
-        self._bindings: weakref.WeakKeyDictionary[KVCache, ort.IOBinding] = (
+        # Per cache (so threads with their own caches never share a buffer): an IOBinding
+        # with the KV buffers bound once (48 binds for 24 layers) and reused logits buffers;
+        # each step rebinds only the small inputs and the logits buffer.
+        self._bindings: weakref.WeakKeyDictionary[KVCache, _Binding] = (
             weakref.WeakKeyDictionary())
 
     def new_cache(self, max_context: int | None = None) -> KVCache:
@@ -104,13 +111,15 @@ class Engine:
         return KVCache(layers=self.layers, kv_heads=self.kv_heads, head_dim=self.head_dim,
                        max_context=n)
 
-    def _logits_buffer(self, n: int) -> tuple[np.ndarray, ort.OrtValue]:
-        if n not in self._logits:
-            if len(self._logits) > 8:  # bounded: decode (1), prefill (1), speculation (k+1)
-                self._logits.clear()
-            array = np.empty((1, n, self.vocab_size), np.float32)
-            self._logits[n] = (array, ort.OrtValue.ortvalue_from_numpy(array))
-        return self._logits[n]
+    def _binding(self, cache: KVCache) -> _Binding:
+        bound = self._bindings.get(cache)
+        if bound is None:
+            io = self.session.io_binding()
+            for (past, present), value in zip(self._kv_names, cache.values):
+                io.bind_ortvalue_input(past, value)
+                io.bind_ortvalue_output(present, value)
+            bound = self._bindings[cache] = _Binding(io, {})
+        return bound
 
     def forward(self, tokens: np.ndarray, cache: KVCache, *, num_logits: int = 1) -> np.ndarray:
         """Append ``tokens`` (int, [n]) to ``cache``; logits [num_logits, vocab] of the last positions.
@@ -135,18 +144,18 @@ class Engine:
 
     def _run(self, tokens: np.ndarray, cache: KVCache, num_logits: int) -> np.ndarray:
         total = cache.offset + tokens.shape[0]
-        binding = self._bindings.get(cache)
-        if binding is None:
-            binding = self.session.io_binding()
-            for (past, present), value in zip(self._kv_names, cache.values):
-                binding.bind_ortvalue_input(past, value)
-                binding.bind_ortvalue_output(present, value)
-            self._bindings[cache] = binding
+        bound = self._binding(cache)
+        binding = bound.io
         binding.bind_cpu_input("input_ids", tokens.reshape(1, -1))
         binding.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
         binding.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
         binding.bind_cpu_input("num_logits_to_keep", np.array(num_logits, np.int64))
-        logits, logits_value = self._logits_buffer(num_logits)
+        if num_logits not in bound.logits:
+            if len(bound.logits) > 8:  # bounded: decode (1), prefill (1), speculation (k+1)
+                bound.logits.clear()
+            array = np.empty((1, num_logits, self.vocab_size), np.float32)
+            bound.logits[num_logits] = (array, ort.OrtValue.ortvalue_from_numpy(array))
+        logits, logits_value = bound.logits[num_logits]
         binding.bind_ortvalue_output("logits", logits_value)
         with native_errors("forward"):
             self.session.run_with_iobinding(binding)

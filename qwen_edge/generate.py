@@ -62,10 +62,10 @@ def generate_step(
         return token, logprob, entropy
 
     seen = list(context) + [int(t) for t in new_tokens]
-    logits: np.ndarray | None = engine.forward(new_tokens, cache, num_logits=1)[-1]
-    forced: Sampled | None = None
+    logits = engine.forward(new_tokens, cache, num_logits=1)[-1]
+    forced: Sampled | None = None  # a verified token that is not in the cache yet
     while True:
-        step = forced if forced is not None else pick(logits)  # type: ignore[arg-type]
+        step = forced if forced is not None else pick(logits)
         forced = None
         yield step
         token = step[0]
@@ -78,14 +78,12 @@ def generate_step(
             draft = [int(t) for t in _core.ngram_draft(np.asarray(seen, np.int32), k=k)]
         rows = engine.forward(np.asarray([token, *draft], np.int64), cache,
                               num_logits=len(draft) + 1)
-        accepted = 0
         for i, proposed in enumerate(draft):
             step = pick(rows[i])
             if step[0] != proposed:  # the target disagrees: keep its token, drop the rest
                 cache.trim(cache.offset - (len(draft) - i))
                 forced = step
                 break
-            accepted += 1
             yield step
             seen.append(proposed)
         if forced is None:

@@ -266,3 +266,22 @@ def test_tool_results_cannot_inject_turns_or_calls(tiny):  # type: ignore[no-unt
     for token, name in special.items():
         assert ids.count(token) == benign.count(token), name
     assert ids.count(151657) == 1  # the assistant's one call
+
+
+def test_threads_share_a_model(tiny):  # type: ignore[no-untyped-def]
+    import threading
+
+    prompts = ["Hello there", "Guten Tag", "你好", "Bonjour à tous"]
+    expected = [tiny.generate(p, max_tokens=12, stop_token_ids=(), **GREEDY).token_ids
+                for p in prompts]
+    got: dict[int, list[int]] = {}
+
+    def work(i: int) -> None:
+        got[i] = tiny.generate(prompts[i], max_tokens=12, stop_token_ids=(), **GREEDY).token_ids
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [got[i] for i in range(len(prompts))] == expected

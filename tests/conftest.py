@@ -5,10 +5,15 @@ Built once per session under tmp_path_factory; nothing is downloaded.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# Child Pythons started by tests (``python -c``, ``-m``) must import the installed package,
+# not the source tree in the working directory (Python >= 3.11; tests also pass cwd).
+os.environ.setdefault("PYTHONSAFEPATH", "1")
 
 
 @pytest.fixture(scope="session")

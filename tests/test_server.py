@@ -412,7 +412,7 @@ _SERVE = ("import argparse, logging, sys\n"
 
 
 @pytest.mark.network
-def test_serve_command(package: Callable[..., Any]) -> None:
+def test_serve_command(package: Callable[..., Any], tmp_path: Any) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -420,7 +420,8 @@ def test_serve_command(package: Callable[..., Any]) -> None:
             "cli-model", "--max-queue", "2"]
     env = {**os.environ, "QWEN_EDGE_API_KEY": KEY}
     process = subprocess.Popen([sys.executable, "-c", _SERVE, *argv], env=env,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path)  # not the repo root: it would shadow qwen_edge
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

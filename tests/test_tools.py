@@ -571,9 +571,12 @@ def test_invoke_reports_signature_mismatch_of_explicit_schema() -> None:
         loose.invoke({"b": 1})
 
 
-def test_import_is_light() -> None:
+def test_import_is_light(tmp_path) -> None:  # type: ignore[no-untyped-def]
     code = ("import sys, qwen_edge.tools, qwen_edge.tool_formats; "
             "print(sorted(m for m in ('jsonschema', 'pydantic', 'llguidance', 'torch') "
             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # cwd: `python -c` puts it first on sys.path, and the repository root would shadow the
+    # installed package.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)
     assert out.stdout.strip() == "[]"

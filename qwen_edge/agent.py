@@ -267,13 +267,9 @@ class Agent:
         return system + self.messages
 
     def _constraint_options(self, choice: ToolChoice) -> dict[str, Any]:
-        if not self.tools or choice == "none":
-            return {"logit_bias": {self.model.tokenizer.token_to_id(_TOOL_CALL_TOKEN): -100}}
-        if choice == "auto":
-            return {"grammar": hermes.tool_call_grammar(list(self.tools.values())),
-                    "grammar_trigger": _TOOL_CALL_TOKEN}
-        return {"grammar": hermes.tool_call_grammar(list(self.tools.values()),
-                                                    tool_choice=choice)}
+        return hermes.constraint_options(
+            list(self.tools.values()), choice,
+            tool_call_token=self.model.tokenizer.token_to_id(_TOOL_CALL_TOKEN))
 
     def _step(self, choice: ToolChoice, options: dict[str, Any],
               ) -> Iterator[AgentEvent]:  # returns AgentStep via StopIteration

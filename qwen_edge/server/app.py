@@ -331,16 +331,12 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
     parse_tools = False
     if tools:
         offered = [as_tool(t) for t in tools]  # ToolError (400) for a malformed schema
-        if choice == "none":  # the model cannot open a call
-            token = model.tokenizer.token_to_id(hermes.TOOL_CALL_START)
-            if token is not None:
-                bias[token] = -100.0
-        else:
-            parse_tools = True
-            choice = choice or "auto"
-            options["grammar"] = hermes.tool_call_grammar(offered, tool_choice=choice)
-            if choice == "auto":
-                options["grammar_trigger"] = hermes.TOOL_CALL_START
+        choice = choice or "auto"
+        parse_tools = choice != "none"
+        constraint = hermes.constraint_options(
+            offered, choice, tool_call_token=model.tokenizer.token_to_id(hermes.TOOL_CALL_START))
+        bias.update(constraint.pop("logit_bias", {}))  # "none": the model cannot open a call
+        options.update(constraint)
     elif choice not in (None, "none", "auto"):
         msg = f"tool_choice={choice!r} needs tools; send the function in `tools`"
         raise _APIError(400, msg, param="tool_choice")

@@ -10,6 +10,7 @@ from .hermes import (
     ToolCallError,
     ToolCallEvent,
     ToolCallStreamParser,
+    constraint_options,
     parse_tool_calls,
     tool_call_grammar,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "ToolCallError",
     "ToolCallEvent",
     "ToolCallStreamParser",
+    "constraint_options",
     "parse_tool_calls",
     "tool_call_grammar",
 ]

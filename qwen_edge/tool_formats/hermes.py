@@ -34,6 +34,7 @@ __all__ = [
     "ToolCallError",
     "ToolCallEvent",
     "ToolCallStreamParser",
+    "constraint_options",
     "parse_tool_calls",
     "tool_call_grammar",
 ]
@@ -440,3 +441,20 @@ def _rebase_refs(schema: Any, base: str) -> Any:
             out[key] = _rebase_refs(value, base)
     return out
 
+
+
+def constraint_options(tools: Sequence[Tool | Mapping[str, Any]], tool_choice: Any,
+                       *, tool_call_token: int | None) -> dict[str, Any]:
+    """Generation options that implement OpenAI's ``tool_choice`` on Qwen's format.
+
+    ``"none"`` (or no tools) masks the ``<tool_call>`` token (``tool_call_token``) with a
+    logit bias; ``"auto"`` applies the call grammar lazily from the model's own
+    ``<tool_call>``; ``"required"`` or a named function applies it from the first token.
+    The agent and the server both build their requests with this.
+    """
+    if not tools or tool_choice == "none":
+        return {} if tool_call_token is None else {"logit_bias": {tool_call_token: -100.0}}
+    options: dict[str, Any] = {"grammar": tool_call_grammar(tools, tool_choice=tool_choice)}
+    if tool_choice == "auto":
+        options["grammar_trigger"] = TOOL_CALL_START
+    return options

@@ -16,13 +16,16 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .chat import ToolCall
-from .errors import ConfigError, ToolError
+from .errors import ConfigError, RemoteError, ToolError
+from .generate import StreamStats
 from .model import Model
+from .remote import Remote
+from .router import DEFAULT_REDACT, Router, confidence_of, redact_text
 from .tool_formats import hermes
 from .tools import Tool, as_tool
 
@@ -41,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 ToolChoice = str | Mapping[str, Any]  # "auto" | "none" | "required" | {"type": "function", ...}
 _TOOL_CALL_TOKEN = "<tool_call>"
+_REMOTE_OPTIONS = ("temperature", "top_p", "max_tokens", "seed", "stop", "presence_penalty",
+                   "frequency_penalty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,13 @@ class AgentStep:
     cached_tokens: int
     duration_s: float
     ttft_s: float = 0.0  # time to the first generated token (prefill of the new tokens)
-    remote: bool = False
+    route: str = "local"  # "local" | "remote" | "local-fallback"
+    route_reason: str = ""
+    confidence: float | None = None  # of the local answer (None if none was generated)
+
+    @property
+    def remote(self) -> bool:
+        return self.route == "remote"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +156,10 @@ class _Turn:
     steps: list[AgentStep] = field(default_factory=list)
     failures: set[str] = field(default_factory=set)
 
+    @property
+    def remote(self) -> bool:
+        return any(s.remote for s in self.steps)
+
 
 class Agent:
     """A function-calling agent over Python tools, with permissions and an audit log.
@@ -159,6 +174,12 @@ class Agent:
         audit: an ``AuditLog`` recording every call.
         tool_choice: "auto", "none", "required" or ``{"type": "function", "function":
             {"name": ...}}`` (OpenAI semantics); overridable per ``run``.
+        remote: a ``Router`` (its server, confidence threshold and redaction rules) or a
+            ``Remote``. A step escalates when the run is ``hard=True`` or, with a Router whose
+            policy cascades, when the local answer's confidence is below the threshold; the
+            server gets the conversation and the tool schemas (redacted), and the calls it
+            returns still run here, under the same policy. A failing server means the local
+            step, marked ``route="local-fallback"``.
         **generation: default generation options (``temperature``, ``max_tokens``, ...).
 
     Example:
@@ -177,6 +198,7 @@ class Agent:
         policy: Any = None,
         audit: Any = None,
         tool_choice: ToolChoice = "auto",
+        remote: Router | Remote | None = None,
         **generation: Any,
     ) -> None:
         if max_steps < 1:
@@ -202,6 +224,8 @@ class Agent:
         self.tool_choice = tool_choice
         self.generation = dict(generation)
         model._config(self.generation)  # validate the defaults now, not at the first run
+        self.routing = remote.policy if isinstance(remote, Router) else None
+        self.remote = remote.remote if isinstance(remote, Router) else remote
         self.session = model.session()
         self.run_id = uuid.uuid4().hex[:12]
         self.messages: list[dict[str, Any]] = []
@@ -219,16 +243,19 @@ class Agent:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def run(self, message: str, *, tool_choice: ToolChoice | None = None,
+    def run(self, message: str, *, tool_choice: ToolChoice | None = None, hard: bool = False,
             **generation: Any) -> AgentResult:
-        """Add a user message, loop until the model answers; return the whole turn."""
-        for event in self.stream(message, tool_choice=tool_choice, **generation):
+        """Add a user message, loop until the model answers; return the whole turn.
+
+        ``hard=True`` sends every step of this turn to the remote server (if one is set).
+        """
+        for event in self.stream(message, tool_choice=tool_choice, hard=hard, **generation):
             if isinstance(event, FinalEvent):
                 return event.result
         msg = "agent stream ended without a final event"  # unreachable by construction
         raise ToolError(msg)
 
-    def stream(self, message: str, *, tool_choice: ToolChoice | None = None,
+    def stream(self, message: str, *, tool_choice: ToolChoice | None = None, hard: bool = False,
                **generation: Any) -> Iterator[AgentEvent]:
         """Like ``run``, yielding text deltas, tool calls, tool results and the final result."""
         choice = self.tool_choice if tool_choice is None else tool_choice
@@ -240,11 +267,11 @@ class Agent:
             # After the first step, "required" / a named function would loop forever: the
             # model must be free to answer once it has results (OpenAI does the same).
             step_choice = choice if index == 0 else ("auto" if choice != "none" else "none")
-            step = yield from self._step(step_choice, options)
+            step = yield from self._step(step_choice, options, hard=hard)
             turn.steps.append(step)
             if not step.tool_calls:
                 yield FinalEvent(AgentResult(text=step.content, steps=turn.steps,
-                                             finish_reason="stop"))
+                                             finish_reason="stop", remote=turn.remote))
                 return
             for result in step.results:
                 if result.error is None:
@@ -254,11 +281,13 @@ class Agent:
                     text = (f"Stopped: the call {result.call.name} failed twice with the same "
                             f"arguments ({result.error}).")
                     yield FinalEvent(AgentResult(text=text, steps=turn.steps,
-                                                 finish_reason="repeated_failure"))
+                                                 finish_reason="repeated_failure",
+                                                 remote=turn.remote))
                     return
                 turn.failures.add(key)
         text = f"Stopped after {self.max_steps} steps without a final answer."
-        yield FinalEvent(AgentResult(text=text, steps=turn.steps, finish_reason="max_steps"))
+        yield FinalEvent(AgentResult(text=text, steps=turn.steps, finish_reason="max_steps",
+                                     remote=turn.remote))
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -271,39 +300,55 @@ class Agent:
             list(self.tools.values()), choice,
             tool_call_token=self.model.tokenizer.token_to_id(_TOOL_CALL_TOKEN))
 
-    def _step(self, choice: ToolChoice, options: dict[str, Any],
+    def _step(self, choice: ToolChoice, options: dict[str, Any], *, hard: bool = False,
               ) -> Iterator[AgentEvent]:  # returns AgentStep via StopIteration
         start = time.perf_counter()
         messages = self._messages()
-        prompt = self.model.encode_chat(messages, tools=self._schemas or None)
-        parser = hermes.ToolCallStreamParser()
-        raw: list[str] = []
         calls: list[ToolCall] = []
         errors: list[str] = []
-
-        def handle(events: Sequence[Any]) -> Iterator[AgentEvent]:
-            for event in events:
-                if isinstance(event, hermes.TextDelta):
-                    if event.text:
-                        yield TextEvent(event.text)
-                elif isinstance(event, hermes.ToolCallEvent):
-                    call = ToolCall(event.call.name, event.call.arguments,
-                                    id=f"call_{self._call_index}")
-                    self._call_index += 1
-                    calls.append(call)
+        route, reason, confidence = "local", "", None
+        usage = None
+        content = ""
+        if hard:
+            remote = self._remote_step(messages, choice, options, "hard=True")
+            if isinstance(remote, str):
+                route, reason = "local-fallback", remote
+            else:
+                route, reason = "remote", "hard=True"
+                content, calls = remote
+                for call in calls:
                     yield ToolCallEvent(call)
+                if content:
+                    yield TextEvent(content)
+        if route != "remote":
+            # With a cascading router, the local text is held until it is scored: text
+            # already shown could not be taken back if the step escalates.
+            cascade = (not hard and self.routing is not None and self.routing.cascade
+                       and self.remote is not None)
+            held: list[AgentEvent] = []
+            local = self._local_step(messages, choice, options, calls, errors)
+            while True:
+                try:
+                    event = next(local)
+                except StopIteration as done:  # the generator returns its summary
+                    content, confidence, usage = done.value
+                    break
+                if cascade:
+                    held.append(event)
                 else:
-                    errors.append(event.message)
-
-        chunks = self.session.stream_chunks(prompt, **{**options,
-                                                        **self._constraint_options(choice)})
-        for chunk in chunks:
-            raw.append(chunk.text)
-            yield from handle(parser.feed(chunk.text))
-        yield from handle(parser.finish())
-        content, _, _ = hermes.parse_tool_calls("".join(raw), strict=False)
-        usage = self.session.last_stats
-
+                    yield event
+            if cascade and not calls and self.routing is not None and \
+                    confidence < self.routing.threshold:
+                why = f"confidence {confidence:.3f} < threshold {self.routing.threshold}"
+                remote = self._remote_step(messages, choice, options, why)
+                if isinstance(remote, str):
+                    route, reason = "local-fallback", remote
+                else:
+                    route, reason = "remote", why
+                    content, calls = remote
+                    held = [TextEvent(content)] if content else []
+                    held += [ToolCallEvent(c) for c in calls]
+            yield from held
         assistant: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
             assistant["tool_calls"] = [{"id": c.id, "type": "function", "function": {
@@ -324,10 +369,82 @@ class Agent:
             results.append(ToolResult(fake, error=errors[0]))
             calls = [fake]
         return AgentStep(content=content, tool_calls=calls, results=results,
-                         prompt_tokens=usage.prompt_tokens,
-                         completion_tokens=usage.completion_tokens,
-                         cached_tokens=usage.reused_tokens, duration_s=time.perf_counter() - start,
-                         ttft_s=usage.prefill_s)
+                         prompt_tokens=usage.prompt_tokens if usage else 0,
+                         completion_tokens=usage.completion_tokens if usage else 0,
+                         cached_tokens=usage.reused_tokens if usage else 0,
+                         duration_s=time.perf_counter() - start,
+                         ttft_s=usage.prefill_s if usage else 0.0,
+                         route=route, route_reason=reason, confidence=confidence)
+
+    def _local_step(self, messages: list[dict[str, Any]], choice: ToolChoice,
+                    options: dict[str, Any], calls: list[ToolCall], errors: list[str],
+                    ) -> Generator[AgentEvent, None, tuple[str, float, StreamStats]]:
+        """Generate one step on the device; returns (content, confidence, stats)."""
+        prompt = self.model.encode_chat(messages, tools=self._schemas or None)
+        parser = hermes.ToolCallStreamParser()
+        raw: list[str] = []
+        logprobs: list[float] = []
+        entropies: list[float] = []
+
+        def handle(events: Sequence[Any]) -> Iterator[AgentEvent]:
+            for event in events:
+                if isinstance(event, hermes.TextDelta):
+                    if event.text:
+                        yield TextEvent(event.text)
+                elif isinstance(event, hermes.ToolCallEvent):
+                    calls.append(self._new_call(event.call.name, event.call.arguments))
+                    yield ToolCallEvent(calls[-1])
+                else:
+                    errors.append(event.message)
+
+        chunks = self.session.stream_chunks(prompt, **{**options,
+                                                        **self._constraint_options(choice)})
+        for chunk in chunks:
+            raw.append(chunk.text)
+            if chunk.logprob is not None and chunk.entropy is not None:
+                logprobs.append(chunk.logprob)
+                entropies.append(chunk.entropy)
+            yield from handle(parser.feed(chunk.text))
+        yield from handle(parser.finish())
+        content, _, _ = hermes.parse_tool_calls("".join(raw), strict=False)
+        return content, confidence_of(logprobs, entropies), self.session.last_stats
+
+    def _new_call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
+        call = ToolCall(name, arguments, id=f"call_{self._call_index}")
+        self._call_index += 1
+        return call
+
+    def _remote_step(self, messages: list[dict[str, Any]], choice: ToolChoice,
+                     options: dict[str, Any], why: str) -> tuple[str, list[ToolCall]] | str:
+        """Ask the server for this step: (content, calls), or the fallback reason."""
+        if self.remote is None:
+            return f"would escalate ({why}); no server configured"
+        outgoing = [self._outgoing(m) for m in messages]
+        sampling = {k: options[k] for k in _REMOTE_OPTIONS if options.get(k) is not None}
+        if self.audit is not None:
+            self.audit.record(event="escalation", run_id=self.run_id, remote=True,
+                              arguments={"reason": why, "route": "remote"})
+        try:
+            answer = self.remote.chat(outgoing, tools=self._schemas or None,
+                                      tool_choice=choice if self._schemas else None, **sampling)
+        except RemoteError as exc:
+            return f"remote unavailable: {exc}"
+        return answer.text, [self._new_call(c.name, c.arguments) for c in answer.tool_calls]
+
+    def _outgoing(self, message: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI message as the server wants it: JSON-text arguments, redacted contents."""
+        out = dict(message)
+        rules = self.routing.redact if self.routing is not None else DEFAULT_REDACT
+        if isinstance(out.get("content"), str):
+            out["content"], counts = redact_text(out["content"], rules)
+            if counts:
+                logger.info("redacted before sending: %s", counts)
+        if out.get("tool_calls"):
+            out["tool_calls"] = [
+                {**c, "function": {**c["function"], "arguments": redact_text(json.dumps(
+                    c["function"]["arguments"], ensure_ascii=False), rules)[0]}}
+                for c in out["tool_calls"]]
+        return out
 
     # -- tools ------------------------------------------------------------------------------
 

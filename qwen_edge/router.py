@@ -253,10 +253,15 @@ def score_confidence(completion: Completion) -> float:
     penalties and the grammar mask, before temperature, so it does not depend on sampling.
     A completion without per-token data scores 0. Compare scores only within one model.
     """
-    if not completion.logprobs:
+    return confidence_of(completion.logprobs, completion.entropies)
+
+
+def confidence_of(logprobs: Sequence[float], entropies: Sequence[float]) -> float:
+    """``score_confidence`` from per-token logprobs and entropies (see there)."""
+    if not logprobs:
         return 0.0
-    mean_logprob = float(np.mean(completion.logprobs))
-    max_entropy = float(max(completion.entropies, default=0.0))
+    mean_logprob = float(np.mean(logprobs))
+    max_entropy = float(max(entropies, default=0.0))
     return float(min(1.0, max(0.0, math.exp((mean_logprob - max(max_entropy, 0.0)) / 2))))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Literal
 
@@ -206,3 +207,77 @@ def test_bad_configuration(model):  # type: ignore[no-untyped-def]
         Agent(model, [get_weather], tool_choice="sometimes")
     with pytest.raises(ConfigError):
         Agent(model, [get_weather], temperature=-1)
+
+
+def _server(answer: dict, seen: list):  # type: ignore[no-untyped-def]
+    """A Remote whose server answers every request with ``answer`` (and records the body)."""
+    import json
+
+    import httpx
+
+    from qwen_edge.remote import Remote
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "model": "m",
+                                         "choices": [{"index": 0, "message": answer,
+                                                      "finish_reason": "tool_calls"}]})
+
+    return Remote("http://server/v1", "big", transport=httpx.MockTransport(handler),
+                  max_retries=0)
+
+
+def test_hard_steps_escalate_and_calls_run_locally(model, tmp_path):  # type: ignore[no-untyped-def]
+    pytest.importorskip("httpx")
+    seen: list = []
+    call = {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "c1", "type": "function",
+        "function": {"name": "set_lights", "arguments": '{"room": "kitchen", "on": true}'}}]}
+    audit = AuditLog(tmp_path / "a.db")
+    agent = Agent(model, [set_lights], max_steps=1, remote=_server(call, seen), audit=audit,
+                  policy=Policy(default="allow"), temperature=0, max_tokens=16)
+    result = agent.run("Mail me at bob@example.com and turn on the kitchen lights", hard=True)
+    step = result.steps[0]
+    assert step.route == "remote" and result.remote
+    assert [c.name for c in step.tool_calls] == ["set_lights"]
+    assert step.results[0].output == {"room": "kitchen", "on": True, "brightness": None}
+    body = seen[0]
+    assert body["tools"][0]["function"]["name"] == "set_lights"
+    assert "bob@example.com" not in json.dumps(body)  # redacted before leaving the device
+    assert {r.event for r in audit.query()} == {"escalation", "tool_call"}
+
+
+def test_dead_server_falls_back_locally(model):  # type: ignore[no-untyped-def]
+    httpx = pytest.importorskip("httpx")
+    from qwen_edge.remote import Remote
+
+    def refuse(request):  # type: ignore[no-untyped-def]
+        raise httpx.ConnectError("connection refused", request=request)
+
+    dead = Remote("http://server/v1", "big", transport=httpx.MockTransport(refuse),
+                  max_retries=0)
+    agent = Agent(model, [get_weather], max_steps=1, remote=dead, tool_choice="none",
+                  temperature=0, max_tokens=8)
+    step = agent.run("hi", hard=True).steps[0]
+    assert step.route == "local-fallback" and "remote unavailable" in step.route_reason
+    assert step.completion_tokens > 0  # answered on the device
+    nobody = Agent(model, [get_weather], max_steps=1, tool_choice="none", temperature=0,
+                   max_tokens=8)
+    step = nobody.run("hi", hard=True).steps[0]
+    assert step.route == "local-fallback" and "no server configured" in step.route_reason
+
+
+def test_low_confidence_cascades_to_the_router_server(model):  # type: ignore[no-untyped-def]
+    pytest.importorskip("httpx")
+    from qwen_edge.router import Router, RoutingPolicy
+
+    seen: list = []
+    answer = {"role": "assistant", "content": "It is sunny."}
+    router = Router(model, _server(answer, seen), RoutingPolicy(threshold=1.0))  # always low
+    agent = Agent(model, [get_weather], max_steps=2, remote=router, tool_choice="none",
+                  temperature=0, max_tokens=8)
+    result = agent.run("Weather?")
+    step = result.steps[0]
+    assert step.route == "remote" and step.route_reason.startswith("confidence")
+    assert 0.0 <= (step.confidence or 0.0) < 1.0
+    assert result.text == "It is sunny."

@@ -443,3 +443,51 @@ def test_serve_command(package: Callable[..., Any], tmp_path: Any) -> None:
         _, err = process.communicate(timeout=30)
     assert "POST /v1/chat/completions 200" in err
     assert "completion tokens" in err
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        line = next(line for line in f if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.network
+def test_bounded_load(server: Server) -> None:
+    """N concurrent clients, a fixed number of requests each: every request ends in a complete
+    answer or a clean 429, the server drains, and a second wave grows memory by ~nothing."""
+    clients, per_client = 12, 4
+
+    def wave() -> tuple[int, int]:
+        done, limited = [0], [0]
+        lock = threading.Lock()
+
+        def work() -> None:
+            c = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0,
+                              timeout=60)
+            for _ in range(per_client):
+                try:
+                    r = _create(c, max_tokens=6, temperature=0.7, seed=1)
+                    assert r.choices[0].finish_reason in ("stop", "length")
+                    assert r.usage.completion_tokens >= 1
+                    with lock:
+                        done[0] += 1
+                except openai.RateLimitError as exc:
+                    assert exc.response.headers["retry-after"]
+                    with lock:
+                        limited[0] += 1
+
+        threads = [threading.Thread(target=work) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads)
+        server.wait_until(lambda h: h["generating"] == 0 and h["waiting"] == 0, 30)
+        return done[0], limited[0]
+
+    first = wave()
+    after_first = _rss_mb()
+    second = wave()
+    assert first[0] + first[1] == second[0] + second[1] == clients * per_client
+    assert first[0] > 0 and second[0] > 0
+    assert _rss_mb() - after_first < 64  # no per-request growth (12 x 4 requests per wave)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,8 +86,9 @@ class LazyConstraint:
 class ConstraintFactory:
     """Compiles constraints for one tokenizer; the llguidance tokenizer is built lazily once."""
 
-    def __init__(self, tokenizer_json: str, vocab_size: int, eos_token_ids: Sequence[int]) -> None:
-        self._tokenizer_json = tokenizer_json
+    def __init__(self, tokenizer_json: Callable[[], str], vocab_size: int,
+                 eos_token_ids: Sequence[int]) -> None:
+        self._tokenizer_json = tokenizer_json  # serialized only when a constraint is first used
         self._vocab_size = vocab_size
         self._eos = list(eos_token_ids)
         self._lock = threading.Lock()
@@ -99,7 +100,7 @@ class ConstraintFactory:
                 import llguidance
 
                 self._ll_tokenizer = llguidance.LLTokenizer(
-                    self._tokenizer_json, n_vocab=self._vocab_size, eos_token=self._eos
+                    self._tokenizer_json(), n_vocab=self._vocab_size, eos_token=self._eos
                 )
             return self._ll_tokenizer
 

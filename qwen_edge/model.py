@@ -109,7 +109,7 @@ class Model:
         self.max_context = max_context
         self.chat_template = package.chat_template or builtin_template(package.architecture)
         self.stop_token_ids = tuple(package.stop_token_ids)
-        self._constraints = ConstraintFactory(self.tokenizer.to_str(), self.engine.vocab_size,
+        self._constraints = ConstraintFactory(self.tokenizer.to_str, self.engine.vocab_size,
                                               self.stop_token_ids)
 
     # -- prompts ----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class Tokenizer:
             raise TokenizerError(msg) from exc
         self._tok.no_padding()
         self._tok.no_truncation()
+        self._specials = [t.content for t in self._tok.get_added_tokens_decoder().values()]
 
     @property
     def backend(self) -> _HFTokenizer:
@@ -62,7 +63,7 @@ class Tokenizer:
     def _encode_plain(self, text: str) -> list[int]:
         # tokenizers has no switch to ignore added tokens while encoding; split them apart so
         # that "<|im_end|>" inside data encodes as ordinary text ("<", "|", "im", ...).
-        specials = [t.content for t in self._tok.get_added_tokens_decoder().values()]
+        specials = self._specials
         ids: list[int] = []
         for piece in _split_keep(text, specials):
             if piece in specials:

@@ -8,6 +8,8 @@ One hierarchy, so that ``except QwenEdgeError`` catches everything the SDK repor
     ├── PackageError
     │   ├── PackageNotFoundError(FileNotFoundError)
     │   ├── CorruptPackageError            a file is missing or its sha256 differs
+    │   │   └── IntegrityError             a file differs from what the signature covers
+    │   ├── SignatureError                 unsigned, bad signature, or an untrusted key
     │   └── IncompatiblePackageError       unknown format_version, wrong architecture
     ├── ExportError
     │   ├── CheckpointError                missing/corrupt config.json or safetensors
@@ -25,6 +27,8 @@ One hierarchy, so that ``except QwenEdgeError`` catches everything the SDK repor
     │   ├── ToolPermissionError
     │   ├── ToolExecutionError
     │   └── AuditLogError                  the audit log cannot be written or read
+    ├── StoreError                         the on-device model store (qwen_edge.Store)
+    │   └── UpdateError                    an update was refused (TUF metadata, archive)
     └── RemoteError
         ├── RemoteUnavailableError         connection refused, timeout, broken stream
         │   └── BrokenStreamError          a streamed answer stopped midway (.partial)
@@ -47,6 +51,7 @@ __all__ = [
     "GrammarError",
     "HubUnavailableError",
     "IncompatiblePackageError",
+    "IntegrityError",
     "OutputExistsError",
     "PackageError",
     "PackageNotFoundError",
@@ -54,6 +59,8 @@ __all__ = [
     "RemoteError",
     "RemoteResponseError",
     "RemoteUnavailableError",
+    "SignatureError",
+    "StoreError",
     "TokenizerError",
     "ToolArgumentsError",
     "ToolCallParseError",
@@ -62,6 +69,7 @@ __all__ = [
     "ToolPermissionError",
     "UnknownToolError",
     "UnsupportedArchitectureError",
+    "UpdateError",
 ]
 
 
@@ -101,6 +109,21 @@ class CorruptPackageError(PackageError):
     """A file of the package is missing, or its sha256 differs from the manifest.
 
     Example: ``model.onnx.data: sha256 mismatch (expected 3f2a..., got 9c1b...)``.
+    """
+
+
+class IntegrityError(CorruptPackageError):
+    """A file of a signed package differs from what its signature covers (or is missing/extra).
+
+    Example: ``model.onnx.data: digest differs from the signed manifest``.
+    """
+
+
+class SignatureError(PackageError):
+    """A package must be signed by a trusted key and is not: no signature, a signature that
+    does not verify, or a key that is not among the trusted keys.
+
+    Example: ``pkg/: not signed (no model.sig); sign it with `qwen-edge sign```.
     """
 
 
@@ -191,6 +214,20 @@ class ToolExecutionError(ToolError):
 
 class AuditLogError(ToolError):
     """The audit log (SQLite) cannot be written or read: disk full, locked too long."""
+
+
+# -- model store --------------------------------------------------------------------------
+
+
+class StoreError(QwenEdgeError):
+    """The on-device model store cannot do what was asked (unknown model or version,
+    nothing to roll back to, a damaged store)."""
+
+
+class UpdateError(StoreError):
+    """An update was refused: TUF metadata or the archive failed verification, the archive is
+    unsafe to unpack, or the package inside is not correctly signed. The active version is
+    untouched."""
 
 
 # -- remote -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,12 +28,40 @@ from .package import ModelPackage, read_package
 from .sampling import make_sampler
 from .tokenizer import Tokenizer
 
+if TYPE_CHECKING:
+    from .trust import TrustedKeys
+
 __all__ = ["Completion", "Model", "Session", "Timings", "Usage", "load"]
 
 # Raw text, chat messages, or token ids (list of ints / 1-D integer array).
 Prompt = str | Sequence[Mapping[str, Any]] | Sequence[int] | np.ndarray
 _SESSION_FORMAT = 1
 _DATA_ROLES = ("user", "tool")  # message contents tokenized without special tokens
+
+
+def tokenize_chat(tokenizer: Tokenizer, text: str,
+                  messages: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Token ids of ``text`` (``messages`` rendered by a chat template), contents as data.
+
+    The contents of user and tool messages are tokenized without special tokens, each on its
+    own, and the template's text around them with; training code uses this too, so a model
+    sees exactly the tokens it was trained on.
+    """
+    ids: list[np.ndarray] = []
+    pos = 0
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") not in _DATA_ROLES or not isinstance(content, str):
+            continue
+        for candidate in (content, content.strip()):
+            start = text.find(candidate, pos) if candidate else -1
+            if start >= 0:
+                ids.append(tokenizer.encode(text[pos:start]))
+                ids.append(tokenizer.encode(candidate, special=False))
+                pos = start + len(candidate)
+                break
+    ids.append(tokenizer.encode(text[pos:]))
+    return np.concatenate(ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +106,39 @@ class Completion:
 
 
 def load(path: str | os.PathLike[str], *, threads: int | None = None,
-         max_context: int | None = None, verify: bool = True) -> Model:
-    """Open a model package: verify its hashes, open one tuned onnxruntime session.
+         max_context: int | None = None, verify: bool = True,
+         trusted_keys: TrustedKeys | None = None, verify_cache: bool = True) -> Model:
+    """Open a model package: verify it, then open one tuned onnxruntime session.
 
     Args:
         path: the package folder (written by ``qwen-edge export``).
         threads: intra-op threads (default: physical cores).
         max_context: tokens of KV cache each session reserves (default min(package, 4096)).
-        verify: check every file's sha256 against the manifest first.
+        verify: check every file's sha256 against the manifest first (ignored when
+            ``trusted_keys`` is given: the signature check covers every file).
+        trusted_keys: require a ``model.sig`` made by one of these public keys (a folder of
+            ``*.pub`` files, one file or a list); checked before anything is parsed.
+            Needs ``pip install "qwen-edge[trust]"``.
+        verify_cache: with ``trusted_keys``, skip re-hashing a folder that verified before
+            and whose files' size, mtime, ctime and inode are unchanged (see
+            ``qwen_edge.trust`` for the threat model); False re-hashes every time.
+
+    Raises:
+        SignatureError: ``trusted_keys`` given and the package is unsigned or not signed by
+            a trusted key.
+        IntegrityError: ``trusted_keys`` given and a file differs from the signed digests.
+        CorruptPackageError: a file differs from the manifest's sha256.
 
     Example:
         >>> model = qwen_edge.load("pkg/qwen2.5-0.5b-int4")
         >>> model.generate([{"role": "user", "content": "Hi"}], max_tokens=32).text
+        >>> signed = qwen_edge.load("pkg/qwen2.5-0.5b-int4", trusted_keys="keys/")
     """
+    if trusted_keys is not None:
+        from .trust import verify_package
+
+        verify_package(path, trusted_keys, cache=verify_cache)
+        verify = False  # the signature covered every file, the manifest included
     package = read_package(path, verify=verify)
     return Model(package, threads=threads, max_context=max_context)
 
@@ -153,21 +201,7 @@ class Model:
         are tokenized as plain text, so a tool result cannot close its turn or open a call.
         """
         text = self.apply_chat_template(messages, tools=tools)
-        ids: list[np.ndarray] = []
-        pos = 0
-        for message in messages:
-            content = message.get("content")
-            if message.get("role") not in _DATA_ROLES or not isinstance(content, str):
-                continue
-            for candidate in (content, content.strip()):
-                start = text.find(candidate, pos) if candidate else -1
-                if start >= 0:
-                    ids.append(self.tokenizer.encode(text[pos:start]))
-                    ids.append(self.tokenizer.encode(candidate, special=False))
-                    pos = start + len(candidate)
-                    break
-        ids.append(self.tokenizer.encode(text[pos:]))
-        return np.concatenate(ids)
+        return tokenize_chat(self.tokenizer, text, messages)
 
     # -- generation -------------------------------------------------------------------------
 

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import QwenEdgeError
-from . import agent, audit, bench, chat, export, inspect, run, serve, synth
+from . import agent, audit, bench, chat, export, inspect, keygen, run, serve, sign, synth, verify
 
 __all__ = ["main"]
 
-_COMMANDS = (run, chat, agent, serve, bench, export, synth, inspect, audit)
+_COMMANDS = (run, chat, agent, serve, bench, export, synth, inspect, audit, keygen, sign, verify)
 
 
 def _parser() -> argparse.ArgumentParser:

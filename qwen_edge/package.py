@@ -133,14 +133,17 @@ def read_package(path: str | os.PathLike[str], *, verify: bool = True) -> ModelP
         raise PackageNotFoundError(msg)
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = f"{manifest_path}: not valid JSON ({exc})"
+    except OSError as exc:
+        msg = f"{manifest_path}: cannot read the manifest ({exc.strerror})"
+        raise CorruptPackageError(msg) from exc
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 / JSON, huge ints, deep nesting
+        msg = f"{manifest_path}: not valid JSON ({type(exc).__name__}: {str(exc)[:200]})"
         raise CorruptPackageError(msg) from exc
     if not isinstance(manifest, dict):
         msg = f"{manifest_path}: expected a JSON object"
         raise CorruptPackageError(msg)
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if not _is_int(version) or version != FORMAT_VERSION:
         msg = (
             f"{manifest_path}: format_version {version!r} is not supported by this qwen-edge "
             f"(supports {FORMAT_VERSION}); re-export the model or upgrade qwen-edge"
@@ -150,24 +153,59 @@ def read_package(path: str | os.PathLike[str], *, verify: bool = True) -> ModelP
         if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
             msg = f"{manifest_path}: field {key!r} missing or not a {kind.__name__}"
             raise CorruptPackageError(msg)
-    for name, info in manifest["files"].items():
-        if (
-            not isinstance(info, dict)
-            or not isinstance(info.get("sha256"), str)
-            or not isinstance(info.get("size"), int)
-            or Path(name).is_absolute()
-            or ".." in Path(name).parts
-        ):
-            msg = f"{manifest_path}: bad files entry {name!r}"
-            raise CorruptPackageError(msg)
+    _check_fields(manifest, manifest_path)
     package = ModelPackage(path=root, manifest=manifest)
-    for name in (manifest["graph"].get("file"), manifest["tokenizer"].get("file")):
-        if name not in manifest["files"]:
-            msg = f"{manifest_path}: {name!r} is not listed in files"
-            raise CorruptPackageError(msg)
     if verify:
         verify_files(package)
     return package
+
+
+_SHAPE_INTS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+               "num_attention_heads", "num_key_value_heads", "head_dim")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(manifest: dict[str, Any], manifest_path: Path) -> None:
+    """Everything ``ModelPackage`` and the engine read has the right type (else
+    CorruptPackageError naming the field), so no KeyError/TypeError escapes later."""
+
+    def bad(what: str) -> CorruptPackageError:
+        return CorruptPackageError(f"{manifest_path}: {what}")
+
+    for name, info in manifest["files"].items():
+        if (
+            not name
+            or "\x00" in name
+            or not isinstance(info, dict)
+            or not isinstance(info.get("sha256"), str)
+            or not _is_int(info.get("size"))
+            or info["size"] < 0
+            or Path(name).is_absolute()
+            or ".." in Path(name).parts
+        ):
+            raise bad(f"bad files entry {name!r}")
+    for section in ("graph", "tokenizer"):
+        name = manifest[section].get("file")
+        if not isinstance(name, str) or name not in manifest["files"]:
+            raise bad(f"{section}.file {name!r} is not listed in files")
+    special = manifest["tokenizer"].get("special_tokens")
+    if not isinstance(special, dict) or not all(_is_int(v) for v in special.values()):
+        raise bad("tokenizer.special_tokens missing or not a {token: id} object")
+    if not all(_is_int(t) for t in manifest["stop_token_ids"]):
+        raise bad("stop_token_ids must be a list of token ids")
+    for key in _SHAPE_INTS:
+        value = manifest["shapes"].get(key)
+        if not _is_int(value) or value < 1:
+            raise bad(f"shapes.{key} missing or not a positive integer")
+    if manifest["max_context"] < 1:
+        raise bad("max_context must be >= 1")
+    if not isinstance(manifest.get("chat_template", ""), (str, type(None))):
+        raise bad("chat_template must be a string or null")
+    if not isinstance(manifest.get("generation", {}), dict):
+        raise bad("generation must be an object")
 
 
 def verify_files(package: ModelPackage) -> None:

@@ -60,10 +60,14 @@ __all__ = [
     "PRIVATE_KEY_NAME",
     "PUBLIC_KEY_NAME",
     "SIGNATURE_NAME",
+    "TrustedKeys",
+    "Verification",
+    "check_package",
     "generate_keypair",
     "key_fingerprint",
     "load_private_key",
     "load_public_keys",
+    "require_trust",
     "sign_package",
     "verify_package",
 ]
@@ -80,7 +84,7 @@ _SUPPORTED_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # what model-signin
 TrustedKeys = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 
-def _require_trust() -> None:
+def require_trust() -> None:
     """Raise ConfigError naming the extra when model-signing / cryptography are missing."""
     try:
         import cryptography  # noqa: F401
@@ -107,7 +111,7 @@ def generate_keypair(out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     Example:
         >>> private, public = generate_keypair("keys/")
     """
-    _require_trust()
+    require_trust()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -164,7 +168,7 @@ def load_private_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePrivateKey
         ConfigError: no such file, not a PEM private key, not an EC key on P-256/384/521, or
             the trust extra is missing.
     """
-    _require_trust()
+    require_trust()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -230,7 +234,7 @@ def _read_key_file(file: Path) -> bytes:
 
 
 def _load_public_key(file: Path) -> ec.EllipticCurvePublicKey:
-    _require_trust()
+    require_trust()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -282,7 +286,7 @@ def sign_package(pkg_dir: str | os.PathLike[str], private_key_path: str | os.Pat
     Example:
         >>> sign_package("pkg/qwen2.5-0.5b-int4", "keys/signing-key.pem")
     """
-    _require_trust()
+    require_trust()
     from model_signing import signing
 
     root = Path(pkg_dir)
@@ -357,7 +361,7 @@ def verify_package(pkg_dir: str | os.PathLike[str], trusted_keys: TrustedKeys, *
 def check_package(pkg_dir: str | os.PathLike[str], trusted_keys: TrustedKeys, *,
                   cache: bool = False) -> Verification:
     """``verify_package`` that also says which key verified and how much was hashed."""
-    _require_trust()
+    require_trust()
     root = Path(pkg_dir)
     if not root.is_dir():
         msg = f"{root}: no such model package folder"

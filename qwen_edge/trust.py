@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -307,7 +306,7 @@ def sign_package(pkg_dir: str | os.PathLike[str], private_key_path: str | os.Pat
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o644)  # noqa: PTH101
-        os.replace(tmp, signature)
+        Path(tmp).replace(signature)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return signature
@@ -412,8 +411,8 @@ def _parse_signature(signature: Path) -> _Signed:
     except OSError as exc:
         msg = f"{signature}: cannot read the signature ({exc.strerror})"
         raise SignatureError(msg) from exc
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-        msg = f"{signature}: malformed signature ({exc!r}); re-sign with `qwen-edge sign`"
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        msg = f"{signature}: malformed signature ({type(exc).__name__}: {str(exc)[:200]}); re-sign with `qwen-edge sign`"
         raise SignatureError(msg) from exc
     if not isinstance(key_id, str) or len(key_id) != 64:
         msg = f"{signature}: malformed signature (no key id); re-sign with `qwen-edge sign`"
@@ -550,7 +549,7 @@ def _cache_store(root: Path, snapshot: _Snapshot, key_id: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(entry, f)
-        os.replace(tmp, target)
+        Path(tmp).replace(target)
         tmp = None
     except OSError as exc:
         logger.debug("cannot write the verification cache %s: %s", target, exc)

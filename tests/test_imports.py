@@ -15,7 +15,7 @@ def test_import_qwen_edge_is_light(tmp_path) -> None:  # type: ignore[no-untyped
     code = (
         "import sys, json, qwen_edge; "
         "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'onnx', 'onnx_ir', "
-        "'qwen_edge.export', 'safetensors') if m in sys.modules)))"
+        "'qwen_edge.export', 'safetensors', 'model_signing') if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=tmp_path)

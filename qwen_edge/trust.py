@@ -264,7 +264,7 @@ def _hashing_config() -> Any:
     """Hash every file (sha256, no symlinks) except the signature; git files are not exempt."""
     from model_signing import hashing
 
-    return (hashing.Config()
+    return (hashing.Config()  # type: ignore[no-untyped-call]
             .use_file_serialization(hashing_algorithm="sha256", allow_symlinks=False)
             .set_ignored_paths(paths=[SIGNATURE_NAME], ignore_git_paths=False))
 
@@ -291,7 +291,7 @@ def sign_package(pkg_dir: str | os.PathLike[str], private_key_path: str | os.Pat
     root = Path(pkg_dir)
     read_package(root, verify=True)
     load_private_key(private_key_path)  # our error messages for a bad key
-    config = (signing.Config()
+    config = (signing.Config()  # type: ignore[no-untyped-call]
               .use_elliptic_key_signer(private_key=Path(private_key_path))
               .set_hashing_config(_hashing_config()))
     with tempfile.TemporaryDirectory(prefix="qwen-edge-sign-") as work:
@@ -301,14 +301,19 @@ def sign_package(pkg_dir: str | os.PathLike[str], private_key_path: str | os.Pat
             config.sign(root, staged)
         data = staged.read_bytes()
     signature = root / SIGNATURE_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".model.sig.", dir=root)
-    try:
+    tmp: str | None = None
+    try:  # atomic: a reader sees the old signature or the new one, never half of one
+        fd, tmp = tempfile.mkstemp(prefix=".model.sig.", dir=root)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o644)  # noqa: PTH101
         Path(tmp).replace(signature)
+    except OSError as exc:
+        msg = f"{signature}: cannot write the signature ({exc.strerror})"
+        raise ConfigError(msg) from exc
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return signature
 
 
@@ -365,7 +370,7 @@ def check_package(pkg_dir: str | os.PathLike[str], trusted_keys: TrustedKeys, *,
     if not root.is_dir():
         msg = f"{root}: no such model package folder"
         raise PackageNotFoundError(msg)
-    trusted = {}
+    trusted: dict[str, Path] = {}
     for path in load_public_keys(trusted_keys):
         trusted.setdefault(_fingerprint(_load_public_key(path)), path)
     signature = root / SIGNATURE_NAME
@@ -438,7 +443,7 @@ def _verify_with_key(root: Path, signature: Path, key_path: Path, signed: _Signe
     from cryptography.exceptions import InvalidSignature
     from model_signing import hashing, verifying
 
-    class _Recording(hashing.Config):  # type: ignore[misc]
+    class _Recording(hashing.Config):
         """Our hashing config, remembering whether hashing began and what it produced."""
 
         started = False
@@ -449,10 +454,10 @@ def _verify_with_key(root: Path, signature: Path, key_path: Path, signed: _Signe
             self.manifest = super().hash(model_path, files_to_hash=files_to_hash)
             return self.manifest
 
-    recording = _Recording()
+    recording = _Recording()  # type: ignore[no-untyped-call]
     recording.use_file_serialization(hashing_algorithm="sha256", allow_symlinks=False)
     recording.set_ignored_paths(paths=[SIGNATURE_NAME], ignore_git_paths=False)
-    config = (verifying.Config()
+    config = (verifying.Config()  # type: ignore[no-untyped-call]
               .use_elliptic_key_verifier(public_key=key_path)
               .set_hashing_config(recording))
     try:

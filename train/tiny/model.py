@@ -1,0 +1,225 @@
+"""A Qwen2 decoder in plain PyTorch, shaped for training a tiny model on one CPU.
+
+Numerically the same model as transformers' ``Qwen2ForCausalLM`` (tested against it in
+``tests/test_tiny_training.py``), with two training-only shortcuts that change nothing at
+inference:
+
+- **Shared prefix.** Every example starts with the same system prompt and tool schemas
+  (~800 tokens). ``forward_shared_prefix`` runs that prefix once per batch and lets every row
+  attend to its keys and values, instead of repeating it in each row.
+- **Active vocabulary.** Only the token ids that occur in the corpus get trainable
+  embeddings; every other row of the (tied) embedding is zero, so its logit is exactly 0 and
+  the full 151,936-way softmax is ``logsumexp(active logits, log(n_inactive))``: exact, at a
+  fraction of the cost. ``full_state_dict`` writes the full-vocabulary checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    vocab_size: int = 151936
+    hidden_size: int = 128
+    intermediate_size: int = 512
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    rope_theta: float = 1_000_000.0
+    rms_norm_eps: float = 1e-6
+    max_position_embeddings: int = 4096
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def hf_config(self) -> dict:
+        """config.json of the equivalent ``Qwen2ForCausalLM`` (tied embeddings)."""
+        d = asdict(self)
+        return {
+            "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", **d,
+            "hidden_act": "silu", "tie_word_embeddings": True, "attention_dropout": 0.0,
+            "bos_token_id": 151643, "eos_token_id": 151645, "initializer_range": 0.02,
+            "max_window_layers": d["num_hidden_layers"], "sliding_window": None,
+            "use_sliding_window": False, "use_cache": True, "torch_dtype": "float32",
+        }
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+
+
+def rotary(cfg: TinyConfig, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin of shape (len, head_dim), transformers' rotate-half layout."""
+    inv_freq = 1.0 / cfg.rope_theta ** (
+        torch.arange(0, cfg.head_dim, 2, dtype=torch.float32) / cfg.head_dim)
+    freqs = positions.float()[:, None] * inv_freq[None, :]
+    emb = torch.cat([freqs, freqs], dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: TinyConfig) -> None:
+        super().__init__()
+        d, hd = cfg.hidden_size, cfg.head_dim
+        self.cfg = cfg
+        self.q_proj = nn.Linear(d, cfg.num_attention_heads * hd, bias=True)
+        self.k_proj = nn.Linear(d, cfg.num_key_value_heads * hd, bias=True)
+        self.v_proj = nn.Linear(d, cfg.num_key_value_heads * hd, bias=True)
+        self.o_proj = nn.Linear(cfg.num_attention_heads * hd, d, bias=False)
+
+    def qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        b, t, _ = x.shape
+        hd = self.cfg.head_dim
+        q = self.q_proj(x).view(b, t, -1, hd).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, -1, hd).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, -1, hd).transpose(1, 2)
+        return _rotate(q, cos, sin), _rotate(k, cos, sin), v
+
+    def attend(self, q, k, v, mask) -> torch.Tensor:
+        groups = self.cfg.num_attention_heads // self.cfg.num_key_value_heads
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+        if mask is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        b, _, t, _ = out.shape
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TinyConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Layer(nn.Module):
+    def __init__(self, cfg: TinyConfig) -> None:
+        super().__init__()
+        self.self_attn = Attention(cfg)
+        self.mlp = MLP(cfg)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+
+class TinyQwen2(nn.Module):
+    """Qwen2 with tied embeddings over an active vocabulary (see the module docstring).
+
+    Args:
+        cfg: the shape.
+        active_ids: the token ids that get trainable embeddings, sorted, unique.
+    """
+
+    def __init__(self, cfg: TinyConfig, active_ids: torch.Tensor) -> None:
+        super().__init__()
+        self.cfg = cfg
+        active_ids = torch.as_tensor(active_ids, dtype=torch.long)
+        if not torch.all(active_ids[1:] > active_ids[:-1]):
+            raise ValueError("active_ids must be sorted and unique")
+        # token id -> row of `embed` (inactive ids -> the last row, kept at zero)
+        remap = torch.full((cfg.vocab_size,), len(active_ids), dtype=torch.long)
+        remap[active_ids] = torch.arange(len(active_ids))
+        self.register_buffer("active_ids", active_ids, persistent=False)
+        self.register_buffer("remap", remap, persistent=False)
+        self.embed = nn.Parameter(torch.randn(len(active_ids), cfg.hidden_size) * 0.02)
+        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.log_inactive = math.log(cfg.vocab_size - len(active_ids))
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, std=0.02)
+            elif name.endswith("proj.bias"):
+                nn.init.zeros_(p)
+        with torch.no_grad():  # residual branches start small (GPT-2 scaling)
+            for layer in self.layers:
+                layer.self_attn.o_proj.weight.mul_(1 / math.sqrt(2 * cfg.num_hidden_layers))
+                layer.mlp.down_proj.weight.mul_(1 / math.sqrt(2 * cfg.num_hidden_layers))
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        table = torch.cat([self.embed, self.embed.new_zeros(1, self.cfg.hidden_size)])
+        return F.embedding(self.remap[ids], table)
+
+    def forward_shared_prefix(self, prefix: torch.Tensor, rows: torch.Tensor,
+                              lengths: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (b, t, d) of ``rows`` (b, t), each continuing ``prefix`` (p,).
+
+        Rows are right-padded; positions at or past ``lengths`` are garbage (mask them out
+        of the loss). The prefix attends causally to itself, rows to the whole prefix and
+        causally to themselves.
+        """
+        p, (b, t) = prefix.shape[0], rows.shape
+        cos_p, sin_p = rotary(self.cfg, torch.arange(p))
+        cos_r, sin_r = rotary(self.cfg, torch.arange(p, p + t))
+        mask = torch.cat([torch.ones(t, p, dtype=torch.bool),
+                          torch.ones(t, t, dtype=torch.bool).tril()], dim=1)
+        xp = self.embed_tokens(prefix)[None]
+        xr = self.embed_tokens(rows)
+        for layer in self.layers:
+            attn = layer.self_attn
+            qp, kp, vp = attn.qkv(layer.input_layernorm(xp), cos_p, sin_p)
+            qr, kr, vr = attn.qkv(layer.input_layernorm(xr), cos_r, sin_r)
+            xp = xp + attn.attend(qp, kp, vp, None)
+            k = torch.cat([kp.expand(b, -1, -1, -1), kr], dim=2)
+            v = torch.cat([vp.expand(b, -1, -1, -1), vr], dim=2)
+            xr = xr + attn.attend(qr, k, v, mask)
+            xp = xp + layer.mlp(layer.post_attention_layernorm(xp))
+            xr = xr + layer.mlp(layer.post_attention_layernorm(xr))
+        del lengths  # padding only ever follows the real tokens; causality hides it
+        return self.norm(xr)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Full-vocabulary logits (b, t, vocab) of plain causal sequences (for checks)."""
+        b, t = ids.shape
+        cos, sin = rotary(self.cfg, torch.arange(t))
+        x = self.embed_tokens(ids)
+        for layer in self.layers:
+            q, k, v = layer.self_attn.qkv(layer.input_layernorm(x), cos, sin)
+            x = x + layer.self_attn.attend(q, k, v, None)
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return self.norm(x) @ self.full_embedding().T
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the full vocabulary of ``hidden`` (n, d) for ``targets``
+        (n,), computed over the active rows plus the inactive rows' constant logit 0."""
+        logits = (hidden @ self.embed.T).float()
+        lse = torch.logaddexp(torch.logsumexp(logits, dim=-1),
+                              torch.tensor(self.log_inactive, dtype=logits.dtype))
+        picked = logits.gather(1, self.remap[targets][:, None]).squeeze(1)
+        return (lse - picked).mean()
+
+    def full_embedding(self) -> torch.Tensor:
+        full = self.embed.new_zeros(self.cfg.vocab_size, self.cfg.hidden_size)
+        return full.index_copy(0, self.active_ids, self.embed)
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights under transformers' Qwen2 names, full vocabulary, tied (no lm_head)."""
+        out = {"model.embed_tokens.weight": self.full_embedding().detach()}
+        for i, layer in enumerate(self.layers):
+            for name, tensor in layer.state_dict().items():
+                out[f"model.layers.{i}.{name}"] = tensor.detach()
+        out["model.norm.weight"] = self.norm.weight.detach()
+        return {k: v.contiguous().clone() for k, v in out.items()}

@@ -1,0 +1,284 @@
+"""Train qwen-edge-tiny: a Qwen2-architecture function-calling demo model, on the CPU.
+
+    pip install torch==2.13.0 -e ".[dev,parity]"
+    python train/tiny/train.py -o build/qwen-edge-tiny            # ~40 min on 2 cores
+    qwen-edge export build/qwen-edge-tiny -o pkg --quant int4 --max-context 4096
+
+The corpus comes from ``corpus.py`` (seeded, reproducible), rendered with the Qwen2.5 chat
+template and the package's tools exactly as the agent renders them at run time (same
+template, same tool schemas, same tokenization of user/tool contents); the loss is on the
+assistant's tokens only. Same arguments, same corpus, same initial weights; the weights are
+reproducible up to floating-point non-determinism of multi-threaded CPU kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path[:0] = [str(HERE), str(REPO / "examples")]
+
+import corpus  # noqa: E402
+import home_tools  # noqa: E402
+from model import TinyConfig, TinyQwen2  # noqa: E402
+
+from qwen_edge.chat import builtin_template, render_chat  # noqa: E402
+from qwen_edge.default_model import DEFAULT_SYSTEM  # noqa: E402
+from qwen_edge.model import tokenize_chat  # noqa: E402
+from qwen_edge.tokenizer import Tokenizer  # noqa: E402
+from qwen_edge.tools import as_tool  # noqa: E402
+
+# The system prompts the model sees in training: the template's default (no system message),
+# the demo's, and two plain ones; each is one shared prefix with the tool schemas.
+SYSTEM_PROMPTS: tuple[str | None, ...] = (
+    None, DEFAULT_SYSTEM, "You control a smart home. Use the tools.",
+    "You are a helpful assistant.")
+
+
+BF16 = True
+
+
+@dataclass
+class Row:
+    prefix: int  # index into SYSTEM_PROMPTS
+    ids: np.ndarray  # suffix token ids (everything after the system turn)
+    loss_mask: np.ndarray  # True where ids[i] is an assistant token to predict
+
+
+class Encoder:
+    """Render + tokenize conversations exactly like ``Model.encode_chat`` does."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tok = tokenizer
+        self.template = builtin_template("Qwen2ForCausalLM")
+        self.tools = [as_tool(t).to_openai() for t in home_tools.TOOLS]
+        ids = [tokenizer.token_to_id(t) for t in ("<|im_start|>", "<|im_end|>")]
+        self.im_start, self.im_end = ids
+        head = tokenizer.encode("<|im_start|>assistant\n").tolist()
+        assert head[0] == self.im_start and len(head) == 3, head
+        self.assistant_head = head[1:]
+        self.prefixes = [self._prefix(s) for s in SYSTEM_PROMPTS]
+
+    def _system(self, system: str | None) -> list[dict]:
+        return [{"role": "system", "content": system}] if system is not None else []
+
+    def _prefix(self, system: str | None) -> np.ndarray:
+        text = render_chat(self.template, [*self._system(system),
+                                           {"role": "user", "content": "x"}], tools=self.tools)
+        return self.tok.encode(text[: text.index("<|im_start|>user")])
+
+    def full(self, system: str | None, messages: list[dict]) -> np.ndarray:
+        """What the runtime would tokenize (for checking ``row``)."""
+        msgs = [*self._system(system), *messages]
+        text = render_chat(self.template, msgs, tools=self.tools, add_generation_prompt=False)
+        return tokenize_chat(self.tok, text, msgs)
+
+    def row(self, prefix: int, messages: list[dict]) -> Row:
+        marker = "<|im_start|>system\nS<|im_end|>\n"
+        text = render_chat(self.template, [{"role": "system", "content": "S"}, *messages],
+                           add_generation_prompt=False)
+        assert text.startswith(marker)
+        ids = tokenize_chat(self.tok, text[len(marker):], messages)
+        mask = np.zeros(len(ids), dtype=bool)
+        i = 0
+        while i < len(ids) - 3:
+            if ids[i] == self.im_start and ids[i + 1:i + 3].tolist() == self.assistant_head:
+                end = i + 3
+                while ids[end] != self.im_end:
+                    end += 1
+                mask[i + 3:end + 1] = True  # the content and <|im_end|>
+                i = end
+            i += 1
+        return Row(prefix, ids.astype(np.int64), mask)
+
+
+def encode_corpus(encoder: Encoder, examples: list, seed: int) -> list[Row]:
+    rng = random.Random(seed)
+    rows = []
+    for n, ex in enumerate(examples):
+        prefix = rng.randrange(len(SYSTEM_PROMPTS))
+        row = encoder.row(prefix, ex.messages)
+        if n < 20:  # the split into prefix + row must be what the runtime tokenizes
+            full = encoder.full(SYSTEM_PROMPTS[prefix], ex.messages)
+            joined = np.concatenate([encoder.prefixes[prefix], row.ids])
+            assert np.array_equal(full, joined), f"tokenization differs for example {n}"
+        rows.append(row)
+    return rows
+
+
+def make_batches(rows: list[Row], budget: int, rng: random.Random) -> list[list[Row]]:
+    """Rows of one prefix, of similar length, padded size <= budget tokens per batch."""
+    batches = []
+    for prefix in range(len(SYSTEM_PROMPTS)):
+        mine = [r for r in rows if r.prefix == prefix]
+        rng.shuffle(mine)
+        for start in range(0, len(mine), 2000):
+            chunk = sorted(mine[start:start + 2000], key=lambda r: len(r.ids))
+            batch: list[Row] = []
+            for r in chunk:
+                if batch and len(r.ids) * (len(batch) + 1) > budget:
+                    batches.append(batch)
+                    batch = []
+                batch.append(r)
+            if batch:
+                batches.append(batch)
+    rng.shuffle(batches)
+    return batches
+
+
+def batch_loss(model: TinyQwen2, prefixes: list[torch.Tensor], batch: list[Row]):
+    t = max(len(r.ids) for r in batch)
+    ids = torch.zeros(len(batch), t, dtype=torch.long)
+    mask = torch.zeros(len(batch), t, dtype=torch.bool)
+    for i, r in enumerate(batch):
+        ids[i, :len(r.ids)] = torch.from_numpy(r.ids)
+        mask[i, :len(r.ids)] = torch.from_numpy(r.loss_mask)
+    # bfloat16 matmuls (AMX/AVX512-BF16 where the CPU has them), float32 weights and loss
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
+        hidden = model.forward_shared_prefix(prefixes[batch[0].prefix], ids,
+                                             torch.tensor([len(r.ids) for r in batch]))
+        # position j predicts token j+1; the first row token follows the prefix (no target)
+        targets = mask[:, 1:]
+        h = hidden[:, :-1][targets]
+        return model.loss(h, ids[:, 1:][targets]), int(targets.sum())
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def evaluate(model: TinyQwen2, prefixes, batches) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in batches:
+            loss, n = batch_loss(model, prefixes, batch)
+            total, count = total + loss.item() * n, count + n
+    model.train()
+    return total / max(count, 1)
+
+
+def save(model: TinyQwen2, cfg: TinyConfig, out: Path, log: dict) -> None:
+    from safetensors.torch import save_file
+
+    from qwen_edge.export.tokenizer import write_tokenizer_files
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(model.full_state_dict(), str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(cfg.hf_config(), indent=2) + "\n")
+    (out / "generation_config.json").write_text(json.dumps(
+        {"bos_token_id": 151643, "eos_token_id": [151645, 151643], "do_sample": False},
+        indent=2) + "\n")
+    write_tokenizer_files(out, "qwen2.5")
+    (out / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--examples", type=int, default=120_000)
+    p.add_argument("--steps", type=int, default=2400)
+    p.add_argument("--batch-tokens", type=int, default=6144)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=TinyConfig.hidden_size)
+    p.add_argument("--layers", type=int, default=TinyConfig.num_hidden_layers)
+    p.add_argument("--intermediate", type=int, default=TinyConfig.intermediate_size)
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop early (and save) after this long")
+    p.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
+    args = p.parse_args(argv)
+    global BF16
+    BF16 = not args.fp32
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    from qwen_edge.export.tokenizer import build_qwen_tokenizer
+    tokenizer = Tokenizer(_write_tmp_tokenizer(build_qwen_tokenizer("qwen2.5")))
+    encoder = Encoder(tokenizer)
+    train_rows = encode_corpus(encoder, corpus.generate(args.examples, seed=args.seed), args.seed)
+    dev_rows = encode_corpus(encoder, corpus.generate(600, seed=args.seed + 10_000,
+                                                      split="heldout"), args.seed + 1)
+    active = np.unique(np.concatenate(
+        [*encoder.prefixes, *(r.ids for r in train_rows)]))
+    print(f"corpus: {len(train_rows)} conversations, "
+          f"{sum(len(r.ids) for r in train_rows) / 1e6:.1f}M tokens "
+          f"({sum(int(r.loss_mask.sum()) for r in train_rows) / 1e6:.1f}M trained), "
+          f"{len(active)} distinct token ids; {time.time() - t0:.0f} s", flush=True)
+
+    cfg = replace(TinyConfig(), hidden_size=args.hidden, num_hidden_layers=args.layers,
+                  intermediate_size=args.intermediate)
+    model = TinyQwen2(cfg, torch.from_numpy(active))
+    prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.prefixes]
+    decay = [p for n, p in model.named_parameters() if p.ndim == 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    rng = random.Random(args.seed)
+    dev_batches = make_batches(dev_rows, args.batch_tokens, random.Random(0))
+    history: list[dict] = []
+    batches: list[list[Row]] = []
+    tokens_seen = 0
+    t_train = time.time()
+    step = 0
+    for step in range(args.steps):
+        if not batches:
+            batches = make_batches(train_rows, args.batch_tokens, rng)
+        batch = batches.pop()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        loss, n = batch_loss(model, prefixes, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tokens_seen += n
+        if step % 50 == 0 or step == args.steps - 1:
+            elapsed = time.time() - t_train
+            entry = {"step": step, "loss": round(loss.item(), 4), "minutes": round(elapsed / 60, 2),
+                     "trained_tokens": tokens_seen}
+            if step % 400 == 0 or step == args.steps - 1:
+                entry["dev_loss"] = round(evaluate(model, prefixes, dev_batches), 4)
+            history.append(entry)
+            print(json.dumps(entry), flush=True)
+        if args.max_minutes and time.time() - t_train > args.max_minutes * 60:
+            print(f"stopping at step {step}: --max-minutes reached", flush=True)
+            break
+    dev = evaluate(model, prefixes, dev_batches)
+    log = {"args": {k: str(v) for k, v in vars(args).items()}, "config": cfg.hf_config(),
+           "steps": step + 1, "trained_tokens": tokens_seen, "dev_loss": dev,
+           "minutes": round((time.time() - t_train) / 60, 1), "active_vocab": len(active),
+           "history": history}
+    save(model, cfg, args.output, log)
+    print(f"saved {args.output} (dev loss {dev:.4f}, {log['minutes']} min)")
+    return 0
+
+
+def _write_tmp_tokenizer(backend) -> str:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "tokenizer.json"
+    backend.save(str(path))
+    return str(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,14 +33,13 @@ conversation):
   uniformly at random -- on purpose, so the router sees an uncertain first token there.
 """
 
-from __future__ import annotations
-
 import hashlib
 import importlib.util
 import inspect
 import json
 import random
 import re
+import typing
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +71,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     getattr(t, "name", getattr(t, "__name__", "")): getattr(t, "fn", t) for t in home_tools.TOOLS}
 PARAMS: dict[str, list[str]] = {name: list(inspect.signature(fn).parameters)
                                 for name, fn in FUNCTIONS.items()}
+# parameters annotated ``float``: the agent passes JSON ints to them as floats (21 -> 21.0)
+_FLOAT_PARAMS = {name: {p for p, hint in typing.get_type_hints(fn).items() if hint is float}
+                 for name, fn in FUNCTIONS.items()}
 KINDS = ("single", "parallel", "followup", "tool_error", "no_tool", "unsupported", "oos", "clarify")
 MIX = {"single": 0.40, "parallel": 0.12, "followup": 0.12, "tool_error": 0.04, "no_tool": 0.06,
        "unsupported": 0.06, "oos": 0.14, "clarify": 0.06}
@@ -115,9 +117,15 @@ def call_args(name: str, **given: Any) -> dict[str, Any]:
 
 
 def run_tool(name: str, arguments: dict[str, Any]) -> tuple[str, Any, str | None]:
-    """-> (tool message content, output, error) exactly as qwen_edge.agent shows them."""
+    """-> (tool message content, output, error) exactly as qwen_edge.agent shows them.
+
+    Mirrors ``Agent._execute`` -> ``Tool.invoke``: ints become floats for ``float`` parameters,
+    and a failure reads ``"<tool> raised <ExceptionType>: <message>"``.
+    """
+    kwargs = {k: float(v) if k in _FLOAT_PARAMS[name] and type(v) is int else v
+              for k, v in arguments.items()}
     try:
-        output = FUNCTIONS[name](**arguments)
+        output = FUNCTIONS[name](**kwargs)
     except Exception as exc:  # noqa: BLE001 - the agent turns a tool's failure into data
         error = f"{name} raised {type(exc).__name__}: {exc}"
         return json.dumps({"error": error}, ensure_ascii=False), None, error
@@ -255,6 +263,13 @@ def _tasks() -> list[str]:
     return tasks
 
 
+def _when_slot(template: str, surface: str) -> str:
+    """The surface to put in a template: no "at"/"on" right after "to"/"for" ("for 5pm")."""
+    if re.search(r"\b(to|for|till|until) \{when\}", template):
+        return _when(surface)
+    return surface
+
+
 def _when(surface: str) -> str:
     for prep in ("at ", "on "):
         if surface.startswith(prep):
@@ -331,7 +346,7 @@ _SUFFIX = {
     "train": ["please", "pls", "thanks", "thank you", "thx", "for me", "when you get a chance",
               "if you can", "asap", "right now", "now", "cheers", "ty", "real quick",
               "for me please", "thanks!", "please and thank you", "plz"],
-    "heldout": ["if that's ok", "cheers mate", "thanks a bunch", "ta", "whenever"],
+    "heldout": ["if that's ok", "cheers mate", "ta very much", "if poss", "whenever"],
 }
 _RAMBLE = ["so I was just thinking,", "ok this might be a silly question but", "my hands are full,",
            "before I forget -", "long day today.", "we have guests coming over,",
@@ -389,7 +404,7 @@ def _typo(word: str, rng: random.Random) -> str:
 _WORD = re.compile(r"[A-Za-z']+")
 
 
-def _perturb_literal(text: str, ctx: _Ctx) -> str:
+def _perturb_literal(text: str, ctx: "_Ctx") -> str:
     if ctx.typo_rate:
         def sub(m: re.Match[str]) -> str:
             w = m.group(0)
@@ -742,7 +757,8 @@ def _thermostat(ctx: _Ctx, value: float | None = None) -> _Req:
 def _reminder(ctx: _Ctx) -> _Req:
     task = ctx.case(ctx.pick(_POOLS["task"]))
     when_s = ctx.case(ctx.pick(_POOLS["when"]))
-    pieces, form = _fill(ctx.pick(T.REMINDER), {"task": task, "when": when_s})
+    tpl = ctx.pick(T.REMINDER)
+    pieces, form = _fill(tpl, {"task": task, "when": _when_slot(tpl, when_s)})
     return _Req(pieces, form, [("add_reminder", call_args("add_reminder", text=task,
                                                            when=_when(when_s)))],
                 {"text": task, "when": when_s})
@@ -808,6 +824,11 @@ def _calc(ctx: _Ctx, divide_by_zero: bool = False, sqrt_negative: bool = False) 
                         if rng.random() < 0.8 else rng.randint(1, 99))
                 s = c
             slots[name], canon[name] = s, c
+        if "**" in expr:  # keep powers readable: small bases, exponents 2 to 9
+            a = rng.randint(2, 20)
+            slots["a"], canon["a"] = _num_surface(ctx, a), str(a)
+            b = rng.randint(4, 9) if "{b}th" in tpl else rng.randint(2, 9)
+            slots["b"], canon["b"] = str(b), str(b)
         if divide_by_zero:
             slots["b"], canon["b"] = rng.choice(("0", "0", "zero")), "0"
         if sqrt_negative:
@@ -866,8 +887,7 @@ def _tool_error_request(ctx: _Ctx) -> _Req:
         dst = bad if t == bad else good_unit
         return _Req(pieces, form, [("convert_units", call_args("convert_units", value=v,
                                                                 from_unit=src, to_unit=dst))])
-    return _calc(ctx, divide_by_zero=rng.random() < 0.6, sqrt_negative=False) \
-        if rng.random() < 0.6 else _calc(ctx, sqrt_negative=True)
+    return _calc(ctx, divide_by_zero=True) if rng.random() < 0.6 else _calc(ctx, sqrt_negative=True)
 
 
 # -- conversations --------------------------------------------------------------------------------
@@ -1057,7 +1077,8 @@ def _followup(ctx: _Ctx) -> list[dict]:
             when_s = ctx.case(ctx.pick(_POOLS["when"]))
             while _when(when_s) == args["when"]:
                 when_s = ctx.case(ctx.pick(_POOLS["when"]))
-            pieces, form = _fill(ctx.pick(_FOLLOWUPS["when"]), {"when": when_s})
+            tpl = ctx.pick(_FOLLOWUPS["when"])
+            pieces, form = _fill(tpl, {"when": _when_slot(tpl, when_s)})
             new = call_args(name, text=args["text"], when=_when(when_s))
         else:
             task = ctx.case(ctx.pick(_POOLS["task"]))

@@ -309,7 +309,7 @@ def _template_tables() -> dict[str, dict[str, list]]:
     tables |= {f"same_tool_{k}": v for k, v in corpus._SAME_TOOL.items()}
     tables |= {f"clarify_answer_{k}": v for k, v in corpus.T.CLARIFY_ANSWER.items()}
     tables |= {"polite": corpus._POLITE, "suffix": corpus._SUFFIX, "trivia": corpus.O.TRIVIA,
-               "open": corpus.O.OPEN}
+               "open": corpus.O.OPEN, "lookalike": corpus.O.LOOKALIKE}
     tables |= {f"no_tool_{k}": {"train": v[1], "heldout": v[2]} for k, v in corpus.T.NO_TOOL.items()}
     tables |= {f"clarify_{k}": {"train": v[1], "heldout": v[2]} for k, v in corpus.T.CLARIFY.items()}
     return tables
@@ -324,6 +324,8 @@ def test_heldout_templates_are_disjoint_from_train_templates() -> None:
         assert held, name
         assert not held & all_train, (name, held & all_train)
     assert not set(corpus.O.LANGUAGES["train"]) & set(corpus.O.LANGUAGES["heldout"])
+    assert set(corpus.O.LANGUAGE_TEMPLATES["train"]) == set(corpus.O.LANGUAGES["train"])
+    assert set(corpus.O.LANGUAGE_TEMPLATES["heldout"]) == set(corpus.O.LANGUAGES["heldout"])
 
 
 def test_enough_templates_per_tool() -> None:

@@ -352,6 +352,9 @@ _RAMBLE = ["so I was just thinking,", "ok this might be a silly question but", "
            "before I forget -", "long day today.", "we have guests coming over,",
            "sorry if this is confusing,", "right, so", "I'm in a bit of a rush,",
            "not sure if you can do this but", "quick thing -", "one more thing,"]
+_RAMBLE_AFTER = ["I'm making dinner", "we're about to eat", "I'm heading out soon", "I'm in bed already",
+                 "my hands are covered in flour", "the kids are asleep", "I'm on the couch",
+                 "if that makes sense", "I think", "no rush", "got it?", "ok?"]
 _MISSPELL = {
     "weather": ["wether", "whether", "weahter", "waether"], "tomorrow": ["tomorow", "tommorow", "tmrw"],
     "please": ["plz", "pls", "pleas", "plese"], "temperature": ["temprature", "tempature", "temperture"],
@@ -457,7 +460,7 @@ class _Ctx:
     def restyle(self) -> None:
         """Choose this message's surface style (case, typos, apostrophes)."""
         r = self.rng.random()
-        self.lower = r < 0.35
+        self.lower = r < 0.3
         self.typo_rate = 0.0 if self.rng.random() < 0.65 else self.rng.choice((0.05, 0.1, 0.2))
         self.typos_left = self.rng.choice((1, 1, 2))
         self.no_apostrophes = self.rng.random() < 0.2
@@ -482,6 +485,8 @@ def _finish(ctx: _Ctx, pieces: Pieces, form: str, *, fillers: bool = True) -> st
             prefix = (rng.choice(_RAMBLE) + " " + prefix).strip()
         if rng.random() < 0.15:
             suffix = ctx.pick(_SUFFIX)
+        elif rng.random() < 0.04:
+            suffix = rng.choice(_RAMBLE_AFTER)
     out: Pieces = []
     if prefix:
         out.append((prefix + " ", False))
@@ -1085,7 +1090,9 @@ def _followup(ctx: _Ctx) -> list[dict]:
             pieces, form = _fill(ctx.pick(_FOLLOWUPS["task"]), {"task": task})
             new = call_args(name, text=task, when=args["when"])
     elif name == "convert_units":
-        if rng.random() < 0.65:
+        reverse = call_args(name, value=args["value"], from_unit=args["to_unit"],
+                            to_unit=args["from_unit"])
+        if rng.random() < 0.65 or run_tool(name, reverse)[2] is not None:
             v_s, v = _value(ctx, args["from_unit"])
             while v == args["value"]:
                 v_s, v = _value(ctx, args["from_unit"])
@@ -1093,8 +1100,7 @@ def _followup(ctx: _Ctx) -> list[dict]:
             new = call_args(name, value=v, from_unit=args["from_unit"], to_unit=args["to_unit"])
         else:
             pieces, form = _fill(ctx.pick(_FOLLOWUPS["reverse"]), {})
-            new = call_args(name, value=args["value"], from_unit=args["to_unit"],
-                            to_unit=args["from_unit"])
+            new = reverse
     else:  # calculate: build on the previous result
         result = json.loads(messages[2]["content"]).get("result")
         if result is None or isinstance(result, float) and abs(result) >= 1e15:
@@ -1143,10 +1149,20 @@ def _oos_request(ctx: _Ctx) -> tuple[str, bool]:
     if r < 0.4:
         tpl, slot = ctx.pick(O.TRIVIA)
         return tpl.format(**{slot: rng.choice(O.TRIVIA_FILL[slot])}), True
-    if r < 0.75:
+    if r < 0.65:
         return ctx.pick(O.OPEN), True
+    if r < 0.75:
+        city, city2 = (rng.choice(_POOLS["city"][ctx.split]) for _ in range(2))
+        unit = rng.choice(("kilos", "pounds", "tons"))
+        return ctx.pick(O.LOOKALIKE).format(city=city, city2=city2, n=rng.randint(2, 500),
+                                            unit=unit), True
     langs = O.LANGUAGES[ctx.split]
-    return rng.choice(langs[rng.choice(sorted(langs))]), False
+    lang = rng.choice(sorted(langs))
+    if rng.random() < 0.35:
+        return rng.choice(langs[lang]), False
+    city = rng.choice(_POOLS["city"][ctx.split])
+    tpl = rng.choice(O.LANGUAGE_TEMPLATES[ctx.split][lang])
+    return tpl.format(city=city, n=rng.randint(2, 60), m=rng.randint(2, 30)), False
 
 
 def _oos(ctx: _Ctx) -> list[dict]:

@@ -227,3 +227,65 @@ LANGUAGES = {
                "Привет, как дела?"],
     },
 }
+
+# compositional requests in other languages ({city}, {n} and {m} are filled in) -- out of scope
+LANGUAGE_TEMPLATES = {
+    "train": {
+        "fr": ["Quel temps fait-il à {city} ?", "Il fait combien à {city} aujourd'hui ?",
+               "Mets un minuteur de {n} minutes", "Règle une minuterie pour {n} minutes s'il te plaît",
+               "Combien font {n} fois {m} ?", "Convertis {n} kilomètres en miles",
+               "Règle le chauffage sur {m} degrés", "Rappelle-moi d'appeler {city} à {m} heures",
+               "Est-ce qu'il pleut à {city} ?", "Quelle est la population de {city} ?",
+               "Raconte-moi l'histoire de {city}", "Peux-tu allumer la lumière, s'il te plaît ?",
+               "Combien de grammes dans {n} livres ?", "Qu'est-ce que je peux visiter à {city} ?"],
+        "es": ["¿Qué tiempo hace en {city}?", "¿Hace frío en {city} hoy?",
+               "Pon un temporizador de {n} minutos", "¿Cuánto es {n} más {m}?",
+               "Convierte {n} millas a kilómetros", "Sube la calefacción a {m} grados",
+               "Recuérdame llamar a mi madre a las {m}", "¿Está lloviendo en {city}?",
+               "¿Cuántos habitantes tiene {city}?", "Háblame de la historia de {city}",
+               "Apaga todas las luces por favor", "¿Qué puedo hacer en {city} este fin de semana?",
+               "¿Cuánto es el {n} por ciento de {m}?", "Pon una alarma en {n} minutos"],
+        "de": ["Wie ist das Wetter in {city}?", "Wie warm ist es heute in {city}?",
+               "Stell einen Timer auf {n} Minuten", "Was ist {n} mal {m}?",
+               "Rechne {n} Pfund in Kilogramm um", "Stell die Heizung auf {m} Grad",
+               "Erinnere mich um {m} Uhr an den Termin", "Regnet es in {city}?",
+               "Wie viele Einwohner hat {city}?", "Erzähl mir etwas über {city}",
+               "Mach bitte das Licht im Flur aus", "Was kann man in {city} unternehmen?",
+               "Wie viel sind {n} Prozent von {m}?", "Weck mich in {n} Minuten"],
+        "zh": ["{city}的天气怎么样？", "{city}现在冷吗？", "设置一个{n}分钟的计时器", "{n}乘以{m}等于多少？",
+               "把{n}英里换算成公里", "把暖气调到{m}度", "{m}点提醒我开会", "{city}在下雨吗？",
+               "{city}有多少人口？", "给我介绍一下{city}", "请把客厅的灯关掉", "{city}有什么好玩的？",
+               "{m}的百分之{n}是多少？", "{n}分钟后叫醒我"],
+    },
+    "heldout": {
+        "it": ["Che tempo fa a {city}?", "Imposta un timer di {n} minuti", "Quanto fa {n} per {m}?",
+               "Piove a {city}?", "Raccontami la storia di {city}"],
+        "pt": ["Como está o tempo em {city}?", "Põe um temporizador de {n} minutos",
+               "Quanto é {n} vezes {m}?", "Está chovendo em {city}?", "Fala-me sobre {city}"],
+        "nl": ["Wat voor weer is het in {city}?", "Zet een timer van {n} minuten",
+               "Hoeveel is {n} maal {m}?", "Regent het in {city}?", "Vertel me over {city}"],
+        "ja": ["{city}の天気は？", "{n}分のタイマーをかけて", "{n}かける{m}は？", "{city}は雨が降っていますか？",
+               "{city}について教えて"],
+        "ru": ["Какая погода в городе {city}?", "Поставь таймер на {n} минут", "Сколько будет {n} на {m}?",
+               "В городе {city} идёт дождь?", "Расскажи мне о городе {city}"],
+    },
+}
+
+# English requests that look like tool requests but need knowledge or live data
+LOOKALIKE = {
+    "train": [
+        "convert {n} dollars to euros", "how much is {n} usd in gbp", "what's {n} yen in dollars",
+        "what's the exchange rate between euros and pounds", "how far is {city} from {city2}",
+        "how long is the flight from {city} to {city2}", "what's the distance between {city} and {city2} in km",
+        "how many calories are in {n} grams of rice", "what's the time difference between {city} and {city2}",
+        "what will the weather be like in {city} next month", "what's the average temperature in {city} in july",
+        "when is sunset in {city}", "how many people live in {city}", "what's the best time to visit {city}",
+        "how much does a coffee cost in {city}", "how many {unit} does an elephant weigh",
+        "how tall is the tallest building in {city}",
+    ],
+    "heldout": [
+        "convert {n} euros into swiss francs", "how many hours by car from {city} to {city2}",
+        "what's the climate like in {city} in winter", "how much protein is in {n} eggs",
+        "what's the cost of living in {city}",
+    ],
+}

@@ -28,6 +28,8 @@ WEATHER = {
         "?is it windy in {city}", "?is it snowing in {city}", "?what's the weather doing in {city}",
         "?weather for {city}", "?hows the weather over in {city}", "!find the weather in {city}",
         "?what's the weather like in {city} today", "?is it cold in {city} right now",
+        "?what's the weather looking like in {city}", "I wonder what the weather's like in {city}",
+        "?how's the weather over there in {city}", "?what's the weather in {city} at the moment",
     ],
     "heldout": [
         "?could you find out what the weather's like over in {city}",
@@ -99,6 +101,8 @@ LIGHTS_ON = {
         "!power on the {room} lights", "!turn on the lights in the {room}", "!turn on the {room} lamp",
         "it's too dark in the {room}, turn the lights on", "!activate the {room} lights",
         "{room} light on", "!lights on, {room}", "!turn on {room} lights",
+        "I want the {room} lights on", "?can we get some light in the {room}",
+        "!switch on the {room} lamp", "!turn the lights on in the {room}",
     ],
     "heldout": [
         "!illuminate the {room}", "!bring the lights up in the {room}",
@@ -113,6 +117,7 @@ LIGHTS_OFF = {
         "!power off the {room} lights", "!switch the {room} lamp off", "!lights out in the {room}",
         "!turn off the lights in the {room}", "!get the {room} lights off", "{room} light off",
         "!turn off {room} lights", "!switch the lights off in the {room}", "nobody's in the {room}, lights off",
+        "I want the {room} lights off", "!switch the {room} lights off", "!turn the lights off in the {room}",
     ],
     "heldout": [
         "!darken the {room}", "!turn off all the lights in the {room}", "{room} lighting off",
@@ -146,6 +151,9 @@ THERMOSTAT = {
         "!adjust the thermostat to {temp}", "I want it at {temp}", "!crank the heat to {temp}",
         "!bring the temperature down to {temp}", "!cool it down to {temp}",
         "!set the temp to {temp}", "!thermostat to {temp} please",
+        "I'm freezing, set the heat to {temp}", "!bump the heating up to {temp}",
+        "!I want the house at {temp}", "!warm it up to {temp}", "!drop the temperature to {temp}",
+        "it's too hot, make it {temp}", "!change the thermostat to {temp}",
     ],
     "heldout": [
         "!get the house to {temp}", "!keep it at {temp}", "!raise the thermostat to {temp}",
@@ -161,6 +169,8 @@ THERMOSTAT_ROOM = {
         "!set the temperature in the {room} to {temp}", "!put the heating in the {room} on {temp}",
         "I'd like the {room} at {temp}", "!turn the {room} heat up to {temp}",
         "!make it {temp} in the {room}", "!thermostat in the {room} to {temp}",
+        "the {room} is cold, set it to {temp}", "!get the {room} up to {temp}",
+        "!I want the {room} at {temp}",
     ],
     "heldout": [
         "!could you get the {room} to {temp}", "I'd like it to be {temp} in the {room}",
@@ -182,6 +192,11 @@ REMINDER = {
         "!alert me {when} to {task}", "!remind me: {task}, {when}", "!remind me to {task}, {when}",
         "!make a reminder to {task} {when}", "!add reminder {task} {when}",
         "{when} I need to {task}, set a reminder", "!reminder for {when}: {task}",
+        "!can you make sure I remember to {task} {when}", "!set a reminder {when}: {task}",
+        "!I want a reminder to {task} {when}", "!put {task} in my reminders for {when}",
+        "!remind me, {when}, to {task}", "!send me a reminder {when} to {task}",
+        "I have to {task} {when}, don't let me forget", "!add a reminder for {when}: {task}",
+        "?could you remind me to {task} {when}", "!quick reminder to {task} {when}",
     ],
     "heldout": [
         "!make a note to remind me to {task} {when}", "!jog my memory {when} about needing to {task}",
@@ -202,6 +217,9 @@ CONVERT = {
         "?what does {v} {f} come to in {t}", "!give me {v} {f} in {t}", "!convert from {f} to {t}, {v}",
         "?{v} {f} equals how many {t}", "{f} to {t}, {v}", "!tell me {v} {f} in {t}",
         "?if something is {v} {f}, how many {t} is that", "?{v} {f} in {t}", "!convert {v}{f} to {t}",
+        "?how many {t} would {v} {f} be", "!put {v} {f} in {t}", "?what are {v} {f} in {t}",
+        "!I need {v} {f} in {t}", "?do you know how many {t} {v} {f} is", "!calculate {v} {f} in {t}",
+        "my recipe says {v} {f}, what's that in {t}", "!convert this to {t}: {v} {f}",
         "?whats {v} {f} in {t}",
     ],
     "heldout": [

@@ -236,9 +236,8 @@ def _ascii(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-         "fifteen sixteen seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
 def words(n: int, hyphen: bool = False) -> str:
@@ -376,7 +375,7 @@ _MISSPELL = {
     "kitchen": ["kitchn"], "minutes": ["minuts", "minites"], "percent": ["precent", "percnet"],
     "countdown": ["coutdown"], "tell": ["tel"], "know": ["kno", "konw"],
 }
-_KEYS = "qwertyuiop asdfghjkl zxcvbnm".split()
+_KEYS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
 
 
 def _neighbor(c: str, rng: random.Random) -> str:
@@ -421,6 +420,7 @@ def _perturb_literal(text: str, ctx: "_Ctx") -> str:
     return text
 
 
+_AN = re.compile(r"\b([Aa]) (?=(?:8|11(?!\d)|18(?!\d)|eight|eleven|hour)\w*)")
 Pieces = list[tuple[str, bool]]  # (text, is_slot): slots are never perturbed
 _SLOT = re.compile(r"\{(\w+)\}")
 
@@ -493,15 +493,17 @@ def _finish(ctx: _Ctx, pieces: Pieces, form: str, *, fillers: bool = True) -> st
     out += pieces
     if suffix:
         out.append(((", " if rng.random() < 0.4 else " ") + suffix, False))
-    text = ""
+    parts = []
     for i, (piece, slot) in enumerate(out):
+        part = piece
         if not slot:
-            piece = _perturb_literal(piece, ctx)
+            part = _perturb_literal(part, ctx)
             if ctx.lower:
-                piece = piece.lower()
+                part = part.lower()
             elif i == 0 and rng.random() < 0.7:
-                piece = piece[:1].upper() + piece[1:]
-        text += piece
+                part = part[:1].upper() + part[1:]
+        parts.append(part)
+    text = _AN.sub(r"\1n ", "".join(parts))
     text = re.sub(r"\s+", " ", text).strip()
     if text[-1:] not in "?!.:)":
         r = rng.random()
@@ -649,8 +651,7 @@ def _temperature(ctx: _Ctx, value: float | None = None) -> tuple[str, float]:
     if value is None:
         value = rng.choice((18, 19, 20, 20, 21, 21, 22, 22, 23, 24, 25, 16, 17, 26, 27, 28, 15)) \
             if rng.random() < 0.8 else rng.randint(10, 30) + rng.choice((0, 0.5))
-        if value > 30:
-            value = 30
+        value = min(value, 30)
     whole = value == int(value)
     v = str(int(value)) if whole else str(value)
     if whole and rng.random() < 0.15 and 0 <= value < 100:
@@ -800,7 +801,7 @@ def _operand(ctx: _Ctx, small: bool = False) -> tuple[str, str]:
 def _typed_expression(ctx: _Ctx, depth: int = 0) -> tuple[str, str]:
     """A random arithmetic expression -> (as typed, canonical spacing)."""
     rng = ctx.rng
-    if depth >= 2 or depth and rng.random() < 0.5:
+    if depth >= 2 or (depth and rng.random() < 0.5):
         n = rng.randint(1, 999) if rng.random() < 0.85 else round(rng.uniform(0.5, 99), 1)
         return str(n), str(n)
     op = rng.choice(("+", "-", "*", "/", "*", "+"))
@@ -845,7 +846,7 @@ def _calc(ctx: _Ctx, divide_by_zero: bool = False, sqrt_negative: bool = False) 
     else:
         typed, expression = _typed_expression(ctx)
         if rng.random() < 0.1:
-            typed = typed.replace("*", rng.choice(("x", "×")))
+            typed = typed.replace("*", rng.choice(("x", "\u00d7")))  # a multiplication sign
         pieces, form = _fill(ctx.pick(T.CALC_EXPR), {"expr": typed})
     return _Req(pieces, form, [("calculate", call_args("calculate", expression=expression))],
                 {"expression": expression})
@@ -1030,7 +1031,7 @@ def _followup(ctx: _Ctx) -> list[dict]:
     name, args = req.calls[0]
     new: dict[str, Any]
     if name == "get_weather":
-        if rng.random() < 0.6 or args.get("unit") == "fahrenheit" and rng.random() < 0.5:
+        if rng.random() < 0.6 or (args.get("unit") == "fahrenheit" and rng.random() < 0.5):
             city_s, city = _city(ctx)
             while city == args["city"]:
                 city_s, city = _city(ctx)
@@ -1103,7 +1104,7 @@ def _followup(ctx: _Ctx) -> list[dict]:
             new = reverse
     else:  # calculate: build on the previous result
         result = json.loads(messages[2]["content"]).get("result")
-        if result is None or isinstance(result, float) and abs(result) >= 1e15:
+        if result is None or (isinstance(result, float) and abs(result) >= 1e15):
             return messages + _single(ctx)[0]  # an error or a huge number: a fresh request
         tpl = ctx.pick(_FOLLOWUPS["then"])
         n = rng.randint(2, 12)
@@ -1114,32 +1115,27 @@ def _followup(ctx: _Ctx) -> list[dict]:
     return messages + second
 
 
-def _canned(ctx: _Ctx, text: str, reply: str, history: bool) -> list[dict]:
-    messages = _single(ctx)[0] if history else []
-    return messages + [{"role": "user", "content": text}, {"role": "assistant", "content": reply}]
+def _canned(text: str, reply: str, history: list[dict]) -> list[dict]:
+    return [*history, {"role": "user", "content": text}, {"role": "assistant", "content": reply}]
 
 
 def _no_tool(ctx: _Ctx) -> list[dict]:
     intent = ctx.rng.choice(sorted(T.NO_TOOL))
     reply, train, held = T.NO_TOOL[intent]
     history = intent in ("thanks", "goodbye") and ctx.rng.random() < 0.6
-    if history:
-        messages = _single(ctx)[0]
-    else:
-        messages = []
+    messages = _single(ctx)[0] if history else []
     ctx.restyle()
-    pieces, form = _fill(ctx.pick({"train": train, "heldout": held}), {})
-    text = _finish(ctx, pieces, "?" if intent in ("capabilities", "identity", "how_are_you") else "",
-                   fillers=False)
-    return messages + [{"role": "user", "content": text}, {"role": "assistant", "content": reply}]
+    pieces, _ = _fill(ctx.pick({"train": train, "heldout": held}), {})
+    form = "?" if intent in ("capabilities", "identity", "how_are_you") else ""
+    return _canned(_finish(ctx, pieces, form, fillers=False), reply, messages)
 
 
 def _unsupported(ctx: _Ctx) -> list[dict]:
+    history = _single(ctx)[0] if ctx.rng.random() < 0.15 else []
     ctx.restyle()
     act = ctx.case(ctx.pick(T.UNSUPPORTED_ACTIONS))
     pieces, form = _fill(ctx.pick(T.UNSUPPORTED_WRAP), {"act": act})
-    text = _finish(ctx, pieces, form, fillers=False)
-    return _canned(ctx, text, T.UNSUPPORTED_REPLY, history=False)
+    return _canned(_finish(ctx, pieces, form, fillers=False), T.UNSUPPORTED_REPLY, history)
 
 
 def _oos_request(ctx: _Ctx) -> tuple[str, bool]:
@@ -1173,8 +1169,8 @@ def _oos(ctx: _Ctx) -> list[dict]:
         text = _finish(ctx, [(raw, False)], "?", fillers=ctx.rng.random() < 0.5)
     else:
         text = raw.lower() if ctx.lower else raw
-    return history + [{"role": "user", "content": text},
-                      {"role": "assistant", "content": ctx.rng.choice(O.HANDOFFS)}]
+    return [*history, {"role": "user", "content": text},
+            {"role": "assistant", "content": ctx.rng.choice(O.HANDOFFS)}]
 
 
 def _tool_error(ctx: _Ctx) -> list[dict]:
@@ -1219,7 +1215,7 @@ def _clarify(ctx: _Ctx) -> list[dict]:
         pieces, form = _fill(answer_tpl, {"when": when_s})
         args = call_args(tool, text=slots["task"], when=_when(when_s))
     second, _, _ = _exchange(_finish(ctx, pieces, form, fillers=False), [(tool, args)])
-    return [{"role": "user", "content": first}, {"role": "assistant", "content": question}] + second
+    return [{"role": "user", "content": first}, {"role": "assistant", "content": question}, *second]
 
 
 _KIND_MAKERS: dict[str, Callable[[_Ctx], list[dict]]] = {

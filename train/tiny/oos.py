@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - full-width punctuation in the Chinese and Japanese requests is the point
 """Out-of-scope requests and the hand-off replies (data only; corpus.py holds the logic).
 
 The reply to an out-of-scope request is drawn uniformly from HANDOFFS, on purpose: the router

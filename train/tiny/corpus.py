@@ -1190,7 +1190,7 @@ def _clarify(ctx: _Ctx) -> list[dict]:
     if tool == "add_reminder":
         slots["task"] = ctx.case(ctx.pick(_POOLS["task"]))
     pieces, form = _fill(tpl, slots)
-    first = _finish(ctx, pieces, "?" if tool == "get_weather" else "!", fillers=rng.random() < 0.5)
+    first = _finish(ctx, pieces, "?" if tool == "get_weather" else "", fillers=rng.random() < 0.5)
     ctx.restyle()
     answer_tpl = ctx.pick(T.CLARIFY_ANSWER[tool])
     if tool == "get_weather":

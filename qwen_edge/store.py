@@ -1,0 +1,648 @@
+"""The on-device model store: versioned packages, verified updates, atomic switching.
+
+A store is one folder::
+
+    ROOT/trust/root.json          TUF trust anchor (the repository's root.json)
+    ROOT/trust/keys/*.pub         public keys package signatures must verify with
+    ROOT/tuf/                     TUF client state: the newest metadata seen (rollback defence)
+    ROOT/models/NAME/VERSION/     installed packages; never modified once in place
+    ROOT/models/NAME/state.json   {"active": "1.2.0", "previous": ["1.1.0"], "skipped": []}
+    ROOT/tmp/                     downloads and unpacking; emptied whenever the store opens
+    ROOT/.lock                    flock held by the one process changing the store
+
+An update downloads through TUF (python-tuf's ``ngclient``, which refuses rolled-back,
+expired, mix-and-match, wrongly signed and oversized metadata and archives), unpacks into
+``tmp/`` refusing unsafe archive members, verifies the package signature against the
+trusted keys, renames the folder into ``models/NAME/VERSION`` and only then rewrites
+``state.json`` (temp file, fsync, ``os.replace``, fsync of the folder). A crash or SIGKILL
+at any moment leaves the old or the new version active, never a mix; leftovers in ``tmp/``
+are removed when the store is next opened.
+
+Readers (``active``, ``list``) take no lock: ``state.json`` is replaced atomically and
+installed folders never change, so an app can open ``store.active(name)`` at any time.
+
+Example:
+    >>> store = qwen_edge.Store("/var/lib/qwen-edge")
+    >>> store.trust("root.json", "trusted-keys/")            # once, at provisioning
+    >>> store.update("https://models.example.com/repo", name="assistant")
+    >>> model = qwen_edge.load(store.active("assistant"), trusted_keys=store.keys_dir)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import _fs
+from .archive import archive_name, check_release, parse_archive_name, unpack_archive, version_key
+from .errors import ConfigError, PackageError, StoreError, UpdateError
+from .package import MANIFEST_NAME
+
+if TYPE_CHECKING:
+    from tuf.ngclient import Updater
+
+__all__ = ["InstalledModel", "Store", "UpdateResult"]
+
+logger = logging.getLogger(__name__)
+
+_STATE_NAME = "state.json"
+_STATE_FORMAT = 1
+_DISK_MARGIN_BYTES = 64 << 20  # leave this much free after unpacking
+_INSTALL_HINT = 'fleet updates need the trust extra: pip install "qwen-edge[trust]"'
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstalledModel:
+    """One installed version (``Store.list``)."""
+
+    name: str
+    version: str
+    path: Path
+    active: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateResult:
+    """What ``Store.update`` / ``Store.install`` did.
+
+    Attributes:
+        version: the version installed (and active, unless ``activate=False``).
+        previous: the version active before, if any.
+        changed: False when there was nothing newer to install.
+        reason: why nothing changed (``"up to date"``, ``"1.2.0 was rolled back"``), or "".
+    """
+
+    name: str
+    version: str
+    previous: str | None
+    changed: bool
+    reason: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class _State:
+    active: str | None = None
+    previous: list[str] = field(default_factory=list)  # activation history, newest last
+    skipped: list[str] = field(default_factory=list)  # rolled back: `update` passes them by
+
+
+class Store:
+    """A folder of versioned model packages with one active version per name.
+
+    Opening a store creates its folders and removes leftovers of an interrupted change.
+    Changes (``update``, ``install``, ``activate``, ``rollback``, ``remove``, ``gc``) hold
+    an exclusive lock on the store, so two processes never change it at once.
+
+    Example:
+        >>> store = qwen_edge.Store("/var/lib/qwen-edge")
+        >>> store.update("https://models.example.com/repo", name="assistant")
+        >>> store.rollback("assistant")
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        for folder in (self.root, self.root / "trust", self.root / "models", self._tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        with _fs.locked(self._lock_file, blocking=False) as held:
+            if held:  # a change in progress elsewhere owns the leftovers otherwise
+                self._clean()
+
+    # -- paths ------------------------------------------------------------------------------
+
+    @property
+    def keys_dir(self) -> Path:
+        """The trusted package public keys (pass as ``qwen_edge.load(trusted_keys=...)``)."""
+        return self.root / "trust" / "keys"
+
+    @property
+    def _tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def _lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    @property
+    def _anchor(self) -> Path:
+        return self.root / "trust" / "root.json"
+
+    @property
+    def _tuf_dir(self) -> Path:
+        return self.root / "tuf"
+
+    def _model_dir(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    def _slot(self, name: str, version: str) -> Path:
+        check_release(name, version)
+        return self._model_dir(name) / version
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the store lock and start from a clean slate (leftovers are from dead runs)."""
+        with _fs.locked(self._lock_file):
+            self._clean()
+            yield
+
+    def _clean(self) -> None:
+        for leftover in self._tmp.iterdir():
+            logger.info("removing leftover %s", leftover)
+            _fs.remove_tree(leftover)
+        for folder in (self.root / "trust", self.keys_dir, *self.root.glob("models/*")):
+            for leftover in folder.glob(f"{_fs.TEMP_PREFIX}*"):
+                _fs.remove_tree(leftover)
+        if self._tuf_dir.is_dir():  # ngclient's own temp files (tempfile: "tmp...")
+            for leftover in self._tuf_dir.glob("tmp*"):
+                _fs.remove_tree(leftover)
+
+    @contextlib.contextmanager
+    def _staging(self) -> Iterator[Path]:
+        folder = Path(tempfile.mkdtemp(prefix=_fs.TEMP_PREFIX, dir=self._tmp))
+        try:
+            yield folder
+        finally:
+            _fs.remove_tree(folder)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _state(self, name: str) -> _State:
+        path = self._model_dir(name) / _STATE_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return _State()
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            msg = f"{path}: unreadable store state ({exc}); activate a version to rewrite it"
+            raise StoreError(msg) from exc
+        if not isinstance(data, dict) or data.get("format") != _STATE_FORMAT:
+            msg = f"{path}: unknown store state format; activate a version to rewrite it"
+            raise StoreError(msg)
+        return _State(active=data.get("active"), previous=list(data.get("previous", [])),
+                      skipped=list(data.get("skipped", [])))
+
+    def _write_state(self, name: str, state: _State) -> None:
+        data = {"format": _STATE_FORMAT, "active": state.active, "previous": state.previous,
+                "skipped": state.skipped}
+        _fs.atomic_write(self._model_dir(name) / _STATE_NAME,
+                         (json.dumps(data, indent=2) + "\n").encode())
+
+    # -- queries --------------------------------------------------------------------------
+
+    def versions(self, name: str) -> list[str]:
+        """Installed versions of ``name``, oldest first."""
+        folder = self._model_dir(name)
+        if not folder.is_dir():
+            return []
+        found = [p.name for p in folder.iterdir()
+                 if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+        return sorted(found, key=version_key)
+
+    def active_version(self, name: str) -> str | None:
+        """The active version of ``name``, or None if nothing is active."""
+        return self._state(name).active
+
+    def active(self, name: str) -> Path:
+        """Folder of the active package of ``name`` (open it with ``qwen_edge.load``).
+
+        Raises:
+            StoreError: nothing of that name is installed or active.
+        """
+        version = self.active_version(name)
+        if version is None:
+            installed = ", ".join(self.names()) or "none"
+            msg = (f"no active version of {name!r} in {self.root} (installed: {installed}); "
+                   "run `qwen-edge store update` or `store install`")
+            raise StoreError(msg)
+        path = self._slot(name, version)
+        if not (path / MANIFEST_NAME).is_file():
+            msg = f"{path}: the active version's folder is missing; activate another version"
+            raise StoreError(msg)
+        return path
+
+    def names(self) -> list[str]:
+        """Names with at least one installed version."""
+        models = self.root / "models"
+        return sorted(p.name for p in models.iterdir() if p.is_dir() and self.versions(p.name))
+
+    def list(self, name: str | None = None) -> list[InstalledModel]:
+        """Every installed version (of ``name``, or of all names), oldest first per name."""
+        out = []
+        for n in [name] if name is not None else self.names():
+            active = self.active_version(n)
+            out += [InstalledModel(name=n, version=v, path=self._slot(n, v), active=v == active)
+                    for v in self.versions(n)]
+        return out
+
+    # -- trust ----------------------------------------------------------------------------
+
+    def trust(self, tuf_root: str | os.PathLike[str] | None = None,
+              package_keys: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+              = None) -> None:
+        """Set what this store trusts (do it once when provisioning a device).
+
+        Args:
+            tuf_root: the repository's ``metadata/root.json`` (from ``qwen-edge publish``),
+                obtained out of band; later root versions are fetched and verified by TUF.
+                Replacing it with a different root resets the TUF client state.
+            package_keys: the public keys package signatures must verify with (a folder of
+                ``*.pub``, one file or a list); replaces the store's set.
+
+        Raises:
+            ConfigError: not TUF root metadata, or a key cannot be read.
+        """
+        with self._changing():
+            if tuf_root is not None:
+                data = _read_root(Path(tuf_root))
+                old = self._anchor.read_bytes() if self._anchor.is_file() else None
+                if data != old:
+                    _fs.remove_tree(self._tuf_dir)
+                    _fs.atomic_write(self._anchor, data)
+            if package_keys is not None:
+                from .trust import key_fingerprint, load_public_keys
+
+                self.keys_dir.mkdir(exist_ok=True)
+                wanted: dict[str, bytes] = {}
+                for path in load_public_keys(package_keys):
+                    wanted[f"{key_fingerprint(path)[:16]}.pub"] = path.read_bytes()
+                for file_name, data in wanted.items():
+                    _fs.atomic_write(self.keys_dir / file_name, data)
+                for stale in self.keys_dir.glob("*.pub"):
+                    if stale.name not in wanted:
+                        stale.unlink()
+                _fs.fsync_dir(self.keys_dir)
+
+    def _package_keys(self) -> Path:
+        if not any(self.keys_dir.glob("*.pub")):
+            msg = (f"{self.root}: no trusted package keys; run `qwen-edge store init "
+                   "--trusted-keys DIR` (or Store.trust(package_keys=...))")
+            raise StoreError(msg)
+        return self.keys_dir
+
+    # -- changes --------------------------------------------------------------------------
+
+    def update(self, url: str, *, name: str, version: str | None = None,
+               activate: bool = True) -> UpdateResult:
+        """Install (and activate) the newest published version of ``name`` from a TUF repository.
+
+        Args:
+            url: the repository's base URL (serving ``metadata/`` and ``targets/``).
+            name: the release name (``assistant``).
+            version: install this version instead of the newest (also a deliberate downgrade,
+                or a version that was rolled back).
+            activate: switch to it; False only stages it for ``activate`` later.
+
+        Returns:
+            What changed. Nothing changes when the newest version is already active, older
+            than the active one, or was rolled back on this device.
+
+        Raises:
+            UpdateError: TUF refused the metadata or the archive (rollback, freeze, wrong
+                key, hash or length mismatch), the archive is unsafe, or the package is not
+                signed by a trusted key. The active version is untouched.
+            StoreError: the store has no trust anchor or no package keys.
+        """
+        check_release(name, version or "0")
+        if not self._anchor.is_file():
+            msg = (f"{self.root}: no TUF trust anchor; run `qwen-edge store init --root "
+                   "root.json --trusted-keys DIR` first")
+            raise StoreError(msg)
+        self._package_keys()
+        base = url.rstrip("/")
+        with self._changing():
+            updater = self._updater(base)
+            with _tuf_errors(base, "the repository metadata"):
+                updater.refresh()
+            releases = self._releases(name)
+            state = self._state(name)
+            if version is None:
+                if not releases:
+                    msg = f"{base}: no release named {name!r} in the repository"
+                    raise UpdateError(msg)
+                fresh = [v for v in releases if v not in state.skipped]
+                newest = max(fresh, key=version_key) if fresh else None
+                if newest is None or (state.active is not None and
+                                      version_key(newest) <= version_key(state.active)):
+                    latest = max(releases, key=version_key)
+                    reason = "up to date"
+                    if latest in state.skipped and latest != state.active:
+                        reason = (f"{latest} was rolled back on this device; update with "
+                                  f"version={latest!r} to install it again")
+                    return UpdateResult(name=name, version=state.active or latest,
+                                        previous=state.active, changed=False, reason=reason)
+                version = newest
+            elif version not in releases:
+                known = ", ".join(sorted(releases, key=version_key)) or "none"
+                msg = f"{base}: {name} {version} is not published (published: {known})"
+                raise UpdateError(msg)
+            if not self._slot(name, version).is_dir():
+                self._download_install(updater, base, name, version, releases[version])
+            return self._finish(name, version, state, activate=activate)
+
+    def _updater(self, base: str) -> Updater:
+        try:
+            from tuf.api import exceptions
+            from tuf.ngclient import Updater
+        except ImportError as exc:
+            raise ConfigError(_INSTALL_HINT) from exc
+        self._tuf_dir.mkdir(exist_ok=True)
+        try:
+            return Updater(str(self._tuf_dir), f"{base}/metadata/", target_base_url=f"{base}/targets/",
+                           bootstrap=self._anchor.read_bytes())
+        except (exceptions.RepositoryError, ValueError) as exc:
+            msg = f"{self._anchor}: the trust anchor is not valid TUF root metadata ({exc})"
+            raise StoreError(msg) from exc
+
+    def _releases(self, name: str) -> dict[str, str]:
+        """version -> target path, from the targets metadata TUF just verified (and cached)."""
+        from tuf.api.metadata import Metadata, Targets
+
+        targets = Metadata[Targets].from_file(str(self._tuf_dir / "targets.json")).signed
+        out: dict[str, str] = {}
+        for path, info in targets.targets.items():
+            custom = info.unrecognized_fields.get("custom")
+            if not isinstance(custom, dict) or custom.get("name") != name:
+                continue
+            version = str(custom.get("version"))
+            try:
+                if path == f"{name}/{archive_name(name, version)}":
+                    out[version] = path
+            except ConfigError:
+                logger.warning("ignoring target %s: bad version %r", path, version)
+        return out
+
+    def _download_install(self, updater: Updater, base: str, name: str, version: str,
+                          target: str) -> None:
+        with _tuf_errors(base, f"the archive {target}"):
+            info = updater.get_targetinfo(target)
+        if info is None:  # pragma: no cover - listed in the same verified metadata
+            msg = f"{base}: {target} vanished from the repository metadata"
+            raise UpdateError(msg)
+        free = shutil.disk_usage(self.root).free
+        if info.length + _DISK_MARGIN_BYTES > free:
+            msg = (f"{name} {version}: the archive needs {info.length / 1e6:.0f} MB, "
+                   f"{self.root} has {free / 1e6:.0f} MB free; run `qwen-edge store gc`")
+            raise UpdateError(msg)
+        with self._staging() as staging:
+            archive = staging / "archive"
+            with _tuf_errors(base, f"the archive {target}"):
+                updater.download_target(info, filepath=str(archive))
+            self._unpack_verify_place(archive, staging, name, version)
+
+    def install(self, source: str | os.PathLike[str], *, name: str | None = None,
+                version: str | None = None, activate: bool = True) -> UpdateResult:
+        """Install a release from a local archive (``assistant-1.2.0.tar.gz``) or package folder.
+
+        Verified like an update: safe unpacking, then the package signature against the
+        store's trusted keys. ``name`` and ``version`` default to the file or folder name
+        (``NAME-VERSION``). Installing an installed version again only activates it.
+
+        Raises:
+            UpdateError: unsafe archive, or the package is not signed by a trusted key.
+            ConfigError: no name/version given and none in the file name.
+        """
+        src = Path(source)
+        if name is None or version is None:
+            parsed = parse_archive_name(src)
+            if parsed is None:
+                msg = f"{src}: pass name= and version= (the file name is not NAME-VERSION)"
+                raise ConfigError(msg)
+            name, version = name or parsed[0], version or parsed[1]
+        check_release(name, version)
+        if not src.exists():
+            msg = f"{src}: no such archive or package folder"
+            raise StoreError(msg)
+        self._package_keys()
+        with self._changing():
+            state = self._state(name)
+            if not self._slot(name, version).is_dir():
+                with self._staging() as staging:
+                    self._unpack_verify_place(src, staging, name, version)
+            return self._finish(name, version, state, activate=activate)
+
+    def _unpack_verify_place(self, source: Path, staging: Path, name: str, version: str) -> None:
+        unpacked = staging / "unpacked"
+        if source.is_dir():
+            _copy_package(source, unpacked)
+        else:
+            budget = shutil.disk_usage(self.root).free - _DISK_MARGIN_BYTES
+            unpack_archive(source, unpacked, max_bytes=max(budget, 0))
+        package = _find_package(unpacked, source)
+        from .trust import verify_package
+
+        try:
+            verify_package(package, self._package_keys())
+        except PackageError as exc:
+            msg = f"{name} {version}: package refused ({exc})"
+            raise UpdateError(msg) from exc
+        slot = self._slot(name, version)
+        slot.parent.mkdir(parents=True, exist_ok=True)
+        _fs.fsync_tree(package)
+        os.rename(package, slot)  # atomic: the slot appears complete or not at all
+        _fs.fsync_dir(slot.parent)
+        logger.info("installed %s %s", name, version)
+
+    def _finish(self, name: str, version: str, state: _State, *, activate: bool) -> UpdateResult:
+        previous = state.active
+        if not activate:
+            return UpdateResult(name=name, version=version, previous=previous, changed=False,
+                                reason="installed, not activated")
+        self._switch(name, version, state)
+        return UpdateResult(name=name, version=version, previous=previous,
+                            changed=previous != version,
+                            reason="" if previous != version else "already active")
+
+    def _switch(self, name: str, version: str, state: _State) -> None:
+        """Make ``version`` active: one atomic replace of state.json."""
+        if state.active == version:
+            return
+        history = [v for v in state.previous if v not in (version, state.active)]
+        if state.active is not None:
+            history.append(state.active)
+        skipped = [v for v in state.skipped if v != version]
+        self._write_state(name, _State(active=version, previous=history, skipped=skipped))
+        logger.info("activated %s %s (was %s)", name, version, state.active)
+
+    def activate(self, name: str, version: str) -> None:
+        """Make an installed version the active one (atomically).
+
+        Raises:
+            StoreError: that version is not installed.
+        """
+        with self._changing():
+            self._require_installed(name, version)
+            self._switch(name, version, self._state(name))
+
+    def _require_installed(self, name: str, version: str) -> None:
+        if not (self._slot(name, version) / MANIFEST_NAME).is_file():
+            installed = ", ".join(self.versions(name)) or "none"
+            msg = f"{name} {version} is not installed in {self.root} (installed: {installed})"
+            raise StoreError(msg)
+
+    def rollback(self, name: str) -> str:
+        """Return to the version that was active before the current one.
+
+        The version rolled back from is marked skipped, so ``update`` does not reinstall it
+        (pass its version to ``update`` or ``activate`` it to undo that).
+
+        Returns:
+            The version now active.
+
+        Raises:
+            StoreError: no earlier version is installed to roll back to.
+        """
+        with self._changing():
+            state = self._state(name)
+            history = list(state.previous)
+            while history and not self._slot(name, history[-1]).is_dir():
+                history.pop()  # removed since; look further back
+            if not history or state.active is None:
+                msg = f"{name}: nothing to roll back to (no earlier version is installed)"
+                raise StoreError(msg)
+            target = history.pop()
+            skipped = [v for v in state.skipped if v != state.active] + [state.active]
+            self._write_state(name, _State(active=target, previous=history, skipped=skipped))
+            logger.info("rolled %s back from %s to %s", name, state.active, target)
+            return target
+
+    def remove(self, name: str, version: str) -> None:
+        """Delete an installed version that is not active.
+
+        Raises:
+            StoreError: it is the active version, or not installed.
+        """
+        with self._changing():
+            self._remove(name, version, self._state(name))
+
+    def _remove(self, name: str, version: str, state: _State) -> _State:
+        if state.active == version:
+            msg = f"{name} {version} is the active version; activate another one first"
+            raise StoreError(msg)
+        slot = self._slot(name, version)
+        if not slot.is_dir():
+            msg = f"{name} {version} is not installed in {self.root}"
+            raise StoreError(msg)
+        if version in state.previous:
+            state = _State(active=state.active, skipped=state.skipped,
+                           previous=[v for v in state.previous if v != version])
+            self._write_state(name, state)
+        trash = Path(tempfile.mkdtemp(prefix=_fs.TEMP_PREFIX, dir=self._tmp))
+        os.rename(slot, trash / version)  # atomic: gone from models/ at once
+        _fs.fsync_dir(slot.parent)
+        _fs.remove_tree(trash)
+        logger.info("removed %s %s", name, version)
+        return state
+
+    def gc(self, name: str, *, keep: int = 2) -> list[str]:
+        """Keep the active version and the newest others, ``keep`` versions in all.
+
+        Returns:
+            The versions removed.
+        """
+        if keep < 1:
+            msg = f"keep={keep}: must be >= 1 (the active version is always kept)"
+            raise ConfigError(msg)
+        with self._changing():
+            state = self._state(name)
+            others = [v for v in reversed(self.versions(name)) if v != state.active]
+            kept = keep - (1 if state.active is not None else 0)
+            removed = others[kept:]
+            for version in removed:
+                state = self._remove(name, version, state)
+            return removed
+
+
+def _read_root(path: Path) -> bytes:
+    try:
+        from tuf.api.metadata import Metadata, Root
+    except ImportError as exc:
+        raise ConfigError(_INSTALL_HINT) from exc
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        msg = f"{path}: cannot read the TUF root metadata ({exc.strerror})"
+        raise ConfigError(msg) from exc
+    try:
+        md = Metadata[Root].from_bytes(data)
+        if md.signed.type != "root":
+            raise ValueError(md.signed.type)
+        md.signed.verify_delegate("root", md.signed_bytes, md.signatures)
+    except Exception as exc:  # tuf raises several unrelated types for a bad file
+        msg = (f"{path}: not valid, self-signed TUF root metadata ({exc}); pass the "
+               "repository's metadata/root.json")
+        raise ConfigError(msg) from exc
+    return data
+
+
+def _copy_package(source: Path, dest: Path) -> None:
+    for folder, dirs, files in os.walk(source):
+        for entry in (*dirs, *files):
+            path = Path(folder, entry)
+            if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                msg = f"{path}: not a plain file or folder; refusing to install"
+                raise UpdateError(msg)
+    shutil.copytree(source, dest)
+
+
+def _find_package(unpacked: Path, source: Path) -> Path:
+    """The package folder: the archive's top level, or its single top folder."""
+    if (unpacked / MANIFEST_NAME).is_file():
+        return unpacked
+    entries = list(unpacked.iterdir())
+    if len(entries) == 1 and (entries[0] / MANIFEST_NAME).is_file():
+        return entries[0]
+    msg = f"{source}: no model package inside (no {MANIFEST_NAME} at the top or in one folder)"
+    raise UpdateError(msg)
+
+
+@contextlib.contextmanager
+def _tuf_errors(url: str, what: str) -> Iterator[None]:
+    """Translate python-tuf and urllib3 errors into UpdateError, naming the attack."""
+    import urllib3
+    from tuf.api import exceptions as tuf
+
+    try:
+        yield
+    except tuf.ExpiredMetadataError as exc:
+        msg = (f"{url}: {what} refused: the metadata has expired ({exc}). The repository is "
+               "stale: a mirror frozen by an attacker (freeze attack), or the publisher must "
+               "re-sign it (`qwen-edge publish --refresh-timestamp`)")
+        raise UpdateError(msg) from exc
+    except tuf.BadVersionNumberError as exc:
+        msg = (f"{url}: {what} refused: older than metadata this device already trusts "
+               f"({exc}); a rollback attack, or the repository was restored from a backup")
+        raise UpdateError(msg) from exc
+    except tuf.UnsignedMetadataError as exc:
+        msg = (f"{url}: {what} refused: not signed by the keys the trusted root names "
+               f"({exc}); tampered metadata or a wrong signing key")
+        raise UpdateError(msg) from exc
+    except tuf.LengthOrHashMismatchError as exc:
+        msg = (f"{url}: {what} refused: its length or sha256 hash differs from the signed "
+               f"metadata ({exc}); the file was tampered with or corrupted")
+        raise UpdateError(msg) from exc
+    except tuf.DownloadLengthMismatchError as exc:
+        msg = (f"{url}: {what} refused: longer than the length in the signed metadata "
+               f"({exc}); an endless-data attack or a wrong file")
+        raise UpdateError(msg) from exc
+    except tuf.RepositoryError as exc:
+        msg = f"{url}: {what} failed verification ({type(exc).__name__}: {exc})"
+        raise UpdateError(msg) from exc
+    except tuf.DownloadHTTPError as exc:
+        msg = f"{url}: fetching {what} failed with HTTP {exc.status_code}"
+        raise UpdateError(msg) from exc
+    except tuf.SlowRetrievalError as exc:
+        msg = f"{url}: fetching {what} timed out (slow retrieval)"
+        raise UpdateError(msg) from exc
+    except (tuf.DownloadError, urllib3.exceptions.HTTPError) as exc:
+        msg = f"{url}: cannot fetch {what} ({type(exc).__name__}: {exc})"
+        raise UpdateError(msg) from exc
+

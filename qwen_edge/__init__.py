@@ -46,6 +46,7 @@ from .model import Completion, Model, Session, load
 from .package import ModelPackage, read_package
 from .remote import Remote
 from .router import Router, RoutingPolicy
+from .store import Store
 from .tool_formats import parse_tool_calls
 from .tools import Tool, tool
 
@@ -84,6 +85,7 @@ __all__ = [
     "SamplingConfig",
     "Session",
     "SignatureError",
+    "Store",
     "StoreError",
     "TokenizerError",
     "Tool",

@@ -12,11 +12,27 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import QwenEdgeError
-from . import agent, audit, bench, chat, export, inspect, keygen, run, serve, sign, synth, verify
+from . import (
+    agent,
+    audit,
+    bench,
+    chat,
+    export,
+    inspect,
+    keygen,
+    publish,
+    run,
+    serve,
+    sign,
+    store,
+    synth,
+    verify,
+)
 
 __all__ = ["main"]
 
-_COMMANDS = (run, chat, agent, serve, bench, export, synth, inspect, audit, keygen, sign, verify)
+_COMMANDS = (run, chat, agent, serve, bench, export, synth, inspect, audit, keygen, sign, verify,
+             publish, store)
 
 
 def _parser() -> argparse.ArgumentParser:

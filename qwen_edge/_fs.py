@@ -2,17 +2,19 @@
 
 A write goes to a temp file in the same folder, is fsynced, renamed over the target with
 ``os.replace`` (atomic on POSIX) and the folder is fsynced, so a crash or a power cut leaves
-either the old or the new content, never a mix. A lock file held with ``flock`` serializes
-writers; the kernel drops the lock when its process dies, even by SIGKILL.
+either the old or the new content, never a mix. A lock file held with ``flock``
+(``msvcrt.locking`` on Windows) serializes writers; the kernel drops the lock when its process
+dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,8 @@ TEMP_PREFIX = ".tmp-"  # every temp name starts with this, so leftovers can be f
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Flush a folder's entries (a rename or a new file inside it) to disk."""
+    if not hasattr(os, "O_DIRECTORY"):  # Windows: folders cannot be opened or fsynced
+        return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -34,7 +38,7 @@ def fsync_tree(path: str | os.PathLike[str]) -> None:
     """fsync every file and folder under ``path`` (before renaming it into place)."""
     for folder, _dirs, files in os.walk(path):
         for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            fd = os.open(Path(folder, name), os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
@@ -45,17 +49,17 @@ def fsync_tree(path: str | os.PathLike[str]) -> None:
 def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` atomically and durably."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        tmp.chmod(mode)
+        tmp.replace(target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     fsync_dir(target.parent)
 
@@ -79,14 +83,42 @@ def locked(lock_file: str | os.PathLike[str], *, blocking: bool = True) -> Itera
     """
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
+        if not _lock(fd, blocking=blocking):
             yield False
             return
         try:
             yield True
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            _unlock(fd)
     finally:
         os.close(fd)
+
+
+if sys.platform == "win32":  # pragma: no cover - msvcrt byte-range lock on Windows
+    import msvcrt
+
+    def _lock(fd: int, *, blocking: bool) -> bool:
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not blocking:
+                    return False
+                time.sleep(0.05)
+
+    def _unlock(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(fd: int, *, blocking: bool) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -36,6 +36,8 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}", re.IGNORECASE)
 _VERSION = re.compile(r"[0-9][0-9a-z_.+-]{0,63}", re.IGNORECASE)
 _SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _COPY_CHUNK = 1 << 20
+# a new file only, never through a symlink (O_NOFOLLOW is POSIX; O_EXCL alone refuses links)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
 def check_release(name: str, version: str) -> None:
@@ -115,7 +117,7 @@ def pack_package(package_dir: str | os.PathLike[str], out_file: str | os.PathLik
                 raise ConfigError(msg)
             entries.append(path)
     entries.sort(key=lambda p: p.relative_to(root).parts)
-    with open(out, "wb") as raw, \
+    with out.open("wb") as raw, \
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_info(arcname, is_dir=True))
@@ -126,7 +128,7 @@ def pack_package(package_dir: str | os.PathLike[str], out_file: str | os.PathLik
             else:
                 info = _info(member, is_dir=False)
                 info.size = path.stat().st_size
-                with open(path, "rb") as f:
+                with path.open("rb") as f:
                     tar.addfile(info, f)
         raw.flush()
     return out
@@ -213,7 +215,7 @@ def unpack_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str]
                 if src is None:  # pragma: no cover - isreg() members always have data
                     msg = f"{source}: member {member.name!r} has no data"
                     raise UpdateError(msg)
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+                fd = os.open(target, _CREATE_FLAGS, 0o644)
                 with os.fdopen(fd, "wb") as out:
                     shutil.copyfileobj(src, out, _COPY_CHUNK)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, io.UnsupportedOperation,

@@ -360,9 +360,9 @@ def publish(repo_dir: str | os.PathLike[str], package_dir: str | os.PathLike[str
                     return PublishResult(name=name, version=version, target=target, file=final,
                                          length=info.length, sha256=sha256, changed=False,
                                          timestamp_version=state.timestamp.signed.version)
-            with open(tmp, "rb") as f:
+            with tmp.open("rb") as f:
                 os.fsync(f.fileno())
-            os.replace(tmp, final)
+            tmp.replace(final)
             _fs.fsync_dir(folder)
         finally:
             with contextlib.suppress(FileNotFoundError):

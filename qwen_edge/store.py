@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
@@ -447,7 +448,7 @@ class Store:
         slot = self._slot(name, version)
         slot.parent.mkdir(parents=True, exist_ok=True)
         _fs.fsync_tree(package)
-        os.rename(package, slot)  # atomic: the slot appears complete or not at all
+        package.rename(slot)  # atomic: the slot appears complete or not at all
         _fs.fsync_dir(slot.parent)
         logger.info("installed %s %s", name, version)
 
@@ -536,13 +537,13 @@ class Store:
                            previous=[v for v in state.previous if v != version])
             self._write_state(name, state)
         trash = Path(tempfile.mkdtemp(prefix=_fs.TEMP_PREFIX, dir=self._tmp))
-        os.rename(slot, trash / version)  # atomic: gone from models/ at once
+        slot.rename(trash / version)  # atomic: gone from models/ at once
         _fs.fsync_dir(slot.parent)
         _fs.remove_tree(trash)
         logger.info("removed %s %s", name, version)
         return state
 
-    def gc(self, name: str, *, keep: int = 2) -> list[str]:
+    def gc(self, name: str, *, keep: int = 2) -> builtins.list[str]:
         """Keep the active version and the newest others, ``keep`` versions in all.
 
         Returns:
@@ -563,6 +564,7 @@ class Store:
 
 def _read_root(path: Path) -> bytes:
     try:
+        from tuf.api.exceptions import RepositoryError
         from tuf.api.metadata import Metadata, Root
     except ImportError as exc:
         raise ConfigError(_INSTALL_HINT) from exc
@@ -576,7 +578,7 @@ def _read_root(path: Path) -> bytes:
         if md.signed.type != "root":
             raise ValueError(md.signed.type)
         md.signed.verify_delegate("root", md.signed_bytes, md.signatures)
-    except Exception as exc:  # tuf raises several unrelated types for a bad file
+    except (RepositoryError, ValueError, KeyError, TypeError) as exc:
         msg = (f"{path}: not valid, self-signed TUF root metadata ({exc}); pass the "
                "repository's metadata/root.json")
         raise ConfigError(msg) from exc

@@ -23,7 +23,7 @@ import pytest
 from fleet import make_release, release_of, serve
 
 import qwen_edge
-from qwen_edge import Store
+from qwen_edge import Store, _fs
 from qwen_edge.errors import ConfigError, StoreError, UpdateError
 from qwen_edge.publish import publish
 from qwen_edge.trust import generate_keypair, verify_package
@@ -164,7 +164,7 @@ def _tampered_archive(repo: Path, fleet: dict[str, Path]) -> None:  # noqa: ARG0
 
 
 def _endless_data(repo: Path, fleet: dict[str, Path]) -> None:  # noqa: ARG001
-    with open(_archive(repo, "1.1.0"), "ab") as f:
+    with _archive(repo, "1.1.0").open("ab") as f:
         f.write(os.urandom(1 << 20))
 
 
@@ -316,6 +316,8 @@ def test_open_removes_leftovers_of_a_dead_process(fleet: dict[str, Path], tmp_pa
     (store.root / "tmp" / ".tmp-dead" / "unpacked").mkdir(parents=True)
     (store.root / "tmp" / ".tmp-dead" / "archive").write_bytes(b"half")
     (store.root / "models" / NAME / ".tmp-state").write_text("{")
+    with _fs.locked(store.root / ".lock"):  # a live process is changing the store: hands off
+        assert len(_leftovers(Store(store.root))) == 1
     reopened = Store(store.root)
     assert _leftovers(reopened) == []
     assert not (store.root / "models" / NAME / ".tmp-state").exists()

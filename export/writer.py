@@ -87,7 +87,7 @@ def write_package(
             model, tmp / MODEL_FILE, external_data=DATA_FILE, callback=on_tensor,
             max_workers=1, max_in_flight_bytes=64 << 20, alignment=4096,
         )
-        (tmp / TOKENIZER_FILE).write_text(tokenizer_json, encoding="utf-8")
+        (tmp / TOKENIZER_FILE).write_text(_compact_json(tokenizer_json), encoding="utf-8")
         files = {
             name: {"sha256": file_sha256(tmp / name), "size": (tmp / name).stat().st_size}
             for name in sorted(p.name for p in tmp.iterdir())
@@ -105,3 +105,11 @@ def write_package(
         else:
             tmp.rename(out)
     return out
+
+
+def _compact_json(text: str) -> str:
+    """The same JSON without indentation: Qwen's tokenizer.json shrinks from 11 to 5 MB."""
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
+    except ValueError:
+        return text  # not JSON: the tokenizer check reports it with a better message

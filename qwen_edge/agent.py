@@ -322,9 +322,9 @@ class Agent:
                     yield TextEvent(content)
         if route != "remote":
             # With a cascading router, the local text is held until it is scored: text
-            # already shown could not be taken back if the step escalates.
-            cascade = (not hard and self.routing is not None and self.routing.cascade
-                       and self.remote is not None)
+            # already shown could not be taken back if the step escalates. A router without
+            # a server still scores: a step it would escalate is a "local-fallback".
+            cascade = not hard and self.routing is not None and self.routing.cascade
             held: list[AgentEvent] = []
             local = self._local_step(messages, choice, options, calls, errors)
             while True:

@@ -4,7 +4,7 @@ The same arguments always give the same result (the weather of a city comes from
 name), so a demo model can be trained and evaluated on these exact signatures. Invalid
 arguments raise ``ValueError`` with a message the model can act on.
 
-Run ``python examples/home_tools.py`` to see one call of each tool.
+Run ``python -m qwen_edge.demo.home_tools`` to see one call of each tool.
 """
 
 from __future__ import annotations
@@ -16,12 +16,7 @@ import operator
 from collections.abc import Callable
 from typing import Any, Literal
 
-try:
-    from qwen_edge.tools import tool
-except ImportError:  # an older qwen_edge without @tool: plain functions work the same
-
-    def tool(fn: Callable[..., Any]) -> Any:  # type: ignore[no-redef]
-        return fn
+from ..tools import tool
 
 
 __all__ = ["TOOLS", "add_reminder", "calculate", "convert_units", "get_weather", "set_lights",
@@ -401,7 +396,8 @@ def calculate(expression: str) -> dict[str, Any]:
 TOOLS = [get_weather, set_timer, set_lights, set_thermostat, add_reminder, convert_units,
          calculate]
 
-if __name__ == "__main__":
+def show() -> None:
+    """Print one call of each tool."""
     print(get_weather("Paris"))  # noqa: T201
     print(set_timer(10, "pasta"))  # noqa: T201
     print(set_lights("kitchen", True, 60))  # noqa: T201
@@ -409,3 +405,7 @@ if __name__ == "__main__":
     print(add_reminder("call the plumber", "tomorrow at 9am"))  # noqa: T201
     print(convert_units(100, "fahrenheit", "celsius"))  # noqa: T201
     print(calculate("sqrt(2) * 10 ** 3"))  # noqa: T201
+
+
+if __name__ == "__main__":
+    show()

@@ -95,13 +95,10 @@ class Attention(nn.Module):
         return _rotate(q, cos, sin), _rotate(k, cos, sin), v
 
     def attend(self, q, k, v, mask) -> torch.Tensor:
-        groups = self.cfg.num_attention_heads // self.cfg.num_key_value_heads
-        k = k.repeat_interleave(groups, dim=1)
-        v = v.repeat_interleave(groups, dim=1)
         if mask is None:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
         b, _, t, _ = out.shape
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
 
@@ -208,8 +205,10 @@ class TinyQwen2(nn.Module):
         logits = (hidden @ self.embed.T).float()
         lse = torch.logaddexp(torch.logsumexp(logits, dim=-1),
                               torch.tensor(self.log_inactive, dtype=logits.dtype))
-        picked = logits.gather(1, self.remap[targets][:, None]).squeeze(1)
-        return (lse - picked).mean()
+        rows = self.remap[targets]
+        inactive = rows == len(self.active_ids)  # an inactive target's logit is exactly 0
+        picked = logits.gather(1, rows.clamp(max=len(self.active_ids) - 1)[:, None]).squeeze(1)
+        return (lse - torch.where(inactive, torch.zeros_like(picked), picked)).mean()
 
     def full_embedding(self) -> torch.Tensor:
         full = self.embed.new_zeros(self.cfg.vocab_size, self.cfg.hidden_size)

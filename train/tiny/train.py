@@ -46,7 +46,8 @@ SYSTEM_PROMPTS: tuple[str | None, ...] = (
     "You are a helpful assistant.")
 
 
-BF16 = True
+BF16 = False
+COMPILE = False
 
 
 @dataclass
@@ -103,6 +104,58 @@ class Encoder:
         return Row(prefix, ids.astype(np.int64), mask)
 
 
+# -- copy augmentation ----------------------------------------------------------------------
+# The corpus's entity pools are finite; people will name cities, rooms and reminders the
+# generator never saw. Rewriting some conversations with random words from the tokenizer's own
+# vocabulary gives those tokens trained embeddings and teaches the model to copy *any* word
+# from the request into the arguments.
+
+_COPY_ARGS = {"get_weather": "city", "add_reminder": "text", "set_timer": "label",
+              "set_lights": "room"}
+
+
+def vocabulary_words(tokenizer: Tokenizer) -> list[str]:
+    """Plain ASCII words (3-12 letters) that are single tokens with a leading space."""
+    words = set()
+    for token, _ in tokenizer.backend.get_vocab().items():
+        if token.startswith("\u0120") and token[1:].isascii() and token[1:].isalpha() \
+                and 3 <= len(token) - 1 <= 12:
+            words.add(token[1:].lower())
+    return sorted(words)
+
+
+def augment_copy(example, rng: random.Random, words: list[str]):
+    """``example`` with its one copied string argument replaced by 1-3 random words, or None."""
+    msgs = example.messages
+    if example.kind != "single" or len(msgs) != 4 or len(msgs[1].get("tool_calls", [])) != 1:
+        return None
+    call = msgs[1]["tool_calls"][0]["function"]
+    key = _COPY_ARGS.get(call["name"])
+    old = call["arguments"].get(key) if key else None
+    if not isinstance(old, str) or not old:
+        return None
+    user = msgs[0]["content"]
+    new = " ".join(rng.choice(words) for _ in range(rng.choice((1, 1, 2, 2, 3))))
+    if key == "city":
+        new = new.title()
+    if old in user:
+        user = user.replace(old, new)
+    elif old.lower() in user:
+        user = user.replace(old.lower(), new.lower())
+        new = new if key != "city" else new.title()
+    else:
+        return None
+    args = {**call["arguments"], key: new}
+    content, out, error = corpus.run_tool(call["name"], args)
+    text, _ = corpus.answer([(call["name"], args)], [(out, error)])
+    return corpus.Example(messages=[
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": call["name"], "arguments": args}}]},
+        {"role": "tool", "content": content},
+        {"role": "assistant", "content": text}], kind="copy", split=example.split)
+
+
 def encode_corpus(encoder: Encoder, examples: list, seed: int) -> list[Row]:
     rng = random.Random(seed)
     rows = []
@@ -146,12 +199,24 @@ def batch_loss(model: TinyQwen2, prefixes: list[torch.Tensor], batch: list[Row])
         mask[i, :len(r.ids)] = torch.from_numpy(r.loss_mask)
     # bfloat16 matmuls (AMX/AVX512-BF16 where the CPU has them), float32 weights and loss
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
-        hidden = model.forward_shared_prefix(prefixes[batch[0].prefix], ids,
+        hidden = _forward(model)(prefixes[batch[0].prefix], ids,
                                              torch.tensor([len(r.ids) for r in batch]))
         # position j predicts token j+1; the first row token follows the prefix (no target)
         targets = mask[:, 1:]
         h = hidden[:, :-1][targets]
         return model.loss(h, ids[:, 1:][targets]), int(targets.sum())
+
+
+_COMPILED: dict[int, object] = {}
+
+
+def _forward(model: TinyQwen2):
+    """``model.forward_shared_prefix``, compiled once with dynamic shapes when --compile."""
+    if not COMPILE:
+        return model.forward_shared_prefix
+    if id(model) not in _COMPILED:
+        _COMPILED[id(model)] = torch.compile(model.forward_shared_prefix, dynamic=True)
+    return _COMPILED[id(model)]
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -190,22 +255,26 @@ def save(model: TinyQwen2, cfg: TinyConfig, out: Path, log: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("--examples", type=int, default=120_000)
-    p.add_argument("--steps", type=int, default=2400)
+    p.add_argument("--examples", type=int, default=40_000)
+    p.add_argument("--steps", type=int, default=700)
     p.add_argument("--batch-tokens", type=int, default=6144)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--copy-share", type=float, default=0.5,
+                   help="add copy-augmented versions of this share of the corpus")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hidden", type=int, default=TinyConfig.hidden_size)
-    p.add_argument("--layers", type=int, default=TinyConfig.num_hidden_layers)
+    p.add_argument("--layers", type=int, default=4)
     p.add_argument("--intermediate", type=int, default=TinyConfig.intermediate_size)
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop early (and save) after this long")
-    p.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the forward pass (~25%% faster steps; ~2 min to compile)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AMX CPUs)")
     args = p.parse_args(argv)
-    global BF16
-    BF16 = not args.fp32
+    global BF16, COMPILE
+    BF16, COMPILE = args.bf16, args.compile
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -213,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     from qwen_edge.export.tokenizer import build_qwen_tokenizer
     tokenizer = Tokenizer(_write_tmp_tokenizer(build_qwen_tokenizer("qwen2.5")))
     encoder = Encoder(tokenizer)
-    train_rows = encode_corpus(encoder, corpus.generate(args.examples, seed=args.seed), args.seed)
+    examples = corpus.generate(args.examples, seed=args.seed)
+    words, aug_rng = vocabulary_words(tokenizer), random.Random(args.seed)
+    extra = [augment_copy(ex, aug_rng, words) for ex in examples[: int(args.copy_share * len(examples))]]
+    examples += [ex for ex in extra if ex is not None]
+    train_rows = encode_corpus(encoder, examples, args.seed)
     dev_rows = encode_corpus(encoder, corpus.generate(600, seed=args.seed + 10_000,
                                                       split="heldout"), args.seed + 1)
     active = np.unique(np.concatenate(

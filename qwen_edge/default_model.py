@@ -1,0 +1,56 @@
+"""The model that ships inside the wheel: qwen-edge-tiny, a demo function-calling model.
+
+A Qwen2-architecture model with the real Qwen tokenizer and chat format, trained by
+``train/tiny/train.py`` on a synthetic home-assistant corpus for the seven tools of
+``examples/home_tools.py``. It is a demo model: see MODEL_CARD.md for what it can and cannot do.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import PackageNotFoundError
+
+__all__ = ["DEFAULT_MODEL", "DEFAULT_SYSTEM", "ROUTING_THRESHOLD", "default_package_path",
+           "load_default"]
+
+DEFAULT_MODEL = "qwen-edge-tiny"
+
+# The system prompt the demo and the agent examples use (the model was trained with it, with
+# the chat template's default one, and with two plain ones).
+DEFAULT_SYSTEM = "You are a home assistant running on this device. Use the tools when they help."
+
+# The router threshold for qwen-edge-tiny, calibrated on generated held-out requests with
+# ``qwen_edge.router.calibrate`` (train/tiny/evaluate.py --calibrate; see MODEL_CARD.md).
+ROUTING_THRESHOLD = 0.5
+
+
+def default_package_path() -> Path:
+    """Where the shipped package is installed (inside the ``qwen_edge`` package)."""
+    return Path(str(resources.files("qwen_edge").joinpath("models", DEFAULT_MODEL)))
+
+
+def load_default(**options: Any):  # -> Model (imported lazily: keeps this module light)
+    """Open the shipped qwen-edge-tiny package: no download, no network.
+
+    Args:
+        **options: passed to ``qwen_edge.load`` (``threads``, ``max_context``, ...).
+
+    Raises:
+        PackageNotFoundError: this installation has no shipped model (a source checkout
+            whose package data was removed).
+
+    Example:
+        >>> model = qwen_edge.load_default()
+        >>> model.generate([{"role": "user", "content": "Hi!"}]).text
+    """
+    from .model import load
+
+    path = default_package_path()
+    if not (path / "qwen_edge.json").is_file():
+        msg = (f"{path}: the shipped {DEFAULT_MODEL} package is missing from this "
+               "installation; reinstall qwen-edge, or load a package with qwen_edge.load(path)")
+        raise PackageNotFoundError(msg)
+    return load(path, **options)

@@ -1,0 +1,1 @@
+"""The demo: qwen-edge-tiny's seven smart-home tools and the scripted ``qwen-edge demo``."""

@@ -1,0 +1,225 @@
+"""Measure qwen-edge-tiny against issue #6's quality bar, through the real runtime.
+
+    python train/tiny/evaluate.py [PKG] [--n 400] [--json]
+
+Every request goes through what the agent does on a device: the package's chat template with
+the seven tool schemas and the demo's system prompt, greedy decoding, the tool-call grammar
+applied lazily from the model's own ``<tool_call>`` (``--unconstrained`` turns it off), and
+the router's confidence score of the answer. Two sets: held-out requests generated with other
+seeds, templates and entities than training (``corpus.eval_requests``), and
+``handwritten.jsonl``, written by people.
+
+Metrics (each over the items it applies to):
+- tool selection: the called function names (as a multiset) equal the expected ones;
+- arguments: every expected call matched with ``scoring.match_call``;
+- valid calls: every call parses and its arguments satisfy the tool's JSON schema;
+- answers: an answer after tool results states the results' key values;
+- routing: share of out-of-scope requests whose confidence is below the threshold
+  (escalated) and of in-scope requests at or above it (kept local); ROC AUC of the score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1] / "examples")]
+
+import corpus  # noqa: E402
+import home_tools  # noqa: E402
+import scoring  # noqa: E402
+
+from qwen_edge.default_model import DEFAULT_SYSTEM  # noqa: E402
+from qwen_edge.router import confidence_of, roc_auc  # noqa: E402
+from qwen_edge.tool_formats import hermes  # noqa: E402
+from qwen_edge.tools import as_tool  # noqa: E402
+
+TOOLS = [as_tool(t) for t in home_tools.TOOLS]
+SCHEMAS = [t.to_openai() for t in TOOLS]
+CALL_KINDS = {"single", "parallel", "followup", "tool_error", "clarify"}
+ANSWER_KINDS = {"answer", "tool_error_answer"}
+
+
+@dataclass
+class Response:
+    content: str
+    calls: list[dict[str, Any]]
+    parse_errors: list[str]
+    confidence: float
+
+
+@dataclass
+class Item:
+    messages: list[dict[str, Any]]
+    kind: str
+    expected_calls: list[dict[str, Any]]
+    key_values: list[str] = field(default_factory=list)
+    expected_text: str | None = None
+    source: str = "heldout"
+
+
+def respond(model: Any, messages: Sequence[Mapping[str, Any]], *, constrained: bool = True,
+            system: str | None = DEFAULT_SYSTEM, max_tokens: int = 96) -> Response:
+    """One assistant step, exactly as ``qwen_edge.Agent`` generates it locally."""
+    msgs = [*([{"role": "system", "content": system}] if system else []), *messages]
+    prompt = model.encode_chat(msgs, tools=SCHEMAS)
+    options: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0}
+    if constrained:
+        options |= hermes.constraint_options(
+            TOOLS, "auto", tool_call_token=model.tokenizer.token_to_id("<tool_call>"))
+    text, logprobs, entropies = [], [], []
+    for chunk in model.session().stream_chunks(prompt, **options):
+        text.append(chunk.text)
+        if chunk.logprob is not None and chunk.entropy is not None:
+            logprobs.append(chunk.logprob)
+            entropies.append(chunk.entropy)
+    content, calls, errors = hermes.parse_tool_calls("".join(text), strict=False)
+    return Response(content, [{"name": c.name, "arguments": c.arguments} for c in calls],
+                    [e.message for e in errors], confidence_of(logprobs, entropies))
+
+
+def valid_call(call: Mapping[str, Any]) -> bool:
+    for t in TOOLS:
+        if t.name == call["name"]:
+            try:
+                jsonschema.validate(call["arguments"], t.parameters)
+            except jsonschema.ValidationError:
+                return False
+            return True
+    return False
+
+
+def heldout_items(n: int, seed: int = 1234) -> list[Item]:
+    out = []
+    for e in corpus.eval_requests(n, seed=seed):
+        kind = e.kind
+        if kind == "tool_error" and e.messages[-1]["role"] == "tool":
+            kind = "tool_error_answer"
+        out.append(Item(e.messages, kind, list(e.expected_calls), list(e.key_values),
+                        e.expected_text))
+    return out
+
+
+def handwritten_items(path: Path = HERE / "handwritten.jsonl") -> list[Item]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        kind = d["kind"]
+        if d["messages"][-1]["role"] == "tool":
+            kind = "tool_error_answer" if kind == "tool_error" else "answer"
+        out.append(Item(d["messages"], kind, d.get("expected_calls", []),
+                        d.get("key_values", []), d.get("expected_text"), "handwritten"))
+    return out
+
+
+@dataclass
+class Report:
+    n: int = 0
+    selection: list[bool] = field(default_factory=list)
+    arguments: list[bool] = field(default_factory=list)
+    valid: list[bool] = field(default_factory=list)
+    answers: list[bool] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    in_scope: list[bool] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self, threshold: float) -> dict[str, Any]:
+        def rate(xs: Iterable[bool]) -> float | None:
+            xs = list(xs)
+            return round(sum(xs) / len(xs), 4) if xs else None
+
+        pairs = list(zip(self.scores, self.in_scope, strict=True))
+        out = {
+            "items": self.n,
+            "tool_selection": rate(self.selection), "exact_arguments": rate(self.arguments),
+            "valid_calls": rate(self.valid), "answer_states_key_values": rate(self.answers),
+            "oos_escalated": rate(s < threshold for s, ok in pairs if not ok),
+            "in_scope_local": rate(s >= threshold for s, ok in pairs if ok),
+            "threshold": threshold,
+            "counts": {"selection": len(self.selection), "answers": len(self.answers),
+                       "oos": sum(not ok for _, ok in pairs), "in_scope": sum(self.in_scope)},
+        }
+        if any(self.in_scope) and not all(self.in_scope):
+            out["routing_roc_auc"] = round(roc_auc(self.scores, self.in_scope), 4)
+        return out
+
+
+def evaluate(model: Any, items: Sequence[Item], *, constrained: bool = True) -> Report:
+    report = Report()
+    for item in items:
+        r = respond(model, item.messages, constrained=constrained)
+        report.n += 1
+        calls = r.calls
+        report.valid += [valid_call(c) for c in calls]
+        if r.parse_errors:
+            report.valid.append(False)
+        first_turn = item.messages[-1]["role"] == "user"
+        if first_turn:  # the router decides on requests, not on answers to tool results
+            report.scores.append(r.confidence)
+            report.in_scope.append(item.kind != "oos")
+        ok = True
+        if item.kind in CALL_KINDS and item.expected_calls:
+            names_ok = Counter(c["name"] for c in calls) == Counter(
+                c["name"] for c in item.expected_calls)
+            args_ok = names_ok and len(calls) == len(item.expected_calls) and all(
+                any(scoring.match_call(e, g)[1] for g in calls) for e in item.expected_calls)
+            report.selection.append(names_ok)
+            report.arguments.append(args_ok)
+            ok = args_ok
+        elif item.kind in ANSWER_KINDS:
+            good = not calls and scoring.states_key_values(r.content, item.key_values)
+            report.answers.append(good)
+            ok = good
+        elif item.kind in ("no_tool", "unsupported", "clarify"):
+            report.selection.append(not calls)  # the right choice is no call
+            ok = not calls
+        if not ok:
+            report.failures.append({"kind": item.kind, "source": item.source,
+                                    "request": item.messages[-1]["content"][:120],
+                                    "expected": item.expected_calls or item.key_values,
+                                    "got": calls or r.content[:120]})
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    import qwen_edge
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("package", nargs="?", help="model package (default: the shipped one)")
+    p.add_argument("--n", type=int, default=400, help="held-out generated requests")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="routing threshold (default: the shipped model's)")
+    p.add_argument("--unconstrained", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--failures", type=int, default=15, help="print this many failures")
+    args = p.parse_args(argv)
+    from qwen_edge.default_model import ROUTING_THRESHOLD
+
+    model = qwen_edge.load(args.package) if args.package else qwen_edge.load_default()
+    threshold = ROUTING_THRESHOLD if args.threshold is None else args.threshold
+    results = {}
+    for name, items in (("heldout", heldout_items(args.n)), ("handwritten", handwritten_items())):
+        report = evaluate(model, items, constrained=not args.unconstrained)
+        results[name] = report.summary(threshold)
+        if not args.json:
+            print(f"== {name}: {json.dumps(results[name])}")
+            for f in report.failures[: args.failures]:
+                print("  ", json.dumps(f, ensure_ascii=False)[:300])
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -642,7 +642,11 @@ def _tuf_errors(url: str, what: str) -> Iterator[None]:
         msg = f"{url}: fetching {what} failed with HTTP {exc.status_code}"
         raise UpdateError(msg) from exc
     except tuf.SlowRetrievalError as exc:
-        msg = f"{url}: fetching {what} timed out (slow retrieval)"
+        reason = getattr(exc.__cause__, "reason", None)
+        if isinstance(reason, urllib3.exceptions.NewConnectionError):  # a ConnectTimeoutError
+            msg = f"{url}: cannot connect to fetch {what} ({reason})"
+        else:
+            msg = f"{url}: fetching {what} timed out (slow retrieval)"
         raise UpdateError(msg) from exc
     except (tuf.DownloadError, urllib3.exceptions.HTTPError) as exc:
         msg = f"{url}: cannot fetch {what} ({type(exc).__name__}: {exc})"

@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -123,6 +124,12 @@ def test_update_specific_version_and_stage_without_activating(fleet: dict[str, P
             store.update(url, name="other")
         with pytest.raises(UpdateError, match="HTTP 404"):
             store.update(f"{url}/no-such-repo", name=NAME)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(UpdateError, match="cannot connect"):
+        store.update(dead, name=NAME)
+    assert store.active_version(NAME) == "1.1.0"
 
 
 # -- TUF attacks --------------------------------------------------------------------------

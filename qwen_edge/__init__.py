@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .agent import Agent, AgentResult
 from .config import GenerationConfig, SamplingConfig
+from .default_model import load_default
 from .errors import (
     AuditLogError,
     BrokenStreamError,
@@ -99,6 +100,7 @@ __all__ = [
     "UpdateError",
     "__version__",
     "load",
+    "load_default",
     "parse_tool_calls",
     "read_package",
     "tool",

@@ -17,6 +17,7 @@ from . import (
     audit,
     bench,
     chat,
+    demo,
     export,
     inspect,
     keygen,
@@ -31,7 +32,7 @@ from . import (
 
 __all__ = ["main"]
 
-_COMMANDS = (run, chat, agent, serve, bench, export, synth, inspect, audit, keygen, sign, verify,
+_COMMANDS = (demo, run, chat, agent, serve, bench, export, synth, inspect, audit, keygen, sign, verify,
              publish, store)
 
 

@@ -1,0 +1,136 @@
+"""The qwen-edge-tiny trainer (train/tiny): its model is transformers' Qwen2, its data is what
+the runtime tokenizes, and its exported checkpoint runs in qwen-edge like any other."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+TINY = Path(__file__).resolve().parents[1] / "train" / "tiny"
+
+
+def _load(name: str):
+    if str(TINY) not in sys.path:
+        sys.path.insert(0, str(TINY))
+    spec = importlib.util.spec_from_file_location(name, TINY / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    model_mod = _load("model")
+    torch.manual_seed(0)
+    cfg = model_mod.TinyConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=96)
+    active = torch.unique(torch.randint(0, cfg.vocab_size, (2000,)))
+    model = model_mod.TinyQwen2(cfg, active)
+    with torch.no_grad():  # move off the initialization so every weight matters
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        model.embed.index_fill_(0, torch.tensor([0]), 0.0)
+    return model_mod, cfg, active, model
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer_path(checkpoint) -> str:
+    return str(checkpoint("tiny-qwen2") / "tokenizer.json")
+
+
+def _hf(cfg, model):
+    hf_cfg = {k: v for k, v in cfg.hf_config().items()
+              if k not in ("architectures", "model_type", "torch_dtype")}
+    hf = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**hf_cfg)).eval()
+    result = hf.load_state_dict(model.full_state_dict(), strict=False)
+    assert result.unexpected_keys == []
+    assert result.missing_keys in ([], ["lm_head.weight"])  # tied to the embedding
+    return hf
+
+
+def test_model_matches_transformers_qwen2(tiny_model) -> None:
+    _, cfg, active, model = tiny_model
+    hf = _hf(cfg, model)
+    ids = active[torch.randint(0, len(active), (2, 24))]
+    with torch.no_grad():
+        ours, theirs = model(ids), hf(ids).logits
+    assert (ours - theirs).abs().max().item() < 1e-4
+
+
+def test_shared_prefix_forward_and_loss_are_exact(tiny_model) -> None:
+    _, _, active, model = tiny_model
+    ids = active[torch.randint(0, len(active), (3, 30))]
+    prefix, rows = ids[0, :10], ids[:, 10:]
+    with torch.no_grad():
+        hidden = model.forward_shared_prefix(prefix, rows, torch.tensor([20, 20, 20]))
+        full = model(torch.cat([prefix[None].expand(3, -1), rows], dim=1))[:, 10:]
+        assert (hidden @ model.full_embedding().T - full).abs().max().item() < 1e-4
+        # the active-vocabulary loss is the full-vocabulary cross-entropy, inactive targets too
+        targets = torch.cat([rows[0, 1:], torch.tensor([1])])  # id 1 is inactive
+        assert 1 not in active.tolist()
+        ours = model.loss(hidden[0], targets)
+        ref = torch.nn.functional.cross_entropy(full[0], targets)
+        assert abs(ours.item() - ref.item()) < 1e-4
+
+
+def test_inactive_rows_are_zero_in_the_checkpoint(tiny_model) -> None:
+    _, cfg, active, model = tiny_model
+    emb = model.full_state_dict()["model.embed_tokens.weight"]
+    assert emb.shape == (cfg.vocab_size, cfg.hidden_size)
+    inactive = torch.ones(cfg.vocab_size, dtype=torch.bool)
+    inactive[active] = False
+    assert emb[inactive].abs().max().item() == 0.0
+    assert torch.equal(emb[active], model.embed.detach())
+
+
+def test_training_rows_are_what_the_runtime_tokenizes(tiny_tokenizer_path) -> None:
+    corpus = _load("corpus")
+    train = _load("train")
+    from qwen_edge.tokenizer import Tokenizer
+
+    encoder = train.Encoder(Tokenizer(tiny_tokenizer_path))
+    examples = corpus.generate(40, seed=3)
+    rows = train.encode_corpus(encoder, examples, seed=3)  # asserts the split internally
+    for example, row in zip(examples, rows, strict=True):
+        system = train.SYSTEM_PROMPTS[row.prefix]
+        full = encoder.full(system, example.messages)
+        assert np.array_equal(full, np.concatenate([encoder.prefixes[row.prefix], row.ids]))
+        # the loss covers exactly the assistant turns: their text decodes back
+        trained = encoder.tok.decode(row.ids[row.loss_mask])
+        for message in example.messages:
+            if message["role"] == "assistant" and message.get("content"):
+                assert message["content"] in trained
+        assert trained.count("<|im_end|>") == sum(
+            m["role"] == "assistant" for m in example.messages)
+
+
+def test_copy_augmentation_stays_consistent(tiny_tokenizer_path) -> None:
+    import random
+
+    corpus = _load("corpus")
+    train = _load("train")
+    from qwen_edge.tokenizer import Tokenizer
+
+    words = train.vocabulary_words(Tokenizer(tiny_tokenizer_path))
+    assert len(words) > 5000 and all(w.isascii() and w.isalpha() for w in words)
+    rng = random.Random(0)
+    made = 0
+    for example in corpus.generate(300, seed=5):
+        new = train.augment_copy(example, rng, words)
+        if new is None:
+            continue
+        made += 1
+        call = new.messages[1]["tool_calls"][0]["function"]
+        key = train._COPY_ARGS[call["name"]]
+        value = call["arguments"][key]
+        assert value.lower() in new.messages[0]["content"].lower()
+        content, _, _ = corpus.run_tool(call["name"], call["arguments"])
+        assert new.messages[2]["content"] == content  # the real tool result of the new call
+    assert made > 20

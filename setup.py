@@ -33,5 +33,7 @@ setup(
         "qwen_edge.export.passes",
     ],
     package_dir={"qwen_edge.export": "export", "qwen_edge.export.passes": "export/passes"},
-    package_data={"qwen_edge": ["py.typed", "_core.pyi"], "qwen_edge.templates": ["*.jinja"]},
+    # models/qwen-edge-tiny: the demo model shipped with the wheel (qwen_edge.load_default)
+    package_data={"qwen_edge": ["py.typed", "_core.pyi", "models/qwen-edge-tiny/*"],
+                  "qwen_edge.templates": ["*.jinja"]},
 )

@@ -61,7 +61,7 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-home_tools = _load("_tiny_home_tools", _REPO / "examples" / "home_tools.py")
+from qwen_edge.demo import home_tools  # noqa: E402 - the demo's tools
 P = _load("_tiny_pools", _HERE / "pools.py")
 T = _load("_tiny_templates", _HERE / "templates.py")
 O = _load("_tiny_oos", _HERE / "oos.py")

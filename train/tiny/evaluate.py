@@ -32,13 +32,13 @@ from typing import Any
 import jsonschema
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[1] / "examples")]
+sys.path[:0] = [str(HERE)]
 
 import corpus  # noqa: E402
-import home_tools  # noqa: E402
 import scoring  # noqa: E402
 
 from qwen_edge.default_model import DEFAULT_SYSTEM  # noqa: E402
+from qwen_edge.demo import home_tools  # noqa: E402
 from qwen_edge.router import confidence_of, roc_auc  # noqa: E402
 from qwen_edge.tool_formats import hermes  # noqa: E402
 from qwen_edge.tools import as_tool  # noqa: E402
@@ -68,8 +68,13 @@ class Item:
 
 
 def respond(model: Any, messages: Sequence[Mapping[str, Any]], *, constrained: bool = True,
-            system: str | None = DEFAULT_SYSTEM, max_tokens: int = 96) -> Response:
-    """One assistant step, exactly as ``qwen_edge.Agent`` generates it locally."""
+            system: str | None = DEFAULT_SYSTEM, max_tokens: int = 96,
+            session: Any = None) -> Response:
+    """One assistant step, exactly as ``qwen_edge.Agent`` generates it locally.
+
+    Pass a ``session`` to reuse the cached system prompt and tool schemas between requests
+    (the tokens generated are the same; only the prefill is shorter).
+    """
     msgs = [*([{"role": "system", "content": system}] if system else []), *messages]
     prompt = model.encode_chat(msgs, tools=SCHEMAS)
     options: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0}
@@ -77,7 +82,7 @@ def respond(model: Any, messages: Sequence[Mapping[str, Any]], *, constrained: b
         options |= hermes.constraint_options(
             TOOLS, "auto", tool_call_token=model.tokenizer.token_to_id("<tool_call>"))
     text, logprobs, entropies = [], [], []
-    for chunk in model.session().stream_chunks(prompt, **options):
+    for chunk in (session or model.session()).stream_chunks(prompt, **options):
         text.append(chunk.text)
         if chunk.logprob is not None and chunk.entropy is not None:
             logprobs.append(chunk.logprob)
@@ -157,8 +162,9 @@ class Report:
 
 def evaluate(model: Any, items: Sequence[Item], *, constrained: bool = True) -> Report:
     report = Report()
+    session = model.session()
     for item in items:
-        r = respond(model, item.messages, constrained=constrained)
+        r = respond(model, item.messages, constrained=constrained, session=session)
         report.n += 1
         calls = r.calls
         report.valid += [valid_call(c) for c in calls]

@@ -49,18 +49,8 @@ from typing import Any
 _REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_tools() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_tiny_scoring_home_tools",
-                                                  _REPO / "examples" / "home_tools.py")
-    if spec is None or spec.loader is None:
-        msg = "cannot load examples/home_tools.py"
-        raise ImportError(msg)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from qwen_edge.demo import home_tools  # noqa: E402 - the tools the model was trained on
 
-
-home_tools = _load_tools()
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     getattr(t, "name", getattr(t, "__name__", "")): getattr(t, "fn", t) for t in home_tools.TOOLS}
 _MISSING = object()

@@ -27,14 +27,14 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path[:0] = [str(HERE), str(REPO / "examples")]
+sys.path[:0] = [str(HERE)]
 
 import corpus  # noqa: E402
-import home_tools  # noqa: E402
 from model import TinyConfig, TinyQwen2  # noqa: E402
 
 from qwen_edge.chat import builtin_template, render_chat  # noqa: E402
 from qwen_edge.default_model import DEFAULT_SYSTEM  # noqa: E402
+from qwen_edge.demo import home_tools  # noqa: E402
 from qwen_edge.model import tokenize_chat  # noqa: E402
 from qwen_edge.tokenizer import Tokenizer  # noqa: E402
 from qwen_edge.tools import as_tool  # noqa: E402
@@ -70,13 +70,19 @@ class Encoder:
         assert head[0] == self.im_start and len(head) == 3, head
         self.assistant_head = head[1:]
         self.prefixes = [self._prefix(s) for s in SYSTEM_PROMPTS]
+        # The same system turns without the ~1,000 tokens of tool schemas: a curriculum. With
+        # the schemas, attention starts out spread over a thousand positions and the few user
+        # tokens barely register; without them the model first learns to read the request,
+        # then keeps doing it when the schemas are there (half of the later batches).
+        self.short_prefixes = [self._prefix(s, tools=False) for s in SYSTEM_PROMPTS]
 
     def _system(self, system: str | None) -> list[dict]:
         return [{"role": "system", "content": system}] if system is not None else []
 
-    def _prefix(self, system: str | None) -> np.ndarray:
+    def _prefix(self, system: str | None, tools: bool = True) -> np.ndarray:
         text = render_chat(self.template, [*self._system(system),
-                                           {"role": "user", "content": "x"}], tools=self.tools)
+                                           {"role": "user", "content": "x"}],
+                           tools=self.tools if tools else None)
         return self.tok.encode(text[: text.index("<|im_start|>user")])
 
     def full(self, system: str | None, messages: list[dict]) -> np.ndarray:
@@ -171,10 +177,10 @@ def encode_corpus(encoder: Encoder, examples: list, seed: int) -> list[Row]:
 
 
 def make_batches(rows: list[Row], budget: int, rng: random.Random) -> list[list[Row]]:
-    """Rows of one prefix, of similar length, padded size <= budget tokens per batch."""
+    """Rows of similar length, padded size <= budget tokens per batch."""
     batches = []
-    for prefix in range(len(SYSTEM_PROMPTS)):
-        mine = [r for r in rows if r.prefix == prefix]
+    for _ in range(1):
+        mine = list(rows)
         rng.shuffle(mine)
         for start in range(0, len(mine), 2000):
             chunk = sorted(mine[start:start + 2000], key=lambda r: len(r.ids))
@@ -190,7 +196,7 @@ def make_batches(rows: list[Row], budget: int, rng: random.Random) -> list[list[
     return batches
 
 
-def batch_loss(model: TinyQwen2, prefixes: list[torch.Tensor], batch: list[Row]):
+def batch_loss(model: TinyQwen2, prefix: torch.Tensor, batch: list[Row]):
     t = max(len(r.ids) for r in batch)
     ids = torch.zeros(len(batch), t, dtype=torch.long)
     mask = torch.zeros(len(batch), t, dtype=torch.bool)
@@ -199,7 +205,7 @@ def batch_loss(model: TinyQwen2, prefixes: list[torch.Tensor], batch: list[Row])
         mask[i, :len(r.ids)] = torch.from_numpy(r.loss_mask)
     # bfloat16 matmuls (AMX/AVX512-BF16 where the CPU has them), float32 weights and loss
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
-        hidden = _forward(model)(prefixes[batch[0].prefix], ids,
+        hidden = _forward(model)(prefix, ids,
                                              torch.tensor([len(r.ids) for r in batch]))
         # position j predicts token j+1; the first row token follows the prefix (no target)
         targets = mask[:, 1:]
@@ -227,11 +233,12 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 
 
 def evaluate(model: TinyQwen2, prefixes, batches) -> float:
+    """Mean loss with the full prefixes (system prompt + tool schemas), as at run time."""
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for batch in batches:
-            loss, n = batch_loss(model, prefixes, batch)
+        for i, batch in enumerate(batches):
+            loss, n = batch_loss(model, prefixes[i % len(prefixes)], batch)
             total, count = total + loss.item() * n, count + n
     model.train()
     return total / max(count, 1)
@@ -255,18 +262,26 @@ def save(model: TinyQwen2, cfg: TinyConfig, out: Path, log: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("--examples", type=int, default=40_000)
-    p.add_argument("--steps", type=int, default=700)
+    p.add_argument("--examples", type=int, default=100_000)
+    p.add_argument("--steps", type=int, default=2500)
     p.add_argument("--batch-tokens", type=int, default=6144)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--copy-share", type=float, default=0.5,
+    p.add_argument("--copy-share", type=float, default=1.0,
                    help="add copy-augmented versions of this share of the corpus")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hidden", type=int, default=TinyConfig.hidden_size)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--intermediate", type=int, default=TinyConfig.intermediate_size)
+    p.add_argument("--short-steps", type=float, default=0.15,
+                   help="share of the schedule trained without the tool schemas (curriculum)")
+    p.add_argument("--short-share", type=float, default=0.5,
+                   help="after that, the share of batches without the tool schemas")
+    p.add_argument("--save-every", type=int, default=500, help="save a checkpoint every N steps")
+    p.add_argument("--stop-at-step", type=int, default=None,
+                   help="end after this many steps of the --steps schedule (reproduces a run "
+                        "that --max-minutes ended)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop early (and save) after this long")
     p.add_argument("--compile", action="store_true",
@@ -290,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     dev_rows = encode_corpus(encoder, corpus.generate(600, seed=args.seed + 10_000,
                                                       split="heldout"), args.seed + 1)
     active = np.unique(np.concatenate(
-        [*encoder.prefixes, *(r.ids for r in train_rows)]))
+        [*encoder.prefixes, *encoder.short_prefixes, *(r.ids for r in train_rows)]))
     print(f"corpus: {len(train_rows)} conversations, "
           f"{sum(len(r.ids) for r in train_rows) / 1e6:.1f}M tokens "
           f"({sum(int(r.loss_mask.sum()) for r in train_rows) / 1e6:.1f}M trained), "
@@ -300,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                   intermediate_size=args.intermediate)
     model = TinyQwen2(cfg, torch.from_numpy(active))
     prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.prefixes]
+    short_prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.short_prefixes]
     decay = [p for n, p in model.named_parameters() if p.ndim == 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
@@ -318,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         batch = batches.pop()
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        loss, n = batch_loss(model, prefixes, batch)
+        short = step < args.short_steps * args.steps or rng.random() < args.short_share
+        pool = short_prefixes if short else prefixes
+        loss, n = batch_loss(model, pool[rng.randrange(len(pool))], batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -332,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
                 entry["dev_loss"] = round(evaluate(model, prefixes, dev_batches), 4)
             history.append(entry)
             print(json.dumps(entry), flush=True)
+        if args.save_every and step and step % args.save_every == 0:
+            save(model, cfg, args.output, {"steps": step, "partial": True, "history": history})
+        if args.stop_at_step is not None and step + 1 >= args.stop_at_step:
+            break
         if args.max_minutes and time.time() - t_train > args.max_minutes * 60:
             print(f"stopping at step {step}: --max-minutes reached", flush=True)
             break

@@ -1,0 +1,183 @@
+"""The shipped qwen-edge-tiny package: it loads with no download and meets issue #6's bar.
+
+The quality bar is measured through the runtime exactly as the agent uses it (train/tiny/
+evaluate.py): held-out requests generated with other seeds, templates and entities than the
+training corpus, and requests written by hand (train/tiny/handwritten.jsonl).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import qwen_edge
+from qwen_edge.default_model import DEFAULT_SYSTEM, ROUTING_THRESHOLD, default_package_path
+
+TINY = Path(__file__).resolve().parents[1] / "train" / "tiny"
+
+
+def _evaluate_module() -> Any:
+    if str(TINY) not in sys.path:
+        sys.path.insert(0, str(TINY))
+    spec = importlib.util.spec_from_file_location("tiny_evaluate", TINY / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tiny_evaluate"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model() -> qwen_edge.Model:
+    return qwen_edge.load_default()
+
+
+@pytest.fixture(scope="module")
+def evaluate() -> Any:
+    return _evaluate_module()
+
+
+@pytest.fixture(scope="module")
+def handwritten(model: qwen_edge.Model, evaluate: Any) -> dict[str, Any]:
+    return evaluate.evaluate(model, evaluate.handwritten_items()).summary(ROUTING_THRESHOLD)
+
+
+@pytest.fixture(scope="module")
+def heldout(model: qwen_edge.Model, evaluate: Any) -> dict[str, Any]:
+    return evaluate.evaluate(model, evaluate.heldout_items(300)).summary(ROUTING_THRESHOLD)
+
+
+# -- the package ----------------------------------------------------------------------------
+
+
+def test_shipped_package_is_small_verified_and_inside_the_installed_package() -> None:
+    path = default_package_path()
+    assert path.parent.parent == Path(qwen_edge.__file__).parent
+    package = qwen_edge.read_package(path)  # verifies every sha256
+    assert package.architecture == "Qwen2ForCausalLM"
+    assert package.nbytes <= 25_000_000
+    assert package.shapes["vocab_size"] == 151936  # the real Qwen tokenizer
+
+
+def test_load_default_generates_offline(model: qwen_edge.Model) -> None:
+    out = model.generate([{"role": "user", "content": "hi"}], max_tokens=24)
+    assert out.text.strip() and out.finish_reason in ("stop", "length")
+
+
+def test_load_default_passes_options() -> None:
+    model = qwen_edge.load_default(threads=1, max_context=1024)
+    assert model.max_context == 1024
+
+
+def test_load_default_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    import qwen_edge.default_model as dm
+
+    monkeypatch.setattr(dm, "default_package_path", lambda: tmp_path / "nope")
+    with pytest.raises(qwen_edge.PackageNotFoundError, match="reinstall qwen-edge"):
+        qwen_edge.load_default()
+
+
+# -- the quality bar (issue #6) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["heldout", "handwritten"])
+def test_tool_selection_and_arguments(which: str, request: pytest.FixtureRequest) -> None:
+    r = request.getfixturevalue(which)
+    assert r["tool_selection"] >= 0.95, r
+    assert r["exact_arguments"] >= 0.90, r
+
+
+@pytest.mark.parametrize("which", ["heldout", "handwritten"])
+def test_every_constrained_call_is_valid(which: str, request: pytest.FixtureRequest) -> None:
+    r = request.getfixturevalue(which)
+    assert r["valid_calls"] == 1.0, r
+
+
+@pytest.mark.parametrize("which", ["heldout", "handwritten"])
+def test_answers_state_the_tool_results(which: str, request: pytest.FixtureRequest) -> None:
+    r = request.getfixturevalue(which)
+    assert r["counts"]["answers"] >= 15
+    assert r["answer_states_key_values"] >= 0.90, r
+
+
+@pytest.mark.parametrize("which", ["heldout", "handwritten"])
+def test_router_escalates_out_of_scope_and_keeps_in_scope(which: str,
+                                                           request: pytest.FixtureRequest) -> None:
+    r = request.getfixturevalue(which)
+    assert r["counts"]["oos"] >= 40 and r["counts"]["in_scope"] >= 100
+    assert r["oos_escalated"] >= 0.90, r
+    assert r["in_scope_local"] >= 0.95, r
+    assert r["routing_roc_auc"] >= 0.95, r
+
+
+# -- the router without a server ------------------------------------------------------------
+
+
+def test_router_without_server_answers_locally_and_says_why(model: qwen_edge.Model) -> None:
+    router = qwen_edge.Router(model, None,
+                              policy=qwen_edge.RoutingPolicy(threshold=ROUTING_THRESHOLD))
+    out = router.generate([{"role": "system", "content": DEFAULT_SYSTEM},
+                           {"role": "user", "content": "Who painted the Mona Lisa?"}],
+                          max_tokens=48, temperature=0.0)
+    assert out.route == "local-fallback"
+    assert "no server configured" in out.route_reason
+    assert out.text.strip()
+
+
+def test_agent_with_serverless_router_marks_escalations(model: qwen_edge.Model) -> None:
+    from qwen_edge.demo import home_tools
+
+    router = qwen_edge.Router(model, None,
+                              policy=qwen_edge.RoutingPolicy(threshold=ROUTING_THRESHOLD))
+    agent = qwen_edge.Agent(model, home_tools.TOOLS, system=DEFAULT_SYSTEM, remote=router,
+                            max_steps=3, max_tokens=96, temperature=0.0)
+    oos = agent.run("Explain the causes of the French Revolution in detail.")
+    assert oos.steps[-1].route == "local-fallback"
+    assert "no server configured" in oos.steps[-1].route_reason
+    agent.reset()
+    local = agent.run("set a timer for 5 minutes")
+    assert [c.name for c in local.steps[0].tool_calls] == ["set_timer"]
+    assert local.steps[0].tool_calls[0].arguments["minutes"] == 5
+    assert all(s.route == "local" for s in local.steps)
+
+
+# -- qwen-edge demo -------------------------------------------------------------------------
+
+
+def _demo(cwd: Path, *args: str, stdin: str | None = None, timeout: float = 240) -> str:
+    env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    # cwd outside the repository: its root must not shadow the installed package
+    proc = subprocess.run([sys.executable, "-m", "qwen_edge", "demo", *args], input=stdin,
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_demo_scripted_session(tmp_path: Path) -> None:
+    out = _demo(tmp_path)
+    assert "-> get_weather(" in out and "<- {" in out
+    assert "-> set_lights(" in out and "-> set_timer(" in out
+    assert "would escalate" in out and "no server configured" in out
+    assert "local answer:" in out
+
+
+def test_demo_interactive(tmp_path: Path) -> None:
+    out = _demo(tmp_path, "--interactive", stdin="what's the weather in Oslo\n/reset\n")
+    assert '-> get_weather({"city": "Oslo"})' in out
+
+
+def test_demo_escalates_to_a_server(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn", reason="qwen-edge[serve] is not installed")
+    from test_router import KEY, serve  # a real `qwen-edge serve` subprocess
+
+    with serve(default_package_path(), tmp_path) as (_, url):
+        out = _demo(tmp_path, "--server", url, "--server-model", "tiny", "--api-key", KEY)
+    assert "escalated:" in out and "server answer:" in out
+    assert json.dumps({"city": "Lisbon"}) in out

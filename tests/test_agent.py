@@ -281,3 +281,20 @@ def test_low_confidence_cascades_to_the_router_server(model):  # type: ignore[no
     assert step.route == "remote" and step.route_reason.startswith("confidence")
     assert 0.0 <= (step.confidence or 0.0) < 1.0
     assert result.text == "It is sunny."
+
+
+def test_router_without_server_still_scores_steps(model):  # type: ignore[no-untyped-def]
+    from qwen_edge.router import Router, RoutingPolicy
+
+    escalating = Router(model, None, RoutingPolicy(threshold=1.0))  # every answer is "low"
+    agent = Agent(model, [get_weather], max_steps=1, remote=escalating, tool_choice="none",
+                  temperature=0, max_tokens=8)
+    step = agent.run("Weather?").steps[0]
+    assert step.route == "local-fallback"
+    assert step.route_reason.startswith("would escalate (confidence")
+    assert step.route_reason.endswith("no server configured")
+    assert step.completion_tokens > 0  # the local answer is kept
+    keeping = Router(model, None, RoutingPolicy(threshold=0.0))  # nothing is low
+    agent = Agent(model, [get_weather], max_steps=1, remote=keeping, tool_choice="none",
+                  temperature=0, max_tokens=8)
+    assert agent.run("Weather?").steps[0].route == "local"

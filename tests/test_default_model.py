@@ -22,6 +22,10 @@ from qwen_edge.default_model import DEFAULT_SYSTEM, ROUTING_THRESHOLD, default_p
 
 TINY = Path(__file__).resolve().parents[1] / "train" / "tiny"
 
+if not (default_package_path() / "qwen_edge.json").is_file():  # pragma: no cover
+    pytest.skip("this checkout ships no qwen-edge-tiny package (qwen_edge/models/)",
+                allow_module_level=True)
+
 
 def _evaluate_module() -> Any:
     if str(TINY) not in sys.path:

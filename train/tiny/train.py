@@ -162,6 +162,27 @@ def augment_copy(example, rng: random.Random, words: list[str]):
         {"role": "assistant", "content": text}], kind="copy", split=example.split)
 
 
+_ECHO_ASKS = ("Repeat after me: ", "Say exactly: ", "Echo this: ", "Copy this text: ",
+              "repeat: ", "say ")
+
+
+def echo_examples(n: int, rng: random.Random, words: list[str]) -> list:
+    """Pure copying (``Repeat after me: X`` -> ``X``): the mechanism every argument needs.
+
+    A small model learns to copy from context (induction heads) late and suddenly when
+    copying is a rare part of the loss; a share of pure copy tasks brings it early.
+    """
+    out = []
+    for _ in range(n):
+        seq = " ".join(rng.choice(words) for _ in range(rng.randint(1, 10)))
+        if rng.random() < 0.4:
+            seq = seq.title()
+        out.append(corpus.Example(messages=[
+            {"role": "user", "content": rng.choice(_ECHO_ASKS) + seq},
+            {"role": "assistant", "content": seq}], kind="echo", split="train"))
+    return out
+
+
 def encode_corpus(encoder: Encoder, examples: list, seed: int) -> list[Row]:
     rng = random.Random(seed)
     rows = []
@@ -268,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--echo-share", type=float, default=0.3,
+                   help="add this many pure copy tasks (relative to the corpus)")
     p.add_argument("--copy-share", type=float, default=1.0,
                    help="add copy-augmented versions of this share of the corpus")
     p.add_argument("--threads", type=int, default=2)
@@ -301,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     words, aug_rng = vocabulary_words(tokenizer), random.Random(args.seed)
     extra = [augment_copy(ex, aug_rng, words) for ex in examples[: int(args.copy_share * len(examples))]]
     examples += [ex for ex in extra if ex is not None]
+    examples += echo_examples(int(args.echo_share * len(examples)), aug_rng, words)
     train_rows = encode_corpus(encoder, examples, args.seed)
     dev_rows = encode_corpus(encoder, corpus.generate(600, seed=args.seed + 10_000,
                                                       split="heldout"), args.seed + 1)

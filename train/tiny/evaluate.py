@@ -39,7 +39,7 @@ import scoring  # noqa: E402
 
 from qwen_edge.default_model import DEFAULT_SYSTEM  # noqa: E402
 from qwen_edge.demo import home_tools  # noqa: E402
-from qwen_edge.router import confidence_of, roc_auc  # noqa: E402
+from qwen_edge.router import calibrate, confidence_of, roc_auc  # noqa: E402
 from qwen_edge.tool_formats import hermes  # noqa: E402
 from qwen_edge.tools import as_tool  # noqa: E402
 
@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=400, help="held-out generated requests")
     p.add_argument("--threshold", type=float, default=None,
                    help="routing threshold (default: the shipped model's)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="pick the threshold on the generated held-out set (router.calibrate) "
+                        "and use it for both sets")
     p.add_argument("--unconstrained", action="store_true")
     p.add_argument("--json", action="store_true")
     p.add_argument("--failures", type=int, default=15, help="print this many failures")
@@ -217,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name, items in (("heldout", heldout_items(args.n)), ("handwritten", handwritten_items())):
         report = evaluate(model, items, constrained=not args.unconstrained)
+        if args.calibrate and name == "heldout":
+            threshold = calibrate(report.scores, report.in_scope)
+            print(f"calibrated threshold: {threshold:.4f}")
         results[name] = report.summary(threshold)
         if not args.json:
             print(f"== {name}: {json.dumps(results[name])}")

@@ -142,7 +142,11 @@ class TinyQwen2(nn.Module):
         remap[active_ids] = torch.arange(len(active_ids))
         self.register_buffer("active_ids", active_ids, persistent=False)
         self.register_buffer("remap", remap, persistent=False)
-        self.embed = nn.Parameter(torch.randn(len(active_ids), cfg.hidden_size) * 0.02)
+        # Tied embeddings bound every logit by |h| * |e| (|h| is fixed by the final RMSNorm):
+        # at the usual std 0.02, a 128-wide row has norm ~0.23 and no token, least of all a
+        # word seen a few times, can get a confident logit, so copying a word from the request
+        # never pays off. std 0.1 (norm ~1.1) lifts that ceiling.
+        self.embed = nn.Parameter(torch.randn(len(active_ids), cfg.hidden_size) * 0.1)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.log_inactive = math.log(cfg.vocab_size - len(active_ids))

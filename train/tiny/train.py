@@ -340,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     model = TinyQwen2(cfg, torch.from_numpy(active))
     prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.prefixes]
     short_prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.short_prefixes]
-    decay = [p for n, p in model.named_parameters() if p.ndim == 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    # no decay on the embedding: rows of rare words get few gradients and would only shrink
+    decay = [p for n, p in model.named_parameters() if p.ndim == 2 and n != "embed"]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or n == "embed"]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)

@@ -34,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--package", default=None,
                    help="another model package instead of the shipped qwen-edge-tiny")
     p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     where = f"escalations go to {args.server}" if args.server else "no server configured"
     print(f"qwen-edge demo: {name} ({size:.1f} MB) loaded in "
           f"{time.perf_counter() - t0:.2f} s; offline; {where}.", file=out)
-    print("Tools: " + ", ".join(t.__name__ for t in home_tools.TOOLS), file=out)
+    print("Tools: " + ", ".join(t.name for t in home_tools.TOOLS), file=out)
     if args.interactive:
         print("Type a request (/reset to forget the conversation, Ctrl-D to quit).", file=out)
         for line in sys.stdin:

@@ -280,6 +280,21 @@ def save(model: TinyQwen2, cfg: TinyConfig, out: Path, log: dict) -> None:
     (out / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
 
 
+def warm_start(model: TinyQwen2, checkpoint: Path) -> None:
+    """Continue from a checkpoint this script saved (same corpus, so the same active ids)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(checkpoint / "model.safetensors"))
+    full = state.pop("model.embed_tokens.weight")
+    with torch.no_grad():
+        model.embed.copy_(full[model.active_ids])
+        model.norm.weight.copy_(state.pop("model.norm.weight"))
+        for i, layer in enumerate(model.layers):
+            head = f"model.layers.{i}."
+            layer.load_state_dict({k[len(head):]: v for k, v in state.items()
+                                   if k.startswith(head)})
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", type=Path, required=True)
@@ -301,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of the schedule trained without the tool schemas (curriculum)")
     p.add_argument("--short-share", type=float, default=0.5,
                    help="after that, the share of batches without the tool schemas")
+    p.add_argument("--init", type=Path, default=None,
+                   help="continue from a checkpoint saved by this script (same corpus flags)")
     p.add_argument("--save-every", type=int, default=500, help="save a checkpoint every N steps")
     p.add_argument("--stop-at-step", type=int, default=None,
                    help="end after this many steps of the --steps schedule (reproduces a run "
@@ -338,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = replace(TinyConfig(), hidden_size=args.hidden, num_hidden_layers=args.layers,
                   intermediate_size=args.intermediate)
     model = TinyQwen2(cfg, torch.from_numpy(active))
+    if args.init is not None:
+        warm_start(model, args.init)
     prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.prefixes]
     short_prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.short_prefixes]
     # no decay on the embedding: rows of rare words get few gradients and would only shrink

@@ -2,7 +2,8 @@
 
 A Qwen2-architecture model with the real Qwen tokenizer and chat format, trained by
 ``train/tiny/train.py`` on a synthetic home-assistant corpus for the seven tools of
-``examples/home_tools.py``. It is a demo model: see MODEL_CARD.md for what it can and cannot do.
+``qwen_edge.demo.home_tools``. It is a demo model: see MODEL_CARD.md for what it can and cannot
+do, and for its status (its weights are committed only once a run meets the quality bar).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ DEFAULT_MODEL = "qwen-edge-tiny"
 # the chat template's default one, and with two plain ones).
 DEFAULT_SYSTEM = "You are a home assistant running on this device. Use the tools when they help."
 
-# The router threshold for qwen-edge-tiny, calibrated on generated held-out requests with
-# ``qwen_edge.router.calibrate`` (train/tiny/evaluate.py --calibrate; see MODEL_CARD.md).
+# The router threshold for qwen-edge-tiny: set it to what ``train/tiny/evaluate.py --calibrate``
+# (``qwen_edge.router.calibrate`` on generated held-out requests) prints for the shipped
+# weights. Until weights ship it is RoutingPolicy's default.
 ROUTING_THRESHOLD = 0.5
 
 

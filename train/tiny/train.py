@@ -1,8 +1,12 @@
 """Train qwen-edge-tiny: a Qwen2-architecture function-calling demo model, on the CPU.
 
     pip install torch==2.13.0 -e ".[dev,parity]"
-    python train/tiny/train.py -o build/qwen-edge-tiny            # ~40 min on 2 cores
+    python train/tiny/train.py -o build/qwen-edge-tiny --compile --max-minutes 36   # 2 cores
     qwen-edge export build/qwen-edge-tiny -o pkg --quant int4 --max-context 4096
+    python train/tiny/evaluate.py pkg --calibrate
+
+A run that --max-minutes ended is reproduced by ``--stop-at-step N`` (N = its logged steps);
+``--init CKPT`` continues from a saved checkpoint.
 
 The corpus comes from ``corpus.py`` (seeded, reproducible), rendered with the Qwen2.5 chat
 template and the package's tools exactly as the agent renders them at run time (same
@@ -200,19 +204,18 @@ def encode_corpus(encoder: Encoder, examples: list, seed: int) -> list[Row]:
 def make_batches(rows: list[Row], budget: int, rng: random.Random) -> list[list[Row]]:
     """Rows of similar length, padded size <= budget tokens per batch."""
     batches = []
-    for _ in range(1):
-        mine = list(rows)
-        rng.shuffle(mine)
-        for start in range(0, len(mine), 2000):
-            chunk = sorted(mine[start:start + 2000], key=lambda r: len(r.ids))
-            batch: list[Row] = []
-            for r in chunk:
-                if batch and len(r.ids) * (len(batch) + 1) > budget:
-                    batches.append(batch)
-                    batch = []
-                batch.append(r)
-            if batch:
+    mine = list(rows)
+    rng.shuffle(mine)
+    for start in range(0, len(mine), 2000):
+        chunk = sorted(mine[start:start + 2000], key=lambda r: len(r.ids))
+        batch: list[Row] = []
+        for r in chunk:
+            if batch and len(r.ids) * (len(batch) + 1) > budget:
                 batches.append(batch)
+                batch = []
+            batch.append(r)
+        if batch:
+            batches.append(batch)
     rng.shuffle(batches)
     return batches
 

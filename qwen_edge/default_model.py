@@ -41,8 +41,7 @@ def load_default(**options: Any):  # -> Model (imported lazily: keeps this modul
         **options: passed to ``qwen_edge.load`` (``threads``, ``max_context``, ...).
 
     Raises:
-        PackageNotFoundError: this installation has no shipped model (a source checkout
-            whose package data was removed).
+        PackageNotFoundError: this installation has no shipped model.
 
     Example:
         >>> model = qwen_edge.load_default()
@@ -52,7 +51,8 @@ def load_default(**options: Any):  # -> Model (imported lazily: keeps this modul
 
     path = default_package_path()
     if not (path / "qwen_edge.json").is_file():
-        msg = (f"{path}: the shipped {DEFAULT_MODEL} package is missing from this "
-               "installation; reinstall qwen-edge, or load a package with qwen_edge.load(path)")
+        msg = (f"{path}: no {DEFAULT_MODEL} package is installed (a build before the demo "
+               "model shipped, or one without package data; see MODEL_CARD.md); load a package "
+               "with qwen_edge.load(path), or run `qwen-edge demo --package PKG`")
         raise PackageNotFoundError(msg)
     return load(path, **options)

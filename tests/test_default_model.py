@@ -84,7 +84,7 @@ def test_load_default_missing_package_is_a_clear_error(monkeypatch: pytest.Monke
     import qwen_edge.default_model as dm
 
     monkeypatch.setattr(dm, "default_package_path", lambda: tmp_path / "nope")
-    with pytest.raises(qwen_edge.PackageNotFoundError, match="reinstall qwen-edge"):
+    with pytest.raises(qwen_edge.PackageNotFoundError, match="qwen-edge demo --package PKG"):
         qwen_edge.load_default()
 
 

@@ -48,3 +48,15 @@ def test_missing_package_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "nope" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_load_default_without_a_shipped_package_says_what_to_do(monkeypatch, tmp_path: Path,
+                                                                ) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    import qwen_edge
+    import qwen_edge.default_model as dm
+
+    monkeypatch.setattr(dm, "default_package_path", lambda: tmp_path / "absent")
+    with pytest.raises(qwen_edge.PackageNotFoundError, match="qwen-edge demo --package PKG"):
+        qwen_edge.load_default()

@@ -159,7 +159,8 @@ def _demo(cwd: Path, *args: str, stdin: str | None = None, timeout: float = 240)
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
     # cwd outside the repository: its root must not shadow the installed package
     proc = subprocess.run([sys.executable, "-m", "qwen_edge", "demo", *args], input=stdin,
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

@@ -15,7 +15,8 @@ def _demo(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.Complet
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
     # cwd outside the repository: its root must not shadow the installed package
     return subprocess.run([sys.executable, "-m", "qwen_edge", "demo", *args], input=stdin,
-                          capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+                          capture_output=True, text=True, timeout=300, env=env, cwd=cwd,
+                          check=False)
 
 
 def test_scripted_session_on_a_package(package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

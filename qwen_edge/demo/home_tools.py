@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 from ..tools import tool
 
-
 __all__ = ["TOOLS", "add_reminder", "calculate", "convert_units", "get_weather", "set_lights",
            "set_thermostat", "set_timer"]
 
@@ -291,7 +290,7 @@ _UNSUPPORTED = {ast.Attribute: "attribute access", ast.Subscript: "indexing",
 def _checked(value: Any) -> float:
     if isinstance(value, complex):
         msg = "the result is not a real number"
-        raise ValueError(msg)  # noqa: TRY004 - a value the operation produced, not an input
+        raise ValueError(msg)
     if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
         msg = "the result is too large"
         raise ValueError(msg)
@@ -398,14 +397,10 @@ TOOLS = [get_weather, set_timer, set_lights, set_thermostat, add_reminder, conve
 
 def show() -> None:
     """Print one call of each tool."""
-    print(get_weather("Paris"))  # noqa: T201
-    print(set_timer(10, "pasta"))  # noqa: T201
-    print(set_lights("kitchen", True, 60))  # noqa: T201
-    print(set_thermostat(21.5))  # noqa: T201
-    print(add_reminder("call the plumber", "tomorrow at 9am"))  # noqa: T201
-    print(convert_units(100, "fahrenheit", "celsius"))  # noqa: T201
-    print(calculate("sqrt(2) * 10 ** 3"))  # noqa: T201
-
+    for result in (get_weather("Paris"), set_timer(10, "pasta"), set_lights("kitchen", True, 60),
+                   set_thermostat(21.5), add_reminder("call the plumber", "tomorrow at 9am"),
+                   convert_units(100, "fahrenheit", "celsius"), calculate("sqrt(2) * 10 ** 3")):
+        print(result)  # noqa: T201
 
 if __name__ == "__main__":
     show()

@@ -34,14 +34,14 @@ import jsonschema
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 
-import corpus  # noqa: E402
-import scoring  # noqa: E402
+import corpus
+import scoring
 
-from qwen_edge.default_model import DEFAULT_SYSTEM  # noqa: E402
-from qwen_edge.demo import home_tools  # noqa: E402
-from qwen_edge.router import calibrate, confidence_of, roc_auc  # noqa: E402
-from qwen_edge.tool_formats import hermes  # noqa: E402
-from qwen_edge.tools import as_tool  # noqa: E402
+from qwen_edge.default_model import DEFAULT_SYSTEM
+from qwen_edge.demo import home_tools
+from qwen_edge.router import calibrate, confidence_of, roc_auc
+from qwen_edge.tool_formats import hermes
+from qwen_edge.tools import as_tool
 
 TOOLS = [as_tool(t) for t in home_tools.TOOLS]
 SCHEMAS = [t.to_openai() for t in TOOLS]

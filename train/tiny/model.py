@@ -194,7 +194,7 @@ class TinyQwen2(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Full-vocabulary logits (b, t, vocab) of plain causal sequences (for checks)."""
-        b, t = ids.shape
+        t = ids.shape[1]
         cos, sin = rotary(self.cfg, torch.arange(t))
         x = self.embed_tokens(ids)
         for layer in self.layers:

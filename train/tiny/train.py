@@ -33,15 +33,15 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path[:0] = [str(HERE)]
 
-import corpus  # noqa: E402
-from model import TinyConfig, TinyQwen2  # noqa: E402
+import corpus
+from model import TinyConfig, TinyQwen2
 
-from qwen_edge.chat import builtin_template, render_chat  # noqa: E402
-from qwen_edge.default_model import DEFAULT_SYSTEM  # noqa: E402
-from qwen_edge.demo import home_tools  # noqa: E402
-from qwen_edge.model import tokenize_chat  # noqa: E402
-from qwen_edge.tokenizer import Tokenizer  # noqa: E402
-from qwen_edge.tools import as_tool  # noqa: E402
+from qwen_edge.chat import builtin_template, render_chat
+from qwen_edge.default_model import DEFAULT_SYSTEM
+from qwen_edge.demo import home_tools
+from qwen_edge.model import tokenize_chat
+from qwen_edge.tokenizer import Tokenizer
+from qwen_edge.tools import as_tool
 
 # The system prompts the model sees in training: the template's default (no system message),
 # the demo's, and two plain ones; each is one shared prefix with the tool schemas.
@@ -127,7 +127,7 @@ _COPY_ARGS = {"get_weather": "city", "add_reminder": "text", "set_timer": "label
 def vocabulary_words(tokenizer: Tokenizer) -> list[str]:
     """Plain ASCII words (3-12 letters) that are single tokens with a leading space."""
     words = set()
-    for token, _ in tokenizer.backend.get_vocab().items():
+    for token in tokenizer.backend.get_vocab():
         if token.startswith("\u0120") and token[1:].isascii() and token[1:].isalpha() \
                 and 3 <= len(token) - 1 <= 12:
             words.add(token[1:].lower())

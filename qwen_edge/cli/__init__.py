@@ -32,8 +32,8 @@ from . import (
 
 __all__ = ["main"]
 
-_COMMANDS = (demo, run, chat, agent, serve, bench, export, synth, inspect, audit, keygen, sign, verify,
-             publish, store)
+_COMMANDS = (demo, run, chat, agent, serve, bench, export, synth, inspect, audit, keygen, sign,
+             verify, publish, store)
 
 
 def _parser() -> argparse.ArgumentParser:

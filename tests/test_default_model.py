@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -155,12 +153,10 @@ def test_agent_with_serverless_router_marks_escalations(model: qwen_edge.Model) 
 # -- qwen-edge demo -------------------------------------------------------------------------
 
 
-def _demo(cwd: Path, *args: str, stdin: str | None = None, timeout: float = 240) -> str:
-    env = {**os.environ, "PYTHONSAFEPATH": "1"}
-    # cwd outside the repository: its root must not shadow the installed package
-    proc = subprocess.run([sys.executable, "-m", "qwen_edge", "demo", *args], input=stdin,
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
-                          check=False)
+def _demo(cwd: Path, *args: str, stdin: str | None = None) -> str:
+    from test_demo_cli import _demo as run_demo  # the same subprocess runner
+
+    proc = run_demo(cwd, *args, stdin=stdin)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

@@ -50,8 +50,6 @@ SYSTEM_PROMPTS: tuple[str | None, ...] = (
     "You are a helpful assistant.")
 
 
-BF16 = False
-COMPILE = False
 
 
 @dataclass
@@ -220,7 +218,7 @@ def make_batches(rows: list[Row], budget: int, rng: random.Random) -> list[list[
     return batches
 
 
-def batch_loss(model: TinyQwen2, prefix: torch.Tensor, batch: list[Row]):
+def batch_loss(model: TinyQwen2, prefix: torch.Tensor, batch: list[Row], *, bf16: bool = False):
     t = max(len(r.ids) for r in batch)
     ids = torch.zeros(len(batch), t, dtype=torch.long)
     mask = torch.zeros(len(batch), t, dtype=torch.bool)
@@ -228,25 +226,13 @@ def batch_loss(model: TinyQwen2, prefix: torch.Tensor, batch: list[Row]):
         ids[i, :len(r.ids)] = torch.from_numpy(r.ids)
         mask[i, :len(r.ids)] = torch.from_numpy(r.loss_mask)
     # bfloat16 matmuls (AMX/AVX512-BF16 where the CPU has them), float32 weights and loss
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
-        hidden = _forward(model)(prefix, ids,
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        hidden = model.forward_shared_prefix(prefix, ids,
                                              torch.tensor([len(r.ids) for r in batch]))
         # position j predicts token j+1; the first row token follows the prefix (no target)
         targets = mask[:, 1:]
         h = hidden[:, :-1][targets]
         return model.loss(h, ids[:, 1:][targets]), int(targets.sum())
-
-
-_COMPILED: dict[int, object] = {}
-
-
-def _forward(model: TinyQwen2):
-    """``model.forward_shared_prefix``, compiled once with dynamic shapes when --compile."""
-    if not COMPILE:
-        return model.forward_shared_prefix
-    if id(model) not in _COMPILED:
-        _COMPILED[id(model)] = torch.compile(model.forward_shared_prefix, dynamic=True)
-    return _COMPILED[id(model)]
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -256,13 +242,13 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def evaluate(model: TinyQwen2, prefixes, batches) -> float:
+def evaluate(model: TinyQwen2, prefixes, batches, *, bf16: bool = False) -> float:
     """Mean loss with the full prefixes (system prompt + tool schemas), as at run time."""
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for i, batch in enumerate(batches):
-            loss, n = batch_loss(model, prefixes[i % len(prefixes)], batch)
+            loss, n = batch_loss(model, prefixes[i % len(prefixes)], batch, bf16=bf16)
             total, count = total + loss.item() * n, count + n
     model.train()
     return total / max(count, 1)
@@ -331,8 +317,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch.compile the forward pass (~25%% faster steps; ~2 min to compile)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AMX CPUs)")
     args = p.parse_args(argv)
-    global BF16, COMPILE
-    BF16, COMPILE = args.bf16, args.compile
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -360,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     model = TinyQwen2(cfg, torch.from_numpy(active))
     if args.init is not None:
         warm_start(model, args.init)
+    if args.compile:  # one compiled graph with dynamic shapes, used by every batch_loss
+        model.forward_shared_prefix = torch.compile(  # type: ignore[method-assign]
+            model.forward_shared_prefix, dynamic=True)
     prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.prefixes]
     short_prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.short_prefixes]
     # no decay on the embedding: rows of rare words get few gradients and would only shrink
@@ -383,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         short = step < args.short_steps * args.steps or rng.random() < args.short_share
         pool = short_prefixes if short else prefixes
-        loss, n = batch_loss(model, pool[rng.randrange(len(pool))], batch)
+        loss, n = batch_loss(model, pool[rng.randrange(len(pool))], batch, bf16=args.bf16)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -394,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             entry = {"step": step, "loss": round(loss.item(), 4), "minutes": round(elapsed / 60, 2),
                      "trained_tokens": tokens_seen}
             if step % 400 == 0 or step == args.steps - 1:
-                entry["dev_loss"] = round(evaluate(model, prefixes, dev_batches), 4)
+                dev = evaluate(model, prefixes, dev_batches, bf16=args.bf16)
+                entry["dev_loss"] = round(dev, 4)
             history.append(entry)
             print(json.dumps(entry), flush=True)
         if args.save_every and step and step % args.save_every == 0:
@@ -404,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_minutes and time.time() - t_train > args.max_minutes * 60:
             print(f"stopping at step {step}: --max-minutes reached", flush=True)
             break
-    dev = evaluate(model, prefixes, dev_batches)
+    dev = evaluate(model, prefixes, dev_batches, bf16=args.bf16)
     log = {"args": {k: str(v) for k, v in vars(args).items()}, "config": cfg.hf_config(),
            "steps": step + 1, "trained_tokens": tokens_seen, "dev_loss": dev,
            "minutes": round((time.time() - t_train) / 60, 1), "active_vocab": len(active),

@@ -4,7 +4,7 @@
 
 Each round generates 64 greedy tokens after the same 64-token random prompt with every
 package, alternating the order; prints the median decode tokens/s per package. Used to
-compare asymmetric vs symmetric int4 (``qwen-edge export --symmetric``).
+compare int4 schemes (``qwen-edge export`` vs ``--asymmetric`` / ``--no-scale-search``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ One random-weight checkpoint of a real shape (``synth_checkpoint(shape, seed=0, 
 turned into each engine's own format once, cached in ``--workdir`` (not timed):
 
     qwen-edge   export_model(ckpt, ExportConfig(quant, block_size=32, max_context=4096))
-                int4: MatMulNBits 4-bit asymmetric, block 32, accuracy_level 4; tied
+                int4: MatMulNBits 4-bit symmetric with searched scales (the export
+                default; ``--asymmetric``: zero points), block 32, accuracy_level 4; tied
                 embedding / lm_head quantized. int8: MatMulNBits 8-bit.
     genai       python -m onnxruntime_genai.models.builder -i CKPT -o OUT -p QUANT -e cpu
                 (builder defaults: symmetric, block 32, accuracy_level 4, full logits)
@@ -312,7 +313,7 @@ _EXPORT = """
 import sys
 from qwen_edge.export import ExportConfig, export_model
 export_model(sys.argv[1], sys.argv[2], ExportConfig(quant=sys.argv[3], block_size=32,
-             max_context=4096, symmetric=sys.argv[4] == "1"), force=True)
+             max_context=4096, symmetric=sys.argv[4] != "asym"), force=True)
 """
 _QUANTIZE = """
 import sys, llama_cpp
@@ -349,11 +350,11 @@ def prepare(args: argparse.Namespace, work: Path, peers: list[str]) -> dict[str,
             cwd=work)
     models: dict[str, Path] = {}
     if "qwen-edge" in peers:
-        sym = "-sym" if args.symmetric else ""
+        sym = "-asym" if args.asymmetric else ""
         models["qwen-edge"] = work / f"pkg-{args.shape}-{args.quant}{sym}"
         if not (models["qwen-edge"] / "qwen_edge.json").exists():
             run([sys.executable, "-c", _EXPORT, str(ckpt), str(models["qwen-edge"]),
-                 args.quant, "1" if args.symmetric else "0"],
+                 args.quant, "asym" if args.asymmetric else "default"],
                 log=work / f"export-{args.shape}-{args.quant}{sym}.log", cwd=work)
     if "genai" in peers:
         models["genai"] = work / f"genai-{args.shape}-{args.quant}"
@@ -682,8 +683,8 @@ def main() -> int:
     parser.add_argument("--shape", default="qwen2.5-0.5b", help="synth shape (%(default)s)")
     parser.add_argument("--quant", default="int4", choices=sorted(LLAMA_FTYPES))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--symmetric", action="store_true",
-                        help="export our package with symmetric int4/int8 (no zero points)")
+    parser.add_argument("--asymmetric", action="store_true",
+                        help="export our package with zero points (asymmetric int4/int8)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--peers", default=",".join(ENGINES),
                         help="comma-separated engines (%(default)s)")

@@ -2,8 +2,10 @@
 """Quantization accuracy on a real shape (random weights): int8 and int4 logits vs fp32.
 
 Synthesizes the checkpoint (``synth_checkpoint(shape, seed=0, bf16)``), exports it to fp32,
-int8 and int4 packages (block 32, asymmetric, ``--accuracy-level``: 4 = MatMulNBits with int8
-activations, the export default; 0 = fp32 activations, weight error only; max_context 256),
+int8 and int4 packages (block 32, ``--accuracy-level``: 4 = MatMulNBits with int8 activations,
+the export default; 0 = fp32 activations, weight error only; max_context 256) in the export's
+three schemes: the default (symmetric, least-squares scale search), ``asym`` (a zero point per
+block) and ``sym rtn`` (symmetric round-to-nearest, as onnxruntime-genai and llama.cpp Q4_0),
 runs one random prompt of ``--prompt-len`` token ids (uniform over the regular vocabulary,
 ``--seed``) through each graph as one prefill (tests/helpers.py ``GraphRunner``, onnxruntime
 CPU, 1 thread), takes the logits of every position and compares each package with fp32:
@@ -47,7 +49,14 @@ from helpers import GraphRunner
 
 logger = logging.getLogger("quant_accuracy")
 
-QUANTS = ("fp32", "int8", "int4")
+# name -> ExportConfig fields
+QUANTS = {
+    "fp32": {"quant": "fp32"},
+    "int8": {"quant": "int8"},
+    "int4": {"quant": "int4"},
+    "int4 asym": {"quant": "int4", "symmetric": False},
+    "int4 sym rtn": {"quant": "int4", "scale_search": False},
+}
 MAX_CONTEXT = 256
 
 
@@ -126,11 +135,11 @@ def main() -> int:
     regular = min(vocab, 151643)  # Qwen's special tokens start at 151643
     ids = np.random.default_rng(args.seed).integers(0, regular, args.prompt_len)
     packages: dict[str, Path] = {}
-    for quant in QUANTS:
-        cfg = ExportConfig(quant=quant, block_size=args.block_size,
-                           accuracy_level=args.accuracy_level, max_context=MAX_CONTEXT)
-        packages[quant] = export_model(ckpt, work / f"acc-{args.shape}-{quant}", cfg,
-                                       force=True).path
+    for quant, fields in QUANTS.items():
+        cfg = ExportConfig(block_size=args.block_size, accuracy_level=args.accuracy_level,
+                           max_context=MAX_CONTEXT, **fields)
+        folder = work / f"acc-{args.shape}-{quant.replace(' ', '-')}"
+        packages[quant] = export_model(ckpt, folder, cfg, force=True).path
     if not args.no_ort_reference:
         packages["int4 (ort)"] = ort_int4(packages["fp32"], work / f"acc-{args.shape}-int4-ort",
                                           block_size=args.block_size,

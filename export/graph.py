@@ -129,10 +129,16 @@ class GraphBuilder:
         name: str,
         domain: str = "",
         num_outputs: int = 1,
+        unused: Sequence[int] = (),
     ) -> Sequence[ir.Value]:
-        """Add one node and return all its outputs (named ``{name}/output_{j}``)."""
+        """Add one node and return all its outputs (named ``{name}/output_{j}``).
+
+        ``unused``: optional outputs to leave out (empty names), so the kernel neither
+        computes nor allocates them.
+        """
         attrs = ir.convenience.convert_attributes(attributes or {})
-        outputs = [ir.Value(name=f"{name}/output_{j}") for j in range(num_outputs)]
+        outputs = [ir.Value(name="" if j in unused else f"{name}/output_{j}")
+                   for j in range(num_outputs)]
         node = ir.Node(domain, op_type, inputs, attrs, outputs=outputs, name=name)
         self.nodes.append(node)
         return node.outputs

@@ -52,6 +52,9 @@ _CHUNK_ELEMENTS = 1 << 20
 # Blocks whose scale would be below the smallest normal float32 (all values < ~1e-37)
 # quantize to 0: 1/scale must stay finite.
 _TINY = float(np.finfo(np.float32).tiny)
+# Clipping ratios tried by the symmetric scale search. Measured on N(0, 0.02) 4096 x 896, 4 bits,
+# block 32 (relative error): RTN 0.0858, these five 0.0818, thirteen from 1.0 to 0.7 0.0817.
+SEARCH_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +131,8 @@ class QuantizedWeight:
 
 
 def quantize_blockwise(
-    w: np.ndarray, *, bits: int, block_size: int = 32, symmetric: bool = False
+    w: np.ndarray, *, bits: int, block_size: int = 32, symmetric: bool = False,
+    search: bool = False,
 ) -> QuantizedWeight:
     """Quantize ``w`` block-wise along its last axis by round-to-nearest.
 
@@ -140,9 +144,18 @@ def quantize_blockwise(
     side maps exactly to ``-2**(bits-1)`` steps and the other side to at most
     ``2**(bits-1) - 0.5`` steps, so the scale is negative when the positive side is larger.
 
-    Either way every element is within ``|scale| / 2`` of its dequantized value, exact zeros
-    (and the zero padding of the last block) dequantize to exactly 0, and an all-zero block
-    gets ``scale = 0``. The work runs over row chunks of about 1M elements, so temporaries
+    Symmetric with ``search``: per block, the codes of the scales ``f * s`` (``s`` the scale
+    above, ``f`` in ``SEARCH_RATIOS``) are tried, each with its least-squares scale
+    ``sum(w * c) / sum(c * c)`` (``c`` the signed codes), and the pair with the smallest squared
+    error is kept. Clipping the largest elements of a block by a few percent costs less than
+    the coarser step of fitting them; on Gaussian weights this recovers most of the accuracy
+    asymmetric quantization has over symmetric (relative error, 4 bits, block 32: 0.0858 RTN,
+    0.0818 searched, 0.0808 asymmetric), at the speed of symmetric kernels. No block is worse
+    than with RTN (``f = 1`` is a candidate, and the refit only lowers its error).
+
+    Either way exact zeros (and the zero padding of the last block) dequantize to exactly 0
+    and an all-zero block gets ``scale = 0``; without ``search``, every element is within
+    ``|scale| / 2`` of its dequantized value (with it, clipped elements are not). The work runs over row chunks of about 1M elements, so temporaries
     stay near 4 MB each (under ~16 MB together) whatever the matrix size.
 
     Args:
@@ -151,6 +164,7 @@ def quantize_blockwise(
         bits: 4 or 8.
         block_size: elements per block along K, a power of two >= 16.
         symmetric: drop zero points.
+        search: search the scale of each block (symmetric only; see above).
 
     Returns:
         The packed codes, scales and zero points in MatMulNBits layout.
@@ -166,6 +180,12 @@ def quantize_blockwise(
     _check_bits_block_size(bits, block_size)
     if not isinstance(symmetric, (bool, np.bool_)):
         msg = f"symmetric={symmetric!r}: must be True or False"
+        raise ConfigError(msg)
+    if not isinstance(search, (bool, np.bool_)):
+        msg = f"search={search!r}: must be True or False"
+        raise ConfigError(msg)
+    if search and not symmetric:
+        msg = "search=True needs symmetric=True (the scale search is for symmetric blocks)"
         raise ConfigError(msg)
     if not isinstance(w, np.ndarray) or w.ndim != 2 or 0 in w.shape:
         shape = getattr(w, "shape", type(w).__name__)
@@ -192,6 +212,8 @@ def quantize_blockwise(
             chunk[:, :k] = w[r0:r1]
         blocks = chunk.reshape(r1 - r0, k_blocks, block_size)  # [rows, k_blocks, block_size]
         codes, scales[r0:r1], zp = _quantize_chunk(blocks, bits, symmetric, row0=r0)
+        if search:
+            codes, scales[r0:r1] = _search_symmetric(blocks, bits, scales[r0:r1])
         _pack_codes(codes, bits, out=packed[r0:r1])
         if zero_points is not None and zp is not None:
             _pack_codes(zp, bits, out=zero_points[r0:r1])
@@ -274,6 +296,38 @@ def _quantize_chunk(
     codes += zp[:, :, None]
     np.clip(codes, 0, qmax, out=codes)
     return codes.astype(np.uint8), scale, zp.astype(np.uint8)
+
+
+def _search_symmetric(
+    blocks: np.ndarray, bits: int, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares scales over clipping ratios (see ``quantize_blockwise``).
+
+    ``scale``: the RTN scales of ``blocks`` (``_quantize_chunk``). Returns uint8 codes (offset
+    by ``2**(bits-1)``) and float32 scales.
+    """
+    half = np.float32(1 << (bits - 1))
+    best_err = np.full(scale.shape, np.inf, dtype=np.float32)
+    best_scale = np.zeros_like(scale)
+    best_codes = np.empty_like(blocks)
+    energy = np.einsum("rkb,rkb->rk", blocks, blocks)
+    codes = np.empty_like(blocks)
+    for ratio in SEARCH_RATIOS:
+        trial = scale * np.float32(ratio)
+        inv = np.divide(np.float32(1.0), trial, out=np.zeros_like(trial), where=trial != 0)
+        np.multiply(blocks, inv[:, :, None], out=codes)
+        np.rint(codes, out=codes)
+        np.clip(codes, -half, half - 1, out=codes)
+        wc = np.einsum("rkb,rkb->rk", blocks, codes)
+        cc = np.einsum("rkb,rkb->rk", codes, codes)
+        fit = np.divide(wc, cc, out=np.zeros_like(wc), where=cc > 0)
+        err = energy - wc * fit  # sum((w - fit * c)^2) at the least-squares fit
+        better = err < best_err
+        best_err = np.where(better, err, best_err)
+        best_scale = np.where(better, fit, best_scale).astype(np.float32)
+        np.copyto(best_codes, codes, where=better[:, :, None])
+    best_codes += half
+    return best_codes.astype(np.uint8), best_scale
 
 
 def _pack_codes(codes: np.ndarray, bits: int, *, out: np.ndarray) -> None:

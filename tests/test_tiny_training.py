@@ -90,6 +90,51 @@ def test_inactive_rows_are_zero_in_the_checkpoint(tiny_model) -> None:
     assert torch.equal(emb[active], model.embed.detach())
 
 
+def test_spelling_tied_embeddings_export_as_a_plain_embedding(tiny_model) -> None:
+    model_mod, cfg, active, _ = tiny_model
+    torch.manual_seed(1)
+    groups = torch.arange(len(active)) // 3  # three ids per group
+    features = torch.randint(0, 2, (len(active), 2)).float()
+    model = model_mod.TinyQwen2(cfg, active, groups, features)
+    with torch.no_grad():
+        model.embed_delta.normal_(std=0.05)
+    table = model.embed.detach()
+    # the parametrization: shared base + shared feature directions + the token's own part
+    expected = (model.embed_base[groups] + features @ model.embed_shared
+                + model.embed_delta).detach()
+    assert torch.allclose(table, expected)
+    # ids of one group without feature differences start out (delta = 0) as one vector
+    fresh = model_mod.TinyQwen2(cfg, active, groups, torch.zeros(len(active), 2))
+    assert torch.equal(fresh.embed[0], fresh.embed[1])
+    # what is exported is that table, and the model equals transformers' Qwen2 on it
+    emb = model.full_state_dict()["model.embed_tokens.weight"]
+    assert torch.equal(emb[active], table)
+    ids = active[torch.randint(0, len(active), (2, 16))]
+    with torch.no_grad():
+        assert (model(ids) - _hf(cfg, model)(ids).logits).abs().max().item() < 1e-4
+    with pytest.raises(ValueError, match="features need groups"):
+        model_mod.TinyQwen2(cfg, active, None, features)
+
+
+def test_spelling_groups_tie_space_and_case_variants(tiny_tokenizer_path) -> None:
+    train = _load("train")
+    from qwen_edge.tokenizer import Tokenizer
+
+    tok = Tokenizer(tiny_tokenizer_path)
+    words = {w: tok.backend.token_to_id(w) for w in ("call", "\u0120call", "Call", "\u0120Call",
+                                                     "\u0120kitchen", "7")}
+    assert None not in words.values()
+    active = np.array(sorted(words.values()))
+    groups, features = train.spelling_groups(tok, active)
+    by_id = {int(i): (int(g), tuple(f)) for i, g, f in zip(active, groups, features, strict=True)}
+    group = {w: by_id[i][0] for w, i in words.items()}
+    assert group["call"] == group["\u0120call"] == group["Call"] == group["\u0120Call"]
+    assert len({group["call"], group["\u0120kitchen"], group["7"]}) == 3
+    assert by_id[words["\u0120Call"]][1] == (1.0, 1.0)
+    assert by_id[words["call"]][1] == (0.0, 0.0)
+    assert by_id[words["7"]][1] == (0.0, 0.0)
+
+
 def test_training_rows_are_what_the_runtime_tokenizes(tiny_tokenizer_path) -> None:
     corpus = _load("corpus")
     train = _load("train")

@@ -24,12 +24,13 @@ class LazyQuantized:
 
     def __init__(
         self, source: Callable[[], np.ndarray], *, bits: int, block_size: int, symmetric: bool,
-        shape: tuple[int, int],
+        shape: tuple[int, int], search: bool = False,
     ) -> None:
         self._source = source
         self.bits = bits
         self.block_size = block_size
         self.symmetric = symmetric
+        self.search = search
         self.N, self.K = shape
         self.k_blocks = -(-self.K // block_size)
         self._lock = threading.Lock()
@@ -41,7 +42,7 @@ class LazyQuantized:
         if self._result is None:
             self._result = quantize_blockwise(
                 self._source(), bits=self.bits, block_size=self.block_size,
-                symmetric=self.symmetric,
+                symmetric=self.symmetric, search=self.search,
             )
         return self._result
 

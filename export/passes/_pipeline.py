@@ -47,8 +47,10 @@ def default_pipeline(cfg: ExportConfig) -> ir.passes.PassManager:
         bits = BITS[cfg.quant]
         passes += [
             QuantizeMatMulNBits(bits=bits, block_size=cfg.block_size,
-                                accuracy_level=cfg.accuracy_level, symmetric=cfg.symmetric),
-            QuantizeEmbedding(bits=bits, block_size=cfg.block_size, symmetric=cfg.symmetric),
+                                accuracy_level=cfg.accuracy_level, symmetric=cfg.symmetric,
+                                search=cfg.symmetric and cfg.scale_search),
+            QuantizeEmbedding(bits=bits, block_size=cfg.block_size, symmetric=cfg.symmetric,
+                              search=cfg.symmetric and cfg.scale_search),
         ]
     passes += [common.RemoveUnusedNodesPass(), CheckModel(), common.TopologicalSortPass()]
     return ir.passes.PassManager(passes)

@@ -36,11 +36,13 @@ __all__ = ["QuantizeEmbedding"]
 class QuantizeEmbedding(ir.passes.InPlacePass):
     """Replace the embedding Gather by GatherBlockQuantized (``bits`` in {4, 8})."""
 
-    def __init__(self, *, bits: int, block_size: int = 32, symmetric: bool = False) -> None:
+    def __init__(self, *, bits: int, block_size: int = 32, symmetric: bool = False,
+                 search: bool = False) -> None:
         super().__init__()
         self.bits = bits
         self.block_size = block_size
         self.symmetric = symmetric
+        self.search = search
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
@@ -96,7 +98,8 @@ class QuantizeEmbedding(ir.passes.InPlacePass):
             lazy = qweight.meta[LAZY_META]
         else:
             lazy = LazyQuantized(tensor.numpy, bits=self.bits, block_size=self.block_size,
-                                 symmetric=self.symmetric, shape=(vocab, hidden))
+                                 symmetric=self.symmetric, search=self.search,
+                                 shape=(vocab, hidden))
             qweight = lazy.part(f"{source}.qweight", lambda q: q.packed, ir.DataType.UINT8,
                                 (vocab, k_blocks, blob), {**meta, ROLE_KEY: "qweight"})
             scales_2d = lazy.part(f"{source}.scales", lambda q: q.scales, ir.DataType.FLOAT,

@@ -37,12 +37,13 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
     """Replace weight MatMuls by MatMulNBits with ``bits``-bit block-wise weights."""
 
     def __init__(self, *, bits: int, block_size: int = 32, accuracy_level: int = 4,
-                 symmetric: bool = False) -> None:
+                 symmetric: bool = False, search: bool = False) -> None:
         super().__init__()
         self.bits = bits
         self.block_size = block_size
         self.accuracy_level = accuracy_level
         self.symmetric = symmetric  # no zero points: the ops' default 2^(bits-1) applies
+        self.search = search  # least-squares scale search (symmetric only; quant.py)
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
@@ -72,7 +73,7 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
         # Read W [N, K] straight from the checkpoint when the builder left us its loader.
         load_w = weight.meta.get(SOURCE_LOADER) or (lambda: transposed.numpy().T)
         lazy = LazyQuantized(load_w, bits=self.bits, block_size=self.block_size,
-                             symmetric=self.symmetric, shape=(n, k))
+                             symmetric=self.symmetric, search=self.search, shape=(n, k))
         base = weight.name[:-2] if weight.name and weight.name.endswith(".T") else weight.name
         meta = {SOURCE_KEY: source, BITS_KEY: str(self.bits), BLOCK_KEY: str(self.block_size)}
         blob = self.block_size * self.bits // 8

@@ -22,8 +22,16 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--block-size", type=int, default=32, help="quantization block (default 32)")
     p.add_argument("--accuracy-level", type=int, default=4,
                    help="MatMulNBits accuracy_level; 4 = int8 activations (default)")
-    p.add_argument("--symmetric", action="store_true",
-                   help="quantize without zero points (faster int8-activation kernels)")
+    zp = p.add_mutually_exclusive_group()
+    zp.add_argument("--symmetric", dest="symmetric", action="store_true", default=None,
+                    help="int4/int8 without zero points, scales searched by least squares "
+                         "(the default: onnxruntime's fastest int4 kernels)")
+    zp.add_argument("--asymmetric", dest="symmetric", action="store_false",
+                    help="int4/int8 with a zero point per block (more accurate on skewed "
+                         "blocks; slower int4 kernels)")
+    p.add_argument("--no-scale-search", dest="scale_search", action="store_false",
+                   help="symmetric scales by round-to-nearest from each block's range, as "
+                        "onnxruntime's and llama.cpp's quantizers do (faster export)")
     p.add_argument("--max-context", type=int, default=None,
                    help="longest context the package supports (default: the model's)")
     p.add_argument("--revision", default=None, help="hub revision (hub ids only)")
@@ -35,9 +43,10 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export import ExportConfig, export_model
 
+    symmetric = {} if args.symmetric is None else {"symmetric": args.symmetric}
     cfg = ExportConfig(quant=args.quant, block_size=args.block_size,
                        accuracy_level=args.accuracy_level, max_context=args.max_context,
-                       symmetric=args.symmetric)
+                       scale_search=args.scale_search, **symmetric)
     result = export_model(args.src, args.output, cfg, force=args.force, revision=args.revision,
                           show_progress=sys.stderr.isatty() and not args.json)
     summary = {

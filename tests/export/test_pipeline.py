@@ -27,7 +27,7 @@ def test_manifest_describes_the_model(package, checkpoint):  # type: ignore[no-u
     assert pkg.shapes["num_key_value_heads"] == config["num_key_value_heads"]
     assert pkg.quantization == {
         "method": "int4", "bits": 4, "block_size": 32, "accuracy_level": 4,
-        "embedding": "int4", "lm_head": "int4", "symmetric": False,
+        "embedding": "int4", "lm_head": "int4", "symmetric": True, "scale_search": True,
     }
     assert pkg.max_context == 2048
     assert pkg.special_tokens["<|im_end|>"] == 151645

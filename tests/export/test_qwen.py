@@ -56,13 +56,15 @@ def test_chunked_prefill_and_num_logits(shape, package):  # type: ignore[no-unty
 
 
 # Quantized logits vs fp32 on a 64-token random prompt. Measured on the tiny shapes (seed 0):
-# int8 cosine >= 0.9998, relative error ~1.1-1.4%; int4 cosine >= 0.974, relative error 13-18%
-# (round-to-nearest, block 32). Random weights give nearly flat logits (std ~0.16), so exact
-# top-1 agreement is fragile there (int4 untied: 69%); we require fp32's top-1 to be among the
-# quantized model's top 5 instead. Real-shape numbers: README "Export accuracy".
+# int8 cosine >= 0.9998, relative error ~1.1-1.4%; int4 (default: symmetric, searched scales,
+# block 32) cosine >= 0.972, relative error 14-18% (asymmetric: >= 0.975, 13-18%; symmetric
+# round-to-nearest: >= 0.966, 15-19%). Random weights give nearly flat logits (std ~0.16), so
+# exact top-1 agreement is fragile there (int4 untied: 59-69% across the three schemes); we
+# require fp32's top-1 to be among the quantized model's top 5 instead (untied int4: 92-98%).
+# Real-shape numbers: README "Export accuracy".
 QUANT_LIMITS = {
     "int8": {"cosine": 0.9995, "rel_error": 0.03, "top5": 0.95},
-    "int4": {"cosine": 0.97, "rel_error": 0.25, "top5": 0.95},
+    "int4": {"cosine": 0.97, "rel_error": 0.25, "top5": 0.9},
 }
 
 
@@ -83,17 +85,25 @@ def test_quantized_close_to_fp32(shape, quant, package):  # type: ignore[no-unty
 
 
 @pytest.mark.parametrize("shape", ["tiny-qwen2", "tiny-qwen3"])
-def test_symmetric_int4_close_to_fp32(shape, checkpoint, package, tmp_path):  # type: ignore[no-untyped-def]
+def test_int4_variants_close_to_fp32(shape, checkpoint, package, tmp_path):  # type: ignore[no-untyped-def]
     from qwen_edge.export import ExportConfig, export_model
 
-    pkg = export_model(checkpoint(shape), tmp_path / "sym",
-                       ExportConfig(quant="int4", symmetric=True, max_context=512)).path
     onnx = pytest.importorskip("onnx")
-    graph = onnx.load(str(pkg / "model.onnx"), load_external_data=False).graph
-    assert not [i.name for i in graph.initializer if "zero_points" in i.name]
     ids = np.random.default_rng(2).integers(0, 151_000, 64).tolist()
     ref = GraphRunner(package(shape, "fp32")).forward(ids, num_logits=len(ids))
-    got = GraphRunner(pkg).forward(ids, num_logits=len(ids))
-    cosine = (got * ref).sum(-1) / (np.linalg.norm(got, axis=-1) * np.linalg.norm(ref, axis=-1))
-    # Measured: min cosine 0.966 (tiny-qwen3) vs 0.975 asymmetric; a few % more error.
-    assert cosine.min() >= 0.95, cosine.min()
+    errors = {}
+    for name, cfg in {"asymmetric": {"symmetric": False},
+                      "symmetric-rtn": {"scale_search": False},
+                      "symmetric-searched": {}}.items():  # the last is the default
+        pkg = export_model(checkpoint(shape), tmp_path / name,
+                           ExportConfig(quant="int4", max_context=512, **cfg)).path
+        graph = onnx.load(str(pkg / "model.onnx"), load_external_data=False).graph
+        zero_points = [i.name for i in graph.initializer if "zero_points" in i.name]
+        assert bool(zero_points) == (name == "asymmetric"), name
+        got = GraphRunner(pkg).forward(ids, num_logits=len(ids))
+        cosine = (got * ref).sum(-1) / (np.linalg.norm(got, axis=-1) * np.linalg.norm(ref, axis=-1))
+        # Measured min cosine: 0.966 (tiny-qwen3) symmetric RTN vs 0.975 asymmetric.
+        assert cosine.min() >= 0.95, (name, cosine.min())
+        errors[name] = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+    # the scale search recovers accuracy that symmetric round-to-nearest loses
+    assert errors["symmetric-searched"] < errors["symmetric-rtn"], errors

@@ -11,6 +11,17 @@ inference:
   embeddings; every other row of the (tied) embedding is zero, so its logit is exactly 0 and
   the full 151,936-way softmax is ``logsumexp(active logits, log(n_inactive))``: exact, at a
   fraction of the cost. ``full_state_dict`` writes the full-vocabulary checkpoint.
+
+And one reparametrization, also invisible at inference:
+
+- **Spelling-tied embeddings.** ``Lisbon`` in a request is the token `` Lisbon``; in a JSON
+  argument it is bare (``"Lisbon"``), a different token id, or several (``L``, ``is``, ``bon``).
+  A model trained from scratch sees too little text to learn that `` call``, ``call`` and
+  ``Call`` are one word, so it cannot copy a word it did not memorize. With ``groups`` and
+  ``features``, a token's embedding is ``base[group] + features @ shared + delta``: tokens
+  that differ only by a leading space or case share ``base``; the leading space and the
+  capital are two shared directions; ``delta`` (starting at zero) is the token's own part.
+  The exported embedding is that sum, an ordinary (tied) embedding matrix.
 """
 
 from __future__ import annotations
@@ -129,9 +140,15 @@ class TinyQwen2(nn.Module):
     Args:
         cfg: the shape.
         active_ids: the token ids that get trainable embeddings, sorted, unique.
+        groups: optional (n_active,) group index of each active id (spelling-tied embeddings);
+            ids in one group share a base vector.
+        features: optional (n_active, f) float features (leading space, capital), each a
+            shared learned direction added to the embedding; needs ``groups``.
     """
 
-    def __init__(self, cfg: TinyConfig, active_ids: torch.Tensor) -> None:
+    def __init__(self, cfg: TinyConfig, active_ids: torch.Tensor,
+                 groups: torch.Tensor | None = None,
+                 features: torch.Tensor | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         active_ids = torch.as_tensor(active_ids, dtype=torch.long)
@@ -146,7 +163,21 @@ class TinyQwen2(nn.Module):
         # at the usual std 0.02, a 128-wide row has norm ~0.23 and no token, least of all a
         # word seen a few times, can get a confident logit, so copying a word from the request
         # never pays off. std 0.1 (norm ~1.1) lifts that ceiling.
-        self.embed = nn.Parameter(torch.randn(len(active_ids), cfg.hidden_size) * 0.1)
+        n, d = len(active_ids), cfg.hidden_size
+        if groups is None:
+            if features is not None:
+                raise ValueError("features need groups")
+            groups, features = torch.arange(n), torch.zeros(n, 0)
+        groups = torch.as_tensor(groups, dtype=torch.long)
+        features = torch.as_tensor(features, dtype=torch.float32).reshape(n, -1)
+        if groups.shape != (n,) or (n and int(groups.min()) < 0):
+            raise ValueError("groups must be (n_active,) non-negative group indices")
+        self.register_buffer("groups", groups, persistent=False)
+        self.register_buffer("features", features, persistent=False)
+        n_groups = int(groups.max()) + 1 if n else 0
+        self.embed_base = nn.Parameter(torch.randn(n_groups, d) * 0.1)
+        self.embed_shared = nn.Parameter(torch.randn(features.shape[1], d) * 0.1)
+        self.embed_delta = nn.Parameter(torch.zeros(n, d)) if n_groups < n else None
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.log_inactive = math.log(cfg.vocab_size - len(active_ids))
@@ -160,8 +191,15 @@ class TinyQwen2(nn.Module):
                 layer.self_attn.o_proj.weight.mul_(1 / math.sqrt(2 * cfg.num_hidden_layers))
                 layer.mlp.down_proj.weight.mul_(1 / math.sqrt(2 * cfg.num_hidden_layers))
 
+    @property
+    def embed(self) -> torch.Tensor:
+        """The (n_active, d) embedding rows of the active ids."""
+        table = self.embed_base[self.groups] + self.features @ self.embed_shared
+        return table if self.embed_delta is None else table + self.embed_delta
+
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
-        table = torch.cat([self.embed, self.embed.new_zeros(1, self.cfg.hidden_size)])
+        embed = self.embed
+        table = torch.cat([embed, embed.new_zeros(1, self.cfg.hidden_size)])
         return F.embedding(self.remap[ids], table)
 
     def forward_shared_prefix(self, prefix: torch.Tensor, rows: torch.Tensor,
@@ -203,10 +241,12 @@ class TinyQwen2(nn.Module):
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return self.norm(x) @ self.full_embedding().T
 
-    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor,
+             embed: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy over the full vocabulary of ``hidden`` (n, d) for ``targets``
-        (n,), computed over the active rows plus the inactive rows' constant logit 0."""
-        logits = (hidden @ self.embed.T).float()
+        (n,), computed over the active rows plus the inactive rows' constant logit 0.
+        ``embed``: ``self.embed`` if the caller already computed it."""
+        logits = (hidden @ (self.embed if embed is None else embed).T).float()
         lse = torch.logaddexp(torch.logsumexp(logits, dim=-1),
                               torch.tensor(self.log_inactive, dtype=logits.dtype))
         rows = self.remap[targets]

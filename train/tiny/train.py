@@ -185,6 +185,23 @@ def echo_examples(n: int, rng: random.Random, words: list[str]) -> list:
     return out
 
 
+def spelling_groups(tokenizer: Tokenizer, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Groups and features of the spelling-tied embeddings (see ``model.py``).
+
+    Active tokens that are the same ASCII word up to a leading space and letter case
+    (`` Call``, ``call``, ``CALL``) form one group; features are [leading space, capital].
+    """
+    keys, groups, features = {}, np.empty(len(active), np.int64), np.zeros((len(active), 2))
+    for i, token_id in enumerate(active.tolist()):
+        token = tokenizer.backend.id_to_token(token_id) or ""
+        space = token.startswith("\u0120")  # byte-level BPE's space
+        word = token[1:] if space else token
+        key = word.lower() if word.isascii() and word.isalpha() else token
+        groups[i] = keys.setdefault(key, len(keys))
+        features[i] = (space, word[:1].isupper())
+    return groups, features
+
+
 def encode_corpus(encoder: Encoder, examples: list, seed: int) -> list[Row]:
     rng = random.Random(seed)
     rows = []
@@ -275,8 +292,14 @@ def warm_start(model: TinyQwen2, checkpoint: Path) -> None:
 
     state = load_file(str(checkpoint / "model.safetensors"))
     full = state.pop("model.embed_tokens.weight")
-    with torch.no_grad():
-        model.embed.copy_(full[model.active_ids])
+    with torch.no_grad():  # the rows go into the tokens' own part (or base, untied)
+        rows = full[model.active_ids]
+        model.embed_shared.zero_()
+        if model.embed_delta is None:
+            model.embed_base.copy_(rows)
+        else:
+            model.embed_base.zero_()
+            model.embed_delta.copy_(rows)
         model.norm.weight.copy_(state.pop("model.norm.weight"))
         for i, layer in enumerate(model.layers):
             head = f"model.layers.{i}."
@@ -301,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=TinyConfig.hidden_size)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--intermediate", type=int, default=TinyConfig.intermediate_size)
+    p.add_argument("--tie-spelling", action=argparse.BooleanOptionalAction, default=True,
+                   help="spelling-tied embeddings (model.py): ` call`, `call` and `Call` share "
+                        "a base vector")
     p.add_argument("--short-steps", type=float, default=0.15,
                    help="share of the schedule trained without the tool schemas (curriculum)")
     p.add_argument("--short-share", type=float, default=0.5,
@@ -341,7 +367,13 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = replace(TinyConfig(), hidden_size=args.hidden, num_hidden_layers=args.layers,
                   intermediate_size=args.intermediate)
-    model = TinyQwen2(cfg, torch.from_numpy(active))
+    if args.tie_spelling:
+        groups, features = spelling_groups(tokenizer, active)
+        model = TinyQwen2(cfg, torch.from_numpy(active), torch.from_numpy(groups),
+                          torch.from_numpy(features))
+        print(f"spelling-tied embeddings: {groups.max() + 1} groups", flush=True)
+    else:
+        model = TinyQwen2(cfg, torch.from_numpy(active))
     if args.init is not None:
         warm_start(model, args.init)
     if args.compile:  # one compiled graph with dynamic shapes, used by every batch_loss
@@ -350,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.prefixes]
     short_prefixes = [torch.from_numpy(p.astype(np.int64)) for p in encoder.short_prefixes]
     # no decay on the embedding: rows of rare words get few gradients and would only shrink
-    decay = [p for n, p in model.named_parameters() if p.ndim == 2 and n != "embed"]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or n == "embed"]
+    decay = [p for n, p in model.named_parameters() if p.ndim == 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "embed" in n]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)

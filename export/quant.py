@@ -134,7 +134,7 @@ def quantize_blockwise(
     w: np.ndarray, *, bits: int, block_size: int = 32, symmetric: bool = False,
     search: bool = False,
 ) -> QuantizedWeight:
-    """Quantize ``w`` block-wise along its last axis by round-to-nearest.
+    """Quantize ``w`` block-wise along its last axis (round-to-nearest, or a scale search).
 
     Asymmetric (default): per block, ``lo = min(w_min, 0)``, ``hi = max(w_max, 0)``,
     ``scale = (hi - lo) / (2**bits - 1)``, ``zero_point = round(-lo / scale)`` and
@@ -155,8 +155,9 @@ def quantize_blockwise(
 
     Either way exact zeros (and the zero padding of the last block) dequantize to exactly 0
     and an all-zero block gets ``scale = 0``; without ``search``, every element is within
-    ``|scale| / 2`` of its dequantized value (with it, clipped elements are not). The work runs over row chunks of about 1M elements, so temporaries
-    stay near 4 MB each (under ~16 MB together) whatever the matrix size.
+    ``|scale| / 2`` of its dequantized value (with it, clipped elements are not). The work
+    runs over row chunks of about 1M elements, so temporaries stay near 4 MB each (under
+    ~16 MB together, ~24 MB with ``search``) whatever the matrix size.
 
     Args:
         w: ``[N, K]`` (out_features, in_features), any float dtype (float32, float16,

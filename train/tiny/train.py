@@ -324,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=TinyConfig.hidden_size)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--intermediate", type=int, default=TinyConfig.intermediate_size)
-    p.add_argument("--tie-spelling", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--tie-spelling", action=argparse.BooleanOptionalAction, default=False,
                    help="spelling-tied embeddings (model.py): ` call`, `call` and `Call` share "
-                        "a base vector")
+                        "a base vector (experimental; see MODEL_CARD.md)")
     p.add_argument("--short-steps", type=float, default=0.15,
                    help="share of the schedule trained without the tool schemas (curriculum)")
     p.add_argument("--short-share", type=float, default=0.5,

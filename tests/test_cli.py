@@ -33,6 +33,32 @@ def test_synth_export_inspect(tmp_path, capsys):  # type: ignore[no-untyped-def]
     assert json.loads(capsys.readouterr().out)["quantization"]["method"] == "int8"
 
 
+@pytest.mark.parametrize(("flags", "symmetric", "search", "zero_points"), [
+    ([], True, True, False),
+    (["--symmetric"], True, True, False),
+    (["--no-scale-search"], True, False, False),
+    (["--asymmetric"], False, False, True),
+])
+def test_export_int4_scheme_flags(checkpoint, tmp_path, capsys, flags, symmetric, search,  # type: ignore[no-untyped-def]
+                                  zero_points):
+    onnx = pytest.importorskip("onnx")
+    pkg = tmp_path / "pkg"
+    assert main(["export", str(checkpoint("tiny-qwen2")), "-o", str(pkg), "--max-context", "64",
+                 "--json", *flags]) == 0
+    capsys.readouterr()
+    quant = json.loads((pkg / "qwen_edge.json").read_text())["quantization"]
+    assert (quant["method"], quant["symmetric"], quant["scale_search"]) == ("int4", symmetric, search)
+    graph = onnx.load(str(pkg / "model.onnx"), load_external_data=False).graph
+    assert any("zero_points" in i.name for i in graph.initializer) == zero_points
+
+
+def test_export_scheme_flags_are_exclusive(capsys):  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "src", "-o", "out", "--symmetric", "--asymmetric"])
+    assert exc.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
 def test_errors_are_one_line_and_exit_1(tmp_path, capsys):  # type: ignore[no-untyped-def]
     assert main(["inspect", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err

@@ -241,12 +241,10 @@ class TinyQwen2(nn.Module):
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return self.norm(x) @ self.full_embedding().T
 
-    def loss(self, hidden: torch.Tensor, targets: torch.Tensor,
-             embed: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the full vocabulary of ``hidden`` (n, d) for ``targets``
-        (n,), computed over the active rows plus the inactive rows' constant logit 0.
-        ``embed``: ``self.embed`` if the caller already computed it."""
-        logits = (hidden @ (self.embed if embed is None else embed).T).float()
+        (n,), computed over the active rows plus the inactive rows' constant logit 0."""
+        logits = (hidden @ self.embed.T).float()
         lse = torch.logaddexp(torch.logsumexp(logits, dim=-1),
                               torch.tensor(self.log_inactive, dtype=logits.dtype))
         rows = self.remap[targets]

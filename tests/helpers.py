@@ -1,12 +1,15 @@
-"""Shared test helpers: a minimal onnxruntime loop over an exported decoder graph.
-
-Deliberately independent of ``qwen_edge.engine`` so export tests check the graph itself.
+"""Shared test helpers: a minimal onnxruntime loop over an exported decoder graph
+(deliberately independent of ``qwen_edge.engine`` so export tests check the graph itself), and
+loading the qwen-edge-tiny training scripts (``train/tiny``, not an installed package).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import onnxruntime as ort
@@ -74,3 +77,26 @@ def reference_logits(hf_model, ids: list[int]) -> np.ndarray:  # type: ignore[no
 
     with torch.no_grad():
         return hf_model(torch.tensor([ids])).logits[0].float().numpy()
+
+
+TINY = Path(__file__).resolve().parents[1] / "train" / "tiny"
+
+
+def load_tiny(name: str) -> ModuleType:
+    """``train/tiny/{name}.py`` as the module ``name``, loaded once.
+
+    The scripts import each other by plain name (``import corpus``), so ``train/tiny`` goes on
+    ``sys.path`` and each module is registered under that name: tests and scripts share one copy.
+    """
+    if str(TINY) not in sys.path:
+        sys.path.insert(0, str(TINY))
+    path = TINY / f"{name}.py"
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__file__", None) == str(path):
+        return module
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

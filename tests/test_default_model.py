@@ -7,32 +7,19 @@ training corpus, and requests written by hand (train/tiny/handwritten.jsonl).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import load_tiny
 
 import qwen_edge
 from qwen_edge.default_model import DEFAULT_SYSTEM, ROUTING_THRESHOLD, default_package_path
 
-TINY = Path(__file__).resolve().parents[1] / "train" / "tiny"
-
 if not (default_package_path() / "qwen_edge.json").is_file():  # pragma: no cover
     pytest.skip("this checkout ships no qwen-edge-tiny package (qwen_edge/models/)",
                 allow_module_level=True)
-
-
-def _evaluate_module() -> Any:
-    if str(TINY) not in sys.path:
-        sys.path.insert(0, str(TINY))
-    spec = importlib.util.spec_from_file_location("tiny_evaluate", TINY / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tiny_evaluate"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +29,7 @@ def model() -> qwen_edge.Model:
 
 @pytest.fixture(scope="module")
 def evaluate() -> Any:
-    return _evaluate_module()
+    return load_tiny("evaluate")
 
 
 @pytest.fixture(scope="module")

@@ -4,35 +4,21 @@ from training, canonical in-scope outputs, the scoring rules, and the hand-writt
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections import Counter
 from functools import cache
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from helpers import TINY, load_tiny
 
 from qwen_edge.agent import ToolResult
 from qwen_edge.chat import ToolCall
 from qwen_edge.errors import ToolError
 
-TINY = Path(__file__).resolve().parents[1] / "train" / "tiny"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_test_tiny_{name}", TINY / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load("corpus")
-scoring = _load("scoring")
+corpus = load_tiny("corpus")
+scoring = load_tiny("scoring")
 TOOLS = {t.name: t for t in corpus.home_tools.TOOLS}
 N = 2500
 

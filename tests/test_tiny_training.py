@@ -3,32 +3,17 @@ the runtime tokenizes, and its exported checkpoint runs in qwen-edge like any ot
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import load_tiny
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-TINY = Path(__file__).resolve().parents[1] / "train" / "tiny"
-
-
-def _load(name: str):
-    if str(TINY) not in sys.path:
-        sys.path.insert(0, str(TINY))
-    spec = importlib.util.spec_from_file_location(name, TINY / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    model_mod = _load("model")
+    model_mod = load_tiny("model")
     torch.manual_seed(0)
     cfg = model_mod.TinyConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=96)
     active = torch.unique(torch.randint(0, cfg.vocab_size, (2000,)))
@@ -117,7 +102,7 @@ def test_spelling_tied_embeddings_export_as_a_plain_embedding(tiny_model) -> Non
 
 
 def test_spelling_groups_tie_space_and_case_variants(tiny_tokenizer_path) -> None:
-    train = _load("train")
+    train = load_tiny("train")
     from qwen_edge.tokenizer import Tokenizer
 
     tok = Tokenizer(tiny_tokenizer_path)
@@ -136,8 +121,8 @@ def test_spelling_groups_tie_space_and_case_variants(tiny_tokenizer_path) -> Non
 
 
 def test_training_rows_are_what_the_runtime_tokenizes(tiny_tokenizer_path) -> None:
-    corpus = _load("corpus")
-    train = _load("train")
+    corpus = load_tiny("corpus")
+    train = load_tiny("train")
     from qwen_edge.tokenizer import Tokenizer
 
     encoder = train.Encoder(Tokenizer(tiny_tokenizer_path))
@@ -159,8 +144,8 @@ def test_training_rows_are_what_the_runtime_tokenizes(tiny_tokenizer_path) -> No
 def test_copy_augmentation_stays_consistent(tiny_tokenizer_path) -> None:
     import random
 
-    corpus = _load("corpus")
-    train = _load("train")
+    corpus = load_tiny("corpus")
+    train = load_tiny("train")
     from qwen_edge.tokenizer import Tokenizer
 
     words = train.vocabulary_words(Tokenizer(tiny_tokenizer_path))

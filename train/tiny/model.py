@@ -164,10 +164,13 @@ class TinyQwen2(nn.Module):
         # word seen a few times, can get a confident logit, so copying a word from the request
         # never pays off. std 0.1 (norm ~1.1) lifts that ceiling.
         n, d = len(active_ids), cfg.hidden_size
+        self.untied = groups is None  # one embedding row per active id, nothing shared
         if groups is None:
             if features is not None:
                 raise ValueError("features need groups")
-            groups, features = torch.arange(n), torch.zeros(n, 0)
+            groups = torch.arange(n)
+        if features is None:
+            features = torch.zeros(n, 0)
         groups = torch.as_tensor(groups, dtype=torch.long)
         features = torch.as_tensor(features, dtype=torch.float32).reshape(n, -1)
         if groups.shape != (n,) or (n and int(groups.min()) < 0):
@@ -194,13 +197,16 @@ class TinyQwen2(nn.Module):
     @property
     def embed(self) -> torch.Tensor:
         """The (n_active, d) embedding rows of the active ids."""
+        if self.untied:
+            return self.embed_base
         table = self.embed_base[self.groups] + self.features @ self.embed_shared
         return table if self.embed_delta is None else table + self.embed_delta
 
-    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+    def embed_tokens(self, *ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Embeddings of each of ``ids`` (the table is built once for all of them)."""
         embed = self.embed
         table = torch.cat([embed, embed.new_zeros(1, self.cfg.hidden_size)])
-        return F.embedding(self.remap[ids], table)
+        return tuple(F.embedding(self.remap[x], table) for x in ids)
 
     def forward_shared_prefix(self, prefix: torch.Tensor, rows: torch.Tensor,
                               lengths: torch.Tensor) -> torch.Tensor:
@@ -215,8 +221,8 @@ class TinyQwen2(nn.Module):
         cos_r, sin_r = rotary(self.cfg, torch.arange(p, p + t))
         mask = torch.cat([torch.ones(t, p, dtype=torch.bool),
                           torch.ones(t, t, dtype=torch.bool).tril()], dim=1)
-        xp = self.embed_tokens(prefix)[None]
-        xr = self.embed_tokens(rows)
+        xp, xr = self.embed_tokens(prefix, rows)
+        xp = xp[None]
         for layer in self.layers:
             attn = layer.self_attn
             qp, kp, vp = attn.qkv(layer.input_layernorm(xp), cos_p, sin_p)
@@ -234,7 +240,7 @@ class TinyQwen2(nn.Module):
         """Full-vocabulary logits (b, t, vocab) of plain causal sequences (for checks)."""
         t = ids.shape[1]
         cos, sin = rotary(self.cfg, torch.arange(t))
-        x = self.embed_tokens(ids)
+        (x,) = self.embed_tokens(ids)
         for layer in self.layers:
             q, k, v = layer.self_attn.qkv(layer.input_layernorm(x), cos, sin)
             x = x + layer.self_attn.attend(q, k, v, None)

@@ -71,6 +71,21 @@ def test_prefix_reuse_equals_cold_run(tiny):  # type: ignore[no-untyped-def]
     assert warm.usage.cached_tokens > len(tiny.encode_prompt(first)) - 2
 
 
+def test_engine_steps_equal_one_forward(tiny):  # type: ignore[no-untyped-def]
+    """Decode steps (inputs bound once) mixed with chunks and a trim give the cold logits."""
+    engine = tiny.engine
+    ids = tiny.tokenizer.encode("One step at a time, then a chunk, then a step again.")
+    cold = engine.forward(ids, engine.new_cache(64), num_logits=len(ids)).copy()
+    cache = engine.new_cache(64)
+    got = [engine.forward(ids[:3], cache, num_logits=3).copy()]
+    got += [engine.forward(ids[i:i + 1], cache).copy() for i in range(3, 6)]
+    engine.forward(ids[6:9], cache, num_logits=2)
+    cache.trim(6)  # drop the chunk: the next steps overwrite it
+    got += [engine.forward(ids[i:i + 1], cache).copy() for i in range(6, 8)]
+    got.append(engine.forward(ids[8:], cache, num_logits=len(ids) - 8).copy())
+    np.testing.assert_allclose(np.concatenate(got), cold, rtol=1e-4, atol=1e-4)
+
+
 def test_saved_session_continues_identically(tiny, package, tmp_path):  # type: ignore[no-untyped-def]
     prompt = "The quick brown fox jumps over the lazy dog"
     session = tiny.session()

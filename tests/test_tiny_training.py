@@ -101,6 +101,31 @@ def test_spelling_tied_embeddings_export_as_a_plain_embedding(tiny_model) -> Non
         model_mod.TinyQwen2(cfg, active, None, features)
 
 
+def test_previous_token_head_attends_to_the_previous_token_in_transformers(tiny_model) -> None:
+    """The constructed head works in the exported model itself (transformers' Qwen2, RoPE
+    included), at every position of a long sequence, and leaves the other heads alone."""
+    model_mod, _, active, _ = tiny_model
+    torch.manual_seed(2)
+    cfg = model_mod.TinyConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=96)
+    model = model_mod.TinyQwen2(cfg, active)
+    q_before = model.layers[0].self_attn.q_proj.weight.detach().clone()
+    model.init_previous_token_head()
+    ids = active[torch.randint(0, len(active), (1, 1500))]
+    hf_cfg = {k: v for k, v in cfg.hf_config().items()
+              if k not in ("architectures", "model_type", "torch_dtype")}
+    hf = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(
+        **hf_cfg, attn_implementation="eager")).eval()
+    hf.load_state_dict(model.full_state_dict(), strict=False)
+    with torch.no_grad():
+        attn = hf(ids, output_attentions=True).attentions[0][0]  # (heads, t, t) of layer 0
+    t = ids.shape[1]
+    to_previous = attn[0, torch.arange(1, t), torch.arange(t - 1)]
+    assert to_previous.min().item() > 0.99
+    assert attn[2, torch.arange(1, t), torch.arange(t - 1)].mean().item() < 0.1  # untouched
+    hd = cfg.head_dim
+    assert torch.equal(model.layers[0].self_attn.q_proj.weight[hd:], q_before[hd:])
+
+
 def test_spelling_groups_tie_space_and_case_variants(tiny_tokenizer_path) -> None:
     train = load_tiny("train")
     from qwen_edge.tokenizer import Tokenizer

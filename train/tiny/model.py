@@ -62,6 +62,37 @@ class TinyConfig:
         }
 
 
+def previous_token_biases(cfg: TinyConfig, horizon: int = 2048,
+                          margin: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """q and k biases (head_dim,) of a head that attends to the previous token, by RoPE alone.
+
+    With zero q/k weights, ``q_m . k_n = sum_i A_i cos(w_i (m - n) - phi_i)`` over RoPE's
+    frequency pairs: phases ``phi_i = w_i`` put every pair's peak at ``m - n = 1``; the
+    amplitudes maximize the gap between that peak and every other offset up to ``horizon``
+    (a small max-min problem, solved here by gradient ascent on a soft minimum), scaled so
+    that the gap is ``margin`` nats after the 1/sqrt(head_dim) scaling.
+    """
+    half = cfg.head_dim // 2
+    w = cfg.rope_theta ** (-torch.arange(half, dtype=torch.float64) / half)
+    offsets = torch.arange(horizon, dtype=torch.float64)
+    offsets = offsets[offsets != 1]
+    gap = 1 - torch.cos(w[:, None] * (offsets - 1))  # peak minus score, per unit amplitude
+    logits = torch.zeros(half, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([logits], lr=0.05)
+    for _ in range(400):
+        soft_min = -0.01 * torch.logsumexp(-(torch.softmax(logits, 0) @ gap) / 0.01, 0)
+        opt.zero_grad()
+        (-soft_min).backward()
+        opt.step()
+    with torch.no_grad():
+        share = torch.softmax(logits, 0)
+        worst = float((share @ gap).min())
+        amp = torch.sqrt(share * margin * math.sqrt(cfg.head_dim) / worst)
+        bq = torch.cat([amp, torch.zeros(half, dtype=torch.float64)])
+        bk = torch.cat([amp * torch.cos(w), amp * torch.sin(w)])
+    return bq.float(), bk.float()
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -194,6 +225,27 @@ class TinyQwen2(nn.Module):
                 layer.self_attn.o_proj.weight.mul_(1 / math.sqrt(2 * cfg.num_hidden_layers))
                 layer.mlp.down_proj.weight.mul_(1 / math.sqrt(2 * cfg.num_hidden_layers))
 
+    def init_previous_token_head(self, layer: int = 0) -> None:
+        """Make query head 0 of ``layer`` attend to the previous token (see
+        ``previous_token_biases``), with its key/value head's values 5x larger.
+
+        An induction head (copy the token that followed an earlier occurrence of the current
+        one) needs such a head below it; from scratch, the pair had not formed after 1,200
+        steps. With this one in place, it forms in a few hundred steps of
+        ``train.induction_loss``. The head is an ordinary initialization: it trains on.
+        Its key/value head is shared by query head 1 (GQA), whose keys are then positional
+        too.
+        """
+        hd = self.cfg.head_dim
+        attn = self.layers[layer].self_attn
+        bq, bk = previous_token_biases(self.cfg)
+        with torch.no_grad():
+            attn.q_proj.weight[:hd] = 0
+            attn.q_proj.bias[:hd] = bq
+            attn.k_proj.weight[:hd] = 0
+            attn.k_proj.bias[:hd] = bk
+            attn.v_proj.weight[:hd] *= 5
+
     @property
     def embed(self) -> torch.Tensor:
         """The (n_active, d) embedding rows of the active ids."""
@@ -236,8 +288,8 @@ class TinyQwen2(nn.Module):
         del lengths  # padding only ever follows the real tokens; causality hides it
         return self.norm(xr)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Full-vocabulary logits (b, t, vocab) of plain causal sequences (for checks)."""
+    def hidden(self, ids: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (b, t, d) of plain causal sequences ``ids`` (b, t)."""
         t = ids.shape[1]
         cos, sin = rotary(self.cfg, torch.arange(t))
         (x,) = self.embed_tokens(ids)
@@ -245,7 +297,11 @@ class TinyQwen2(nn.Module):
             q, k, v = layer.self_attn.qkv(layer.input_layernorm(x), cos, sin)
             x = x + layer.self_attn.attend(q, k, v, None)
             x = x + layer.mlp(layer.post_attention_layernorm(x))
-        return self.norm(x) @ self.full_embedding().T
+        return self.norm(x)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Full-vocabulary logits (b, t, vocab) of plain causal sequences (for checks)."""
+        return self.hidden(ids) @ self.full_embedding().T
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the full vocabulary of ``hidden`` (n, d) for ``targets``

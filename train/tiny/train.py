@@ -1,7 +1,7 @@
 """Train qwen-edge-tiny: a Qwen2-architecture function-calling demo model, on the CPU.
 
     pip install torch==2.13.0 -e ".[dev,parity]"
-    python train/tiny/train.py -o build/qwen-edge-tiny --compile --max-minutes 36   # 2 cores
+    python train/tiny/train.py -o build/qwen-edge-tiny --compile --max-minutes 40   # 2 cores
     qwen-edge export build/qwen-edge-tiny -o pkg --quant int4 --max-context 4096
     python train/tiny/evaluate.py pkg --calibrate
 
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -185,6 +186,31 @@ def echo_examples(n: int, rng: random.Random, words: list[str]) -> list:
     return out
 
 
+def induction_loss(model: TinyQwen2, batch_tokens: int, rng: np.random.Generator, *,
+                   bf16: bool = False):
+    """Loss on random sequences of active token ids, each shown twice, on the second copy.
+
+    Only copying from context (an induction head) predicts the repeat. On the corpus alone
+    the model had not learned that after 1,200 steps (copy tasks stayed at ~10 nats per
+    token), nor on this task alone within 1,000 steps; from the previous-token head of
+    ``TinyQwen2.init_previous_token_head`` it learns it in ~600 steps (4 minutes), and the
+    corpus then has a copy mechanism for the words in the requests. Lengths vary per batch
+    (8-32), so a fixed-offset positional head cannot solve it. The softmax is over the
+    batch's own tokens (the distractors that matter are the other tokens in context): 20x
+    cheaper than the full vocabulary.
+    """
+    length = int(rng.integers(8, 33))
+    rows = max(1, batch_tokens // (2 * length))
+    pick = rng.integers(0, len(model.active_ids), (rows, length))
+    ids = model.active_ids[torch.from_numpy(np.concatenate([pick, pick], axis=1))]
+    candidates, index = torch.unique(model.remap[ids], return_inverse=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        hidden = model.hidden(ids)[:, length:-1]  # the repeat's first token is not predictable
+        logits = (hidden @ model.embed[candidates].T).float()
+    return F.cross_entropy(logits.reshape(-1, len(candidates)),
+                           index[:, length + 1:].reshape(-1))
+
+
 def spelling_groups(tokenizer: Tokenizer, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Groups and features of the spelling-tied embeddings (see ``model.py``).
 
@@ -324,13 +350,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=TinyConfig.hidden_size)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--intermediate", type=int, default=TinyConfig.intermediate_size)
-    p.add_argument("--tie-spelling", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--tie-spelling", action=argparse.BooleanOptionalAction, default=True,
                    help="spelling-tied embeddings (model.py): ` call`, `call` and `Call` share "
-                        "a base vector (experimental; see MODEL_CARD.md)")
+                        "a base vector (see MODEL_CARD.md)")
     p.add_argument("--short-steps", type=float, default=0.15,
                    help="share of the schedule trained without the tool schemas (curriculum)")
     p.add_argument("--short-share", type=float, default=0.5,
                    help="after that, the share of batches without the tool schemas")
+    p.add_argument("--previous-token-head", action=argparse.BooleanOptionalAction,
+                   default=True, help="initialize a previous-token attention head "
+                                      "(TinyQwen2.init_previous_token_head)")
+    p.add_argument("--induction-steps", type=int, default=1000,
+                   help="at most this many steps on repeated random token sequences before "
+                        "the corpus (see induction_loss)")
+    p.add_argument("--induction-until", type=float, default=0.05,
+                   help="end them once their mean loss over 25 steps is below this")
+    p.add_argument("--induction-share", type=float, default=0.05,
+                   help="after that, the share of steps that are such a batch")
+    p.add_argument("--induction-tokens", type=int, default=4096,
+                   help="tokens per induction batch")
     p.add_argument("--init", type=Path, default=None,
                    help="continue from a checkpoint saved by this script (same corpus flags)")
     p.add_argument("--save-every", type=int, default=500, help="save a checkpoint every N steps")
@@ -376,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         model = TinyQwen2(cfg, torch.from_numpy(active))
     if args.init is not None:
         warm_start(model, args.init)
+    elif args.previous_token_head:
+        model.init_previous_token_head()
     if args.compile:  # one compiled graph with dynamic shapes, used by every batch_loss
         model.forward_shared_prefix = torch.compile(  # type: ignore[method-assign]
             model.forward_shared_prefix, dynamic=True)
@@ -393,6 +433,25 @@ def main(argv: list[str] | None = None) -> int:
     batches: list[list[Row]] = []
     tokens_seen = 0
     t_train = time.time()
+    induction_rng = np.random.default_rng(args.seed)
+    recent: list[float] = []
+    for step in range(args.induction_steps if args.init is None else 0):
+        for group in opt.param_groups:
+            group["lr"] = args.lr * min(1.0, (step + 1) / 30)
+        loss = induction_loss(model, args.induction_tokens, induction_rng, bf16=args.bf16)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        recent.append(loss.item())
+        if step % 25 == 24:
+            entry = {"induction_step": step, "loss": round(sum(recent) / len(recent), 4),
+                     "minutes": round((time.time() - t_train) / 60, 2)}
+            history.append(entry)
+            print(json.dumps(entry), flush=True)
+            if entry["loss"] < args.induction_until:
+                break
+            recent.clear()
     step = 0
     for step in range(args.steps):
         if not batches:
@@ -400,9 +459,14 @@ def main(argv: list[str] | None = None) -> int:
         batch = batches.pop()
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        short = step < args.short_steps * args.steps or rng.random() < args.short_share
-        pool = short_prefixes if short else prefixes
-        loss, n = batch_loss(model, pool[rng.randrange(len(pool))], batch, bf16=args.bf16)
+        if rng.random() < args.induction_share:
+            batches.append(batch)  # kept for the next step
+            loss, n = induction_loss(model, args.induction_tokens, induction_rng,
+                                     bf16=args.bf16), 0
+        else:
+            short = step < args.short_steps * args.steps or rng.random() < args.short_share
+            pool = short_prefixes if short else prefixes
+            loss, n = batch_loss(model, pool[rng.randrange(len(pool))], batch, bf16=args.bf16)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -433,16 +433,20 @@ def main(argv: list[str] | None = None) -> int:
     batches: list[list[Row]] = []
     tokens_seen = 0
     t_train = time.time()
+
+    def optimize(loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
     induction_rng = np.random.default_rng(args.seed)
     recent: list[float] = []
     for step in range(args.induction_steps if args.init is None else 0):
         for group in opt.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / 30)
         loss = induction_loss(model, args.induction_tokens, induction_rng, bf16=args.bf16)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimize(loss)
         recent.append(loss.item())
         if step % 25 == 24:
             entry = {"induction_step": step, "loss": round(sum(recent) / len(recent), 4),
@@ -467,10 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             short = step < args.short_steps * args.steps or rng.random() < args.short_share
             pool = short_prefixes if short else prefixes
             loss, n = batch_loss(model, pool[rng.randrange(len(pool))], batch, bf16=args.bf16)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimize(loss)
         tokens_seen += n
         if step % 50 == 0 or step == args.steps - 1:
             elapsed = time.time() - t_train

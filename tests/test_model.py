@@ -72,7 +72,8 @@ def test_prefix_reuse_equals_cold_run(tiny):  # type: ignore[no-untyped-def]
 
 
 def test_engine_steps_equal_one_forward(tiny):  # type: ignore[no-untyped-def]
-    """Decode steps (inputs bound once) mixed with chunks and a trim give the cold logits."""
+    """One-token decode steps mixed with prefill chunks and a cache trim give the logits of
+    one cold forward over the same tokens."""
     engine = tiny.engine
     ids = tiny.tokenizer.encode("One step at a time, then a chunk, then a step again.")
     cold = engine.forward(ids, engine.new_cache(64), num_logits=len(ids)).copy()

@@ -477,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.time() - t_train
             entry = {"step": step, "loss": round(loss.item(), 4), "minutes": round(elapsed / 60, 2),
                      "trained_tokens": tokens_seen}
+            if n == 0:
+                entry["batch"] = "induction"  # an induction_loss step, not a corpus batch
             if step % 400 == 0 or step == args.steps - 1:
                 dev = evaluate(model, prefixes, dev_batches, bf16=args.bf16)
                 entry["dev_loss"] = round(dev, 4)

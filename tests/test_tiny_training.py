@@ -63,6 +63,11 @@ def test_shared_prefix_forward_and_loss_are_exact(tiny_model) -> None:
         ours = model.loss(hidden[0], targets)
         ref = torch.nn.functional.cross_entropy(full[0], targets)
         assert abs(ours.item() - ref.item()) < 1e-4
+        # a prebuilt table (one per training step) gives the same forward and loss
+        embed = model.embed
+        again = model.forward_shared_prefix(prefix, rows, torch.tensor([20, 20, 20]), embed)
+        assert torch.equal(again, hidden)
+        assert model.loss(again[0], targets, embed).item() == ours.item()
 
 
 def test_inactive_rows_are_zero_in_the_checkpoint(tiny_model) -> None:

@@ -254,14 +254,21 @@ class TinyQwen2(nn.Module):
         table = self.embed_base[self.groups] + self.features @ self.embed_shared
         return table if self.embed_delta is None else table + self.embed_delta
 
-    def embed_tokens(self, *ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Embeddings of each of ``ids`` (the table is built once for all of them)."""
-        embed = self.embed
+    def embed_tokens(self, *ids: torch.Tensor,
+                     embed: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """Embeddings of each of ``ids`` (the table is built once for all of them).
+
+        ``embed``: ``self.embed`` if the caller already built it. With spelling ties that
+        table is a sum over all active rows (~60 ms forward and backward at 51k rows), so a
+        training step builds it once for the input embeddings and the loss.
+        """
+        embed = self.embed if embed is None else embed
         table = torch.cat([embed, embed.new_zeros(1, self.cfg.hidden_size)])
         return tuple(F.embedding(self.remap[x], table) for x in ids)
 
     def forward_shared_prefix(self, prefix: torch.Tensor, rows: torch.Tensor,
-                              lengths: torch.Tensor) -> torch.Tensor:
+                              lengths: torch.Tensor,
+                              embed: torch.Tensor | None = None) -> torch.Tensor:
         """Final hidden states (b, t, d) of ``rows`` (b, t), each continuing ``prefix`` (p,).
 
         Rows are right-padded; positions at or past ``lengths`` are garbage (mask them out
@@ -273,7 +280,7 @@ class TinyQwen2(nn.Module):
         cos_r, sin_r = rotary(self.cfg, torch.arange(p, p + t))
         mask = torch.cat([torch.ones(t, p, dtype=torch.bool),
                           torch.ones(t, t, dtype=torch.bool).tril()], dim=1)
-        xp, xr = self.embed_tokens(prefix, rows)
+        xp, xr = self.embed_tokens(prefix, rows, embed=embed)
         xp = xp[None]
         for layer in self.layers:
             attn = layer.self_attn
@@ -288,11 +295,11 @@ class TinyQwen2(nn.Module):
         del lengths  # padding only ever follows the real tokens; causality hides it
         return self.norm(xr)
 
-    def hidden(self, ids: torch.Tensor) -> torch.Tensor:
+    def hidden(self, ids: torch.Tensor, embed: torch.Tensor | None = None) -> torch.Tensor:
         """Final hidden states (b, t, d) of plain causal sequences ``ids`` (b, t)."""
         t = ids.shape[1]
         cos, sin = rotary(self.cfg, torch.arange(t))
-        (x,) = self.embed_tokens(ids)
+        (x,) = self.embed_tokens(ids, embed=embed)
         for layer in self.layers:
             q, k, v = layer.self_attn.qkv(layer.input_layernorm(x), cos, sin)
             x = x + layer.self_attn.attend(q, k, v, None)
@@ -303,10 +310,12 @@ class TinyQwen2(nn.Module):
         """Full-vocabulary logits (b, t, vocab) of plain causal sequences (for checks)."""
         return self.hidden(ids) @ self.full_embedding().T
 
-    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor,
+             embed: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy over the full vocabulary of ``hidden`` (n, d) for ``targets``
-        (n,), computed over the active rows plus the inactive rows' constant logit 0."""
-        logits = (hidden @ self.embed.T).float()
+        (n,), computed over the active rows plus the inactive rows' constant logit 0.
+        ``embed``: ``self.embed`` if the caller already built it."""
+        logits = (hidden @ (self.embed if embed is None else embed).T).float()
         lse = torch.logaddexp(torch.logsumexp(logits, dim=-1),
                               torch.tensor(self.log_inactive, dtype=logits.dtype))
         rows = self.remap[targets]

@@ -205,8 +205,9 @@ def induction_loss(model: TinyQwen2, batch_tokens: int, rng: np.random.Generator
     ids = model.active_ids[torch.from_numpy(np.concatenate([pick, pick], axis=1))]
     candidates, index = torch.unique(model.remap[ids], return_inverse=True)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        hidden = model.hidden(ids)[:, length:-1]  # the repeat's first token is not predictable
-        logits = (hidden @ model.embed[candidates].T).float()
+        embed = model.embed
+        hidden = model.hidden(ids, embed)[:, length:-1]  # the repeat's first is unpredictable
+        logits = (hidden @ embed[candidates].T).float()
     return F.cross_entropy(logits.reshape(-1, len(candidates)),
                            index[:, length + 1:].reshape(-1))
 
@@ -270,12 +271,13 @@ def batch_loss(model: TinyQwen2, prefix: torch.Tensor, batch: list[Row], *, bf16
         mask[i, :len(r.ids)] = torch.from_numpy(r.loss_mask)
     # bfloat16 matmuls (AMX/AVX512-BF16 where the CPU has them), float32 weights and loss
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        embed = model.embed  # built once: input embeddings and the loss share it
         hidden = model.forward_shared_prefix(prefix, ids,
-                                             torch.tensor([len(r.ids) for r in batch]))
+                                             torch.tensor([len(r.ids) for r in batch]), embed)
         # position j predicts token j+1; the first row token follows the prefix (no target)
         targets = mask[:, 1:]
         h = hidden[:, :-1][targets]
-        return model.loss(h, ids[:, 1:][targets]), int(targets.sum())
+        return model.loss(h, ids[:, 1:][targets], embed), int(targets.sum())
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -362,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "(TinyQwen2.init_previous_token_head)")
     p.add_argument("--induction-steps", type=int, default=1000,
                    help="at most this many steps on repeated random token sequences before "
-                        "the corpus (see induction_loss)")
+                        "the corpus (see induction_loss; none with --init)")
     p.add_argument("--induction-until", type=float, default=0.05,
                    help="end them once their mean loss over 25 steps is below this")
     p.add_argument("--induction-share", type=float, default=0.05,

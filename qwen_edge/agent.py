@@ -296,9 +296,14 @@ class Agent:
         return system + self.messages
 
     def _constraint_options(self, choice: ToolChoice) -> dict[str, Any]:
+        tools = list(self.tools.values())
+        # Grounded parameters quote the user's turns of this conversation (tools.py).
+        grounding = ([m["content"] for m in self.messages
+                      if m["role"] == "user" and isinstance(m.get("content"), str)]
+                     if any(t.grounded for t in tools) else None)
         return hermes.constraint_options(
-            list(self.tools.values()), choice,
-            tool_call_token=self.model.tokenizer.token_to_id(_TOOL_CALL_TOKEN))
+            tools, choice, tool_call_token=self.model.tokenizer.token_to_id(_TOOL_CALL_TOKEN),
+            grounding=grounding)
 
     def _step(self, choice: ToolChoice, options: dict[str, Any], *, hard: bool = False,
               ) -> Iterator[AgentEvent]:  # returns AgentStep via StopIteration

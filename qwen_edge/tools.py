@@ -27,6 +27,12 @@ models. The schemas are self-contained (no ``$ref``) and use the draft 2020-12 s
 OpenAI and llguidance accept. ``Tool.invoke`` validates the model's arguments, converts them to
 the annotated types (``Enum`` members, dataclass and pydantic instances, tuples) and calls the
 function.
+
+Grounded parameters (``@tool(grounded=["city"])``) are string arguments that a local model must
+quote from the user's messages: when the agent decodes a call, the grammar allows only
+``quotable_spans`` of the conversation's user turns for them (a small model then cannot
+misspell or invent a city; it still chooses which words). The schema the model sees is
+unchanged.
 """
 
 from __future__ import annotations
@@ -42,13 +48,13 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, overload
 
-from .errors import QwenEdgeError, ToolArgumentsError, ToolError, ToolExecutionError
+from .errors import ConfigError, QwenEdgeError, ToolArgumentsError, ToolError, ToolExecutionError
 
-__all__ = ["Tool", "as_tool", "tool"]
+__all__ = ["Tool", "as_tool", "quotable_spans", "tool"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # typing.Required / NotRequired (TypedDict keys) exist from Python 3.11 on.
@@ -79,12 +85,15 @@ class Tool:
         description: what the tool does, shown to the model.
         parameters: JSON schema of the arguments (``"type": "object"``).
         fn: the Python function, or None for a schema-only tool.
+        grounded: names of top-level string parameters whose values a local model must quote
+            from the user's messages (see the module docstring); empty by default.
     """
 
     name: str
     description: str
     parameters: dict[str, Any]
     fn: Callable[..., Any] | None = None
+    grounded: frozenset[str] = frozenset()
     # Annotation per parameter, used to convert JSON arguments back to Python types.
     _hints: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _validator: Any = field(default=None, init=False, repr=False)
@@ -103,6 +112,7 @@ class Tool:
         if self.fn is not None and not callable(self.fn):
             msg = f"{self.name}: fn must be callable (got {self.fn!r:.60})"
             raise ToolError(msg)
+        object.__setattr__(self, "grounded", _grounded(self.name, self.parameters, self.grounded))
 
     @property
     def is_async(self) -> bool:
@@ -123,7 +133,8 @@ class Tool:
                              "parameters": copy.deepcopy(self.parameters)}}
 
     @classmethod
-    def from_openai(cls, spec: Mapping[str, Any], fn: Callable[..., Any] | None = None) -> Tool:
+    def from_openai(cls, spec: Mapping[str, Any], fn: Callable[..., Any] | None = None, *,
+                    grounded: Iterable[str] = ()) -> Tool:
         """A tool from an OpenAI tool dict ``{"type": "function", "function": {...}}``.
 
         Raises:
@@ -148,7 +159,8 @@ class Tool:
             raise ToolError(msg)
         parameters = copy.deepcopy(dict(parameters))
         _check_schema(name, parameters)
-        return cls(name=name, description=description, parameters=parameters, fn=fn)
+        return cls(name=name, description=description, parameters=parameters, fn=fn,
+                   grounded=grounded)  # type: ignore[arg-type]  # made a frozenset on init
 
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``arguments`` against ``parameters``; return a copy with defaults filled in.
@@ -247,6 +259,64 @@ def _run_sync(awaitable: Any) -> Any:
         return pool.submit(asyncio.run, wait()).result()
 
 
+def _names(where: str, names: Iterable[str]) -> list[str]:
+    if isinstance(names, str):  # grounded="city" would otherwise mean {"c", "i", "t", "y"}
+        msg = f"{where}: grounded must be a list of parameter names (got the string {names!r})"
+        raise ToolError(msg)
+    out = list(names)
+    for n in out:
+        if not isinstance(n, str):
+            msg = f"{where}: grounded must hold parameter names (got {n!r:.60})"
+            raise ToolError(msg)
+    return out
+
+
+def _grounded(name: str, parameters: Mapping[str, Any], grounded: Iterable[str]) -> frozenset[str]:
+    names = frozenset(_names(name, grounded))
+    properties = parameters.get("properties")
+    for n in sorted(names):
+        prop = properties.get(n) if isinstance(properties, Mapping) else None
+        if not isinstance(prop, Mapping) or prop.get("type") != "string":
+            got = "no such parameter" if prop is None else f"{prop!r:.80}"
+            msg = (f"{name}: grounded parameter {n!r} must be a top-level parameter of type "
+                   f"string (got {got})")
+            raise ToolError(msg)
+    return names
+
+
+# Stripped from both ends of a quoted span ("Lisbon?" -> "Lisbon"); kept inside ("St. Louis").
+_SPAN_EDGES = ".,!?;:\"'()[]{}<>«»“”\u2018\u2019¿¡…"  # \u2018 \u2019: curly single quotes
+
+
+def quotable_spans(texts: Iterable[str], *, max_words: int = 16,
+                   limit: int = 4096) -> list[str]:
+    """The values a grounded argument may take: runs of consecutive words of ``texts``.
+
+    Every run of 1 to ``max_words`` whitespace-separated words, joined by single spaces, with
+    punctuation stripped from its two ends (not from inside: ``"St. Louis"``), exactly as
+    written otherwise (case and accents kept). Unique, the last text's spans first, at most
+    ``limit`` of them (so a long conversation keeps its latest turns).
+
+    Example:
+        >>> quotable_spans(["Weather in São Paulo?"], max_words=2)
+        ['Weather', 'Weather in', 'in', 'in São', 'São', 'São Paulo', 'Paulo']
+    """
+    if max_words < 1 or limit < 1:
+        msg = f"quotable_spans: max_words and limit must be >= 1 (got {max_words}, {limit})"
+        raise ConfigError(msg)
+    out: dict[str, None] = {}
+    for text in reversed(list(texts)):
+        words = text.split()
+        for i in range(len(words)):
+            for j in range(i + 1, min(len(words), i + max_words) + 1):
+                span = " ".join(words[i:j]).strip(_SPAN_EDGES)
+                if span and span not in out:
+                    out[span] = None
+                    if len(out) == limit:
+                        return list(out)
+    return list(out)
+
+
 def _check_schema(name: str, schema: dict[str, Any]) -> None:
     if schema.get("type") != "object":
         msg = f"{name}: parameters must have \"type\": \"object\" (got {schema.get('type')!r})"
@@ -301,21 +371,25 @@ def _fill_defaults(schema: Any, value: Any) -> Any:
 @overload
 def tool(fn: Callable[..., Any], /) -> Tool: ...
 @overload
-def tool(*, name: str | None = None,
-         description: str | None = None) -> Callable[[Callable[..., Any]], Tool]: ...
+def tool(*, name: str | None = None, description: str | None = None,
+         grounded: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
 def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
-         description: str | None = None) -> Tool | Callable[[Callable[..., Any]], Tool]:
+         description: str | None = None,
+         grounded: Iterable[str] = ()) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a typed function (sync or async) into a ``Tool``.
 
-    Use as ``@tool`` or ``@tool(name=..., description=...)``. The schema comes from the type
-    hints; the description from the docstring's first paragraph and each parameter's
-    description from its ``Args:`` entry (or ``Annotated[T, "description"]``).
+    Use as ``@tool`` or ``@tool(name=..., description=..., grounded=[...])``. The schema comes
+    from the type hints; the description from the docstring's first paragraph and each
+    parameter's description from its ``Args:`` entry (or ``Annotated[T, "description"]``).
+    ``grounded`` names string parameters a local model must quote from the user's messages
+    (see the module docstring).
 
     Raises:
         ToolError: at decoration time, for a parameter without a supported annotation, a
-            ``*args``/``**kwargs`` or positional-only parameter, or a non-JSON default.
+            ``*args``/``**kwargs`` or positional-only parameter, a non-JSON default, or a
+            grounded name that is not a string parameter.
 
     Example:
         >>> @tool
@@ -325,8 +399,11 @@ def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
         >>> set_timer.invoke({"minutes": 5})
         'timer  set for 5 min'
     """
+    names: Any = grounded if isinstance(grounded, str) else list(grounded)  # str: Tool says no
+
     def decorate(f: Callable[..., Any]) -> Tool:
-        return _tool_from_function(f, name=name, description=description)
+        made = _tool_from_function(f, name=name, description=description)
+        return dataclasses.replace(made, grounded=names) if names else made
 
     if fn is None:
         return decorate

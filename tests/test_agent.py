@@ -96,6 +96,32 @@ def test_every_call_is_valid_even_with_random_weights(model):  # type: ignore[no
     assert n_calls >= 8
 
 
+def test_grounded_arguments_are_quoted_from_the_user(model):  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from qwen_edge.tools import quotable_spans
+
+    weather = dataclasses.replace(get_weather, grounded=["city"])
+    lights = dataclasses.replace(set_lights, grounded=["room"])
+    agent = Agent(model, [weather, lights], max_steps=1, tool_choice="required",
+                  temperature=1.0, max_tokens=200)
+    said = ["What's the weather in Ho Chi Minh City?"]
+    cities = []
+    for seed in range(6):
+        agent.reset()
+        for call in agent.run(said[0], seed=seed).tool_calls:
+            argument = call.arguments.get("city", call.arguments.get("room"))
+            assert argument in quotable_spans(said), call
+            cities.append(argument)
+    assert len(set(cities)) > 1  # noise weights pick different spans: each one is a quote
+    # follow-up turns quote the whole conversation's user messages
+    agent.reset()
+    agent.run("lights in the attic", tool_choice="none")
+    said = ["lights in the attic", "and the cellar"]
+    for call in agent.run(said[1], seed=0).tool_calls:
+        assert call.arguments.get("city", call.arguments.get("room")) in quotable_spans(said)
+
+
 def test_auto_calls_are_constrained_once_opened(model):  # type: ignore[no-untyped-def]
     agent = Agent(model, [_bounded(get_weather)], max_steps=2, logit_bias=FORCE_CALL, seed=3,
                   temperature=1.0, max_tokens=200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import random
@@ -414,6 +415,33 @@ def test_grammar_accepts_what_the_chat_template_renders(
         assert _accepts(ll, tool_call_grammar(TOOLS, tool_choice="required"), _ids(hf, turn))
     else:
         assert content == "<think>\n\n</think>"  # Qwen3 renders an empty think block first
+
+
+def test_grounded_arguments_quote_the_user(qwen: tuple[Any, Any]) -> None:
+    hf, ll = qwen
+    weather = dataclasses.replace(get_weather, grounded=["city"])
+    timer = dataclasses.replace(set_timer, grounded=["label"])
+    said = ["weather in São Paulo", "and a tea timer, please"]
+    lark = tool_call_grammar([weather, timer], tool_choice="required", grounding=said)
+
+    def accepts(name: str, arguments: dict[str, Any]) -> bool:
+        return _accepts(ll, lark, _ids(hf, f"{block(name, arguments)}<|im_end|>"))
+
+    assert accepts("get_weather", {"city": "São Paulo"})
+    assert accepts("get_weather", {"city": "Paulo", "unit": "fahrenheit"})
+    assert accepts("set_timer", {"minutes": 3, "label": "tea timer"})
+    assert accepts("set_timer", {"minutes": 3})  # an optional grounded argument may be left out
+    assert not accepts("get_weather", {"city": "Paris"})
+    assert not accepts("get_weather", {"city": "sao paulo"})  # quoted as written
+    assert not accepts("get_weather", {"city": "Paulo and"})  # across two messages
+    assert not accepts("set_timer", {"minutes": 3, "label": "please,"})
+    assert not accepts("set_timer", {"minutes": 3, "label": ""})
+    # any run of the user's words is allowed (choosing the right one is the model's job)
+    assert accepts("get_weather", {"city": "weather"})
+    # no grounding texts (or no words in them): the arguments are free
+    for free in (tool_call_grammar([weather], tool_choice="required"),
+                 tool_call_grammar([weather], tool_choice="required", grounding=["?"])):
+        assert _accepts(ll, free, _ids(hf, f"{W}<|im_end|>"))
 
 
 def test_grammar_rebases_local_refs() -> None:

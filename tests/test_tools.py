@@ -15,12 +15,13 @@ from typing import Annotated, Any, Literal, Optional, TypedDict, Union
 import pytest
 
 from qwen_edge.errors import (
+    ConfigError,
     ToolArgumentsError,
     ToolCallParseError,
     ToolError,
     ToolExecutionError,
 )
-from qwen_edge.tools import Tool, as_tool, tool
+from qwen_edge.tools import Tool, as_tool, quotable_spans, tool
 
 # -- annotated types used by the tables (module level, so string annotations resolve) ------------
 
@@ -454,6 +455,65 @@ def test_as_tool() -> None:
     assert as_tool(SPEC).name == "set_timer"
     with pytest.raises(ToolError, match="not a tool: 42"):
         as_tool(42)  # type: ignore[arg-type]
+
+
+# -- grounded parameters --------------------------------------------------------------------------
+
+
+def test_grounded_parameters() -> None:
+    @tool(grounded=["city"])
+    def weather(city: str, unit: str = "c", days: int = 1) -> str:
+        """Weather."""
+        return f"{city} {unit} {days}"
+
+    assert weather.grounded == frozenset({"city"})
+    assert "grounded" not in json.dumps(weather.to_openai())  # the model's schema is unchanged
+    assert tool(get_weather).grounded == frozenset()
+    spec = weather.to_openai()
+    assert Tool.from_openai(spec, grounded=("city", "unit")).grounded == {"city", "unit"}
+    assert dataclasses.replace(weather, grounded=["unit"]).grounded == {"unit"}
+
+
+@pytest.mark.parametrize(
+    ("grounded", "message"),
+    [
+        (["days"], ("weather: grounded parameter 'days' must be a top-level parameter of type "
+                    "string (got {'type': 'integer'")),
+        (["town"], ("weather: grounded parameter 'town' must be a top-level parameter of type "
+                    "string (got no such parameter)")),
+        ("city", "weather: grounded must be a list of parameter names (got the string 'city')"),
+        ([3], "weather: grounded must hold parameter names (got 3)"),
+    ],
+)
+def test_grounded_errors(grounded: Any, message: str) -> None:
+    def weather(city: str, days: int = 1) -> str:
+        """Weather."""
+        return f"{city} {days}"
+
+    with pytest.raises(ToolError) as info:
+        tool(grounded=grounded)(weather)
+    assert str(info.value).startswith(message), str(info.value)
+    spec = tool(weather).to_openai()
+    with pytest.raises(ToolError) as info:
+        Tool.from_openai(spec, grounded=grounded)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_quotable_spans() -> None:
+    assert quotable_spans(["Weather in São Paulo?"], max_words=2) == [
+        "Weather", "Weather in", "in", "in São", "São", "São Paulo", "Paulo"]
+    # punctuation goes from the ends, not the inside; whitespace runs become one space
+    spans = quotable_spans(['"St. Louis",  please!'])
+    assert spans == ["St", "St. Louis", "St. Louis\", please", "Louis", "Louis\", please",
+                     "please"]
+    # the latest text first, unique, capped; words only (punctuation alone is no span)
+    assert quotable_spans(["a b", "c a", "?!"], max_words=1) == ["c", "a", "b"]
+    assert quotable_spans(["a b", "c d"], max_words=1, limit=3) == ["c", "d", "a"]
+    assert quotable_spans([], max_words=3) == []
+    long = " ".join(f"w{i}" for i in range(30))
+    assert max(len(s.split()) for s in quotable_spans([long])) == 16
+    with pytest.raises(ConfigError, match="max_words and limit must be >= 1"):
+        quotable_spans(["x"], max_words=0)
 
 
 # -- validate -------------------------------------------------------------------------------------

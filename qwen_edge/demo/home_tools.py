@@ -2,7 +2,9 @@
 
 The same arguments always give the same result (the weather of a city comes from a hash of its
 name), so a demo model can be trained and evaluated on these exact signatures. Invalid
-arguments raise ``ValueError`` with a message the model can act on.
+arguments raise ``ValueError`` with a message the model can act on. Names, rooms, labels and
+reminder texts are grounded parameters (``tools.py``): a local model quotes them from the
+user's words; amounts, units and expressions it writes itself.
 
 Run ``python -m qwen_edge.demo.home_tools`` to see one call of each tool.
 """
@@ -51,7 +53,7 @@ def _number(value: object, name: str) -> float:
     return float(value)
 
 
-@tool
+@tool(grounded=["city"])
 def get_weather(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -> dict[str, Any]:
     """Get the current weather in a city.
 
@@ -73,7 +75,7 @@ def get_weather(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -
             "humidity_percent": 30 + d[2] % 61, "wind_kph": d[3] % 41}
 
 
-@tool
+@tool(grounded=["label"])
 def set_timer(minutes: int, label: str = "") -> dict[str, Any]:
     """Start a countdown timer.
 
@@ -94,7 +96,7 @@ def set_timer(minutes: int, label: str = "") -> dict[str, Any]:
     return {"status": "started", "minutes": minutes, "label": label, "duration_s": minutes * 60}
 
 
-@tool
+@tool(grounded=["room"])
 def set_lights(room: str, on: bool, brightness: int | None = None) -> dict[str, Any]:
     """Switch the lights of a room on or off, optionally setting the brightness.
 
@@ -118,7 +120,7 @@ def set_lights(room: str, on: bool, brightness: int | None = None) -> dict[str, 
     return {"room": room, "on": on, "brightness": level}
 
 
-@tool
+@tool(grounded=["room"])
 def set_thermostat(temperature: float, room: str = "living room") -> dict[str, Any]:
     """Set the target temperature of a room's thermostat, in degrees Celsius.
 
@@ -137,7 +139,7 @@ def set_thermostat(temperature: float, room: str = "living room") -> dict[str, A
             "unit": "celsius", "status": status}
 
 
-@tool
+@tool(grounded=["text", "when"])
 def add_reminder(text: str, when: str) -> dict[str, Any]:
     """Add a reminder.
 

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeAlias, overload
 
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
-from ..tools import Tool, as_tool
+from ..tools import Tool, as_tool, quotable_spans
 
 __all__ = [
     "TOOL_CALL_END",
@@ -351,7 +351,8 @@ _JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separa
 
 
 def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
-                      tool_choice: str | Mapping[str, Any] = "auto") -> str:
+                      tool_choice: str | Mapping[str, Any] = "auto",
+                      grounding: Sequence[str] | None = None) -> str:
     """A Lark grammar (llguidance dialect) for the tool calls of one assistant message.
 
     ``tool_choice="auto"`` gives the *lazy* grammar: it starts right after the ``<tool_call>``
@@ -362,6 +363,9 @@ def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
     starts at the first token of the assistant message with ``<tool_call>``; a named function
     restricts every call to that function. Arguments follow each tool's schema, written
     compactly with ``", "`` and ``": "`` separators like ``json.dumps``.
+
+    ``grounding`` (the user's messages) restricts each tool's ``grounded`` parameters to
+    ``quotable_spans`` of those texts; None (or texts without a word) leaves them free.
 
     Raises:
         ConfigError: no tools, duplicate names, or a ``tool_choice`` that is not "auto",
@@ -392,7 +396,9 @@ def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
         f"start: {'<tool_call> ' if forced else ''}call (\"\\n\" <tool_call> call)* <|im_end|>",
         f'call: "\\n" ({" | ".join(f"fn_{i}" for i in range(len(offered)))}) "\\n" </tool_call>',
     ]
-    lines += [f"fn_{i}: %json {json.dumps(_call_schema(t))}" for i, t in enumerate(offered)]
+    spans = quotable_spans(grounding) if grounding is not None else []
+    lines += [f"fn_{i}: %json {json.dumps(_call_schema(t, spans))}"
+              for i, t in enumerate(offered)]
     return "\n".join(lines) + "\n"
 
 
@@ -410,13 +416,17 @@ def _named_tool(choice: Mapping[str, Any], offered: list[Tool]) -> Tool:
     raise ConfigError(msg)
 
 
-def _call_schema(t: Tool) -> dict[str, Any]:
+def _call_schema(t: Tool, spans: Sequence[str] = ()) -> dict[str, Any]:
     # One %json per tool; "x-guidance" is only read at the root of each %json schema.
+    arguments = _rebase_refs(t.parameters, "#/properties/arguments")
+    if spans and t.grounded:
+        properties = arguments["properties"]
+        for name in t.grounded:
+            properties[name] = {"type": "string", "enum": list(spans)}
     return {
         "x-guidance": _JSON_STYLE,
         "type": "object",
-        "properties": {"name": {"const": t.name},
-                       "arguments": _rebase_refs(t.parameters, "#/properties/arguments")},
+        "properties": {"name": {"const": t.name}, "arguments": arguments},
         "required": ["name", "arguments"],
         "additionalProperties": False,
     }
@@ -444,17 +454,20 @@ def _rebase_refs(schema: Any, base: str) -> Any:
 
 
 def constraint_options(tools: Sequence[Tool | Mapping[str, Any]], tool_choice: Any,
-                       *, tool_call_token: int | None) -> dict[str, Any]:
+                       *, tool_call_token: int | None,
+                       grounding: Sequence[str] | None = None) -> dict[str, Any]:
     """Generation options that implement OpenAI's ``tool_choice`` on Qwen's format.
 
     ``"none"`` (or no tools) masks the ``<tool_call>`` token (``tool_call_token``) with a
     logit bias; ``"auto"`` applies the call grammar lazily from the model's own
     ``<tool_call>``; ``"required"`` or a named function applies it from the first token.
-    The agent and the server both build their requests with this.
+    The agent and the server both build their requests with this; ``grounding`` is passed to
+    ``tool_call_grammar``.
     """
     if not tools or tool_choice == "none":
         return {} if tool_call_token is None else {"logit_bias": {tool_call_token: -100.0}}
-    options: dict[str, Any] = {"grammar": tool_call_grammar(tools, tool_choice=tool_choice)}
+    options: dict[str, Any] = {"grammar": tool_call_grammar(tools, tool_choice=tool_choice,
+                                                            grounding=grounding)}
     if tool_choice == "auto":
         options["grammar_trigger"] = TOOL_CALL_START
     return options

@@ -1,11 +1,12 @@
 """Measure qwen-edge-tiny against issue #6's quality bar, through the real runtime.
 
-    python train/tiny/evaluate.py [PKG] [--n 400] [--json]
+    python train/tiny/evaluate.py [PKG] [--n 400] [--calibrate] [--ungrounded] [--json]
 
 Every request goes through what the agent does on a device: the package's chat template with
 the seven tool schemas and the demo's system prompt, greedy decoding, the tool-call grammar
-applied lazily from the model's own ``<tool_call>`` (``--unconstrained`` turns it off), and
-the router's confidence score of the answer. Two sets: held-out requests generated with other
+applied lazily from the model's own ``<tool_call>`` with the tools' grounded arguments quoted
+from the user's messages (``--ungrounded`` writes them freely, ``--unconstrained`` turns the
+grammar off), and the router's confidence score of the answer. Two sets: held-out requests generated with other
 seeds, templates and entities than training (``corpus.eval_requests``), and
 ``handwritten.jsonl``, written by people.
 
@@ -68,9 +69,12 @@ class Item:
 
 
 def respond(model: Any, messages: Sequence[Mapping[str, Any]], *, constrained: bool = True,
-            system: str | None = DEFAULT_SYSTEM, max_tokens: int = 96,
+            grounded: bool = True, system: str | None = DEFAULT_SYSTEM, max_tokens: int = 128,
             session: Any = None) -> Response:
     """One assistant step, exactly as ``qwen_edge.Agent`` generates it locally.
+
+    ``grounded=False`` lets the model write the tools' grounded arguments freely instead of
+    quoting them from the user's messages (the agent always grounds them).
 
     Pass a ``session`` to reuse the cached system prompt and tool schemas between requests
     (the tokens generated are the same; only the prefill is shorter).
@@ -79,8 +83,10 @@ def respond(model: Any, messages: Sequence[Mapping[str, Any]], *, constrained: b
     prompt = model.encode_chat(msgs, tools=SCHEMAS)
     options: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0}
     if constrained:
+        grounding = [m["content"] for m in messages if m["role"] == "user"] if grounded else None
         options |= hermes.constraint_options(
-            TOOLS, "auto", tool_call_token=model.tokenizer.token_to_id("<tool_call>"))
+            TOOLS, "auto", tool_call_token=model.tokenizer.token_to_id("<tool_call>"),
+            grounding=grounding)
     text, logprobs, entropies = [], [], []
     for chunk in (session or model.session()).stream_chunks(prompt, **options):
         text.append(chunk.text)
@@ -160,11 +166,13 @@ class Report:
         return out
 
 
-def evaluate(model: Any, items: Sequence[Item], *, constrained: bool = True) -> Report:
+def evaluate(model: Any, items: Sequence[Item], *, constrained: bool = True,
+             grounded: bool = True) -> Report:
     report = Report()
     session = model.session()
     for item in items:
-        r = respond(model, item.messages, constrained=constrained, session=session)
+        r = respond(model, item.messages, constrained=constrained, grounded=grounded,
+                    session=session)
         report.n += 1
         calls = r.calls
         report.valid += [valid_call(c) for c in calls]
@@ -209,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibrate", action="store_true",
                    help="pick the threshold on the generated held-out set (router.calibrate) "
                         "and use it for both sets")
-    p.add_argument("--unconstrained", action="store_true")
+    p.add_argument("--unconstrained", action="store_true", help="no tool-call grammar at all")
+    p.add_argument("--ungrounded", action="store_true",
+                   help="the grammar without grounding: grounded arguments written freely")
     p.add_argument("--json", action="store_true")
     p.add_argument("--failures", type=int, default=15, help="print this many failures")
     args = p.parse_args(argv)
@@ -219,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     threshold = ROUTING_THRESHOLD if args.threshold is None else args.threshold
     results = {}
     for name, items in (("heldout", heldout_items(args.n)), ("handwritten", handwritten_items())):
-        report = evaluate(model, items, constrained=not args.unconstrained)
+        report = evaluate(model, items, constrained=not args.unconstrained,
+                          grounded=not args.ungrounded)
         if args.calibrate and name == "heldout":
             threshold = calibrate(report.scores, report.in_scope)
             print(f"calibrated threshold: {threshold:.4f}")

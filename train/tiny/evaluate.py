@@ -144,6 +144,7 @@ class Report:
     scores: list[float] = field(default_factory=list)
     in_scope: list[bool] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    kinds: Counter[str] = field(default_factory=Counter)  # items per kind
 
     def summary(self, threshold: float) -> dict[str, Any]:
         def rate(xs: Iterable[bool]) -> float | None:
@@ -151,6 +152,7 @@ class Report:
             return round(sum(xs) / len(xs), 4) if xs else None
 
         pairs = list(zip(self.scores, self.in_scope, strict=True))
+        failed = Counter(f["kind"] for f in self.failures)
         out = {
             "items": self.n,
             "tool_selection": rate(self.selection), "exact_arguments": rate(self.arguments),
@@ -160,6 +162,9 @@ class Report:
             "threshold": threshold,
             "counts": {"selection": len(self.selection), "answers": len(self.answers),
                        "oos": sum(not ok for _, ok in pairs), "in_scope": sum(self.in_scope)},
+            # failed / items of each kind (out-of-scope items count in the routing rates only)
+            "failed_by_kind": {k: f"{failed[k]}/{n}" for k, n in sorted(self.kinds.items())
+                               if k != "oos"},
         }
         if any(self.in_scope) and not all(self.in_scope):
             out["routing_roc_auc"] = round(roc_auc(self.scores, self.in_scope), 4)
@@ -174,6 +179,7 @@ def evaluate(model: Any, items: Sequence[Item], *, constrained: bool = True,
         r = respond(model, item.messages, constrained=constrained, grounded=grounded,
                     session=session)
         report.n += 1
+        report.kinds[item.kind] += 1
         calls = r.calls
         report.valid += [valid_call(c) for c in calls]
         if r.parse_errors:

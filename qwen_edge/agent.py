@@ -27,7 +27,7 @@ from .model import Model
 from .remote import Remote
 from .router import DEFAULT_REDACT, Router, confidence_of, redact_text
 from .tool_formats import hermes
-from .tools import Tool, as_tool
+from .tools import Tool, as_tool, grounding_texts
 
 __all__ = [
     "Agent",
@@ -298,9 +298,7 @@ class Agent:
     def _constraint_options(self, choice: ToolChoice) -> dict[str, Any]:
         tools = list(self.tools.values())
         # Grounded parameters quote the user's turns of this conversation (tools.py).
-        grounding = ([m["content"] for m in self.messages
-                      if m["role"] == "user" and isinstance(m.get("content"), str)]
-                     if any(t.grounded for t in tools) else None)
+        grounding = grounding_texts(self.messages) if any(t.grounded for t in tools) else None
         return hermes.constraint_options(
             tools, choice, tool_call_token=self.model.tokenizer.token_to_id(_TOOL_CALL_TOKEN),
             grounding=grounding)

@@ -54,7 +54,7 @@ from typing import Any, Literal, Union, overload
 
 from .errors import ConfigError, QwenEdgeError, ToolArgumentsError, ToolError, ToolExecutionError
 
-__all__ = ["Tool", "as_tool", "quotable_spans", "tool"]
+__all__ = ["Tool", "as_tool", "grounding_texts", "quotable_spans", "tool"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # typing.Required / NotRequired (TypedDict keys) exist from Python 3.11 on.
@@ -315,6 +315,25 @@ def quotable_spans(texts: Iterable[str], *, max_words: int = 16,
                     if len(out) == limit:
                         return list(out)
     return list(out)
+
+
+def grounding_texts(messages: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What grounded arguments quote: the text of every user message of a conversation.
+
+    ``content`` may be a string or OpenAI content parts (only ``{"type": "text"}`` parts
+    count); other roles (system, assistant, tool results) are not quoted from.
+    """
+    texts = []
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts += [part["text"] for part in content if isinstance(part, Mapping)
+                      and part.get("type") == "text" and isinstance(part.get("text"), str)]
+    return texts
 
 
 def _check_schema(name: str, schema: dict[str, Any]) -> None:

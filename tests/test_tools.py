@@ -21,7 +21,7 @@ from qwen_edge.errors import (
     ToolError,
     ToolExecutionError,
 )
-from qwen_edge.tools import Tool, as_tool, quotable_spans, tool
+from qwen_edge.tools import Tool, as_tool, grounding_texts, quotable_spans, tool
 
 # -- annotated types used by the tables (module level, so string annotations resolve) ------------
 
@@ -514,6 +514,17 @@ def test_quotable_spans() -> None:
     assert max(len(s.split()) for s in quotable_spans([long])) == 16
     with pytest.raises(ConfigError, match="max_words and limit must be >= 1"):
         quotable_spans(["x"], max_words=0)
+
+
+def test_grounding_texts_are_the_user_messages() -> None:
+    messages = [{"role": "system", "content": "You run a home."},
+                {"role": "user", "content": "weather in Oslo"},
+                {"role": "assistant", "content": "", "tool_calls": []},
+                {"role": "tool", "content": '{"city": "Oslo"}'},
+                {"role": "user", "content": [{"type": "text", "text": "and Bergen"},
+                                             {"type": "image_url", "image_url": {"url": "x"}}]}]
+    assert grounding_texts(messages) == ["weather in Oslo", "and Bergen"]
+    assert grounding_texts([]) == []
 
 
 # -- validate -------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from qwen_edge.default_model import DEFAULT_SYSTEM
 from qwen_edge.demo import home_tools
 from qwen_edge.router import calibrate, confidence_of, roc_auc
 from qwen_edge.tool_formats import hermes
-from qwen_edge.tools import as_tool
+from qwen_edge.tools import as_tool, grounding_texts
 
 TOOLS = [as_tool(t) for t in home_tools.TOOLS]
 SCHEMAS = [t.to_openai() for t in TOOLS]
@@ -83,7 +83,7 @@ def respond(model: Any, messages: Sequence[Mapping[str, Any]], *, constrained: b
     prompt = model.encode_chat(msgs, tools=SCHEMAS)
     options: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0}
     if constrained:
-        grounding = [m["content"] for m in messages if m["role"] == "user"] if grounded else None
+        grounding = grounding_texts(messages) if grounded else None
         options |= hermes.constraint_options(
             TOOLS, "auto", tool_call_token=model.tokenizer.token_to_id("<tool_call>"),
             grounding=grounding)

@@ -120,6 +120,10 @@ def test_grounded_arguments_are_quoted_from_the_user(model):  # type: ignore[no-
     said = ["lights in the attic", "and the cellar"]
     for call in agent.run(said[1], seed=0).tool_calls:
         assert call.arguments.get("city", call.arguments.get("room")) in quotable_spans(said)
+    grammar = agent._constraint_options("required")["grammar"]
+    assert '"lights in the attic"' in grammar
+    assert '"and the cellar"' in grammar
+    assert '"What\'s the weather"' not in grammar  # reset() forgot the earlier conversation
 
 
 def test_auto_calls_are_constrained_once_opened(model):  # type: ignore[no-untyped-def]

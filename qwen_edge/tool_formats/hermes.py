@@ -416,13 +416,13 @@ def _named_tool(choice: Mapping[str, Any], offered: list[Tool]) -> Tool:
     raise ConfigError(msg)
 
 
-def _call_schema(t: Tool, spans: Sequence[str] = ()) -> dict[str, Any]:
+def _call_schema(t: Tool, spans: list[str]) -> dict[str, Any]:
     # One %json per tool; "x-guidance" is only read at the root of each %json schema.
     arguments = _rebase_refs(t.parameters, "#/properties/arguments")
     if spans and t.grounded:
         properties = arguments["properties"]
         for name in t.grounded:
-            properties[name] = {"type": "string", "enum": list(spans)}
+            properties[name] = {"type": "string", "enum": spans}  # dumped, never mutated
     return {
         "x-guidance": _JSON_STYLE,
         "type": "object",

@@ -70,6 +70,24 @@ def test_shared_prefix_forward_and_loss_are_exact(tiny_model) -> None:
         assert model.loss(again[0], targets, embed).item() == ours.item()
 
 
+def test_bfloat16_loss_is_close_to_the_float32_loss(tiny_model) -> None:
+    """``--bf16-loss``: the logit product in bfloat16 changes the loss and its gradients only
+    by bfloat16 rounding (and does change them: the flag takes effect)."""
+    _, cfg, active, model = tiny_model
+    torch.manual_seed(3)
+    hidden = torch.randn(64, cfg.hidden_size, requires_grad=True)
+    targets = active[torch.randint(0, len(active), (64,))]
+    exact = model.loss(hidden, targets)
+    fast = model.loss(hidden, targets, bf16=True)
+    assert fast.dtype == torch.float32
+    assert fast.item() != exact.item()
+    assert abs(fast.item() - exact.item()) < 0.01 * exact.item()
+    (g_exact,) = torch.autograd.grad(exact, hidden)
+    (g_fast,) = torch.autograd.grad(fast, hidden)
+    cos = torch.nn.functional.cosine_similarity(g_exact.flatten(), g_fast.flatten(), dim=0)
+    assert cos.item() > 0.99
+
+
 def test_inactive_rows_are_zero_in_the_checkpoint(tiny_model) -> None:
     _, cfg, active, model = tiny_model
     emb = model.full_state_dict()["model.embed_tokens.weight"]
@@ -194,3 +212,42 @@ def test_copy_augmentation_stays_consistent(tiny_tokenizer_path) -> None:
         content, _, _ = corpus.run_tool(call["name"], call["arguments"])
         assert new.messages[2]["content"] == content  # the real tool result of the new call
     assert made > 20
+
+
+def test_noise_augmentation_adds_only_distractors(tiny_tokenizer_path) -> None:
+    """``--noise-share``: random words around a request; the request, every other message and
+    the expected calls are unchanged, and no distractor is a word the corpus's requests use."""
+    import random
+    import re
+
+    corpus = load_tiny("corpus")
+    train = load_tiny("train")
+    from qwen_edge.tokenizer import Tokenizer
+
+    examples = corpus.generate(400, seed=5)
+    words = train.vocabulary_words(Tokenizer(tiny_tokenizer_path))
+    distractors = train.distractor_words(words, examples)
+    assert 0 < len(distractors) < len(words)
+    for common in ("weather", "timer", "lights", "the", "remind"):
+        assert common in words
+        assert common not in distractors
+    rng = random.Random(0)
+    kinds, before, after = set(), 0, 0
+    for example in examples:
+        new = train.augment_noise(example, rng, distractors)
+        if new is None:
+            assert example.kind not in ("single", "parallel")
+            continue
+        kinds.add(new.kind)
+        assert new.kind == example.kind
+        assert new.messages[1:] == example.messages[1:]
+        old_text, text = example.messages[0]["content"], new.messages[0]["content"]
+        start = text.index(old_text)
+        added = re.findall(r"[A-Za-z]+", text[:start] + " " + text[start + len(old_text):])
+        assert added
+        assert all(w.lower() in distractors for w in added)
+        before += start > 0
+        after += start + len(old_text) < len(text)
+    assert kinds == {"single", "parallel"}
+    assert before > 20
+    assert after > 20

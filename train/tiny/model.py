@@ -311,11 +311,18 @@ class TinyQwen2(nn.Module):
         return self.hidden(ids) @ self.full_embedding().T
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor,
-             embed: torch.Tensor | None = None) -> torch.Tensor:
+             embed: torch.Tensor | None = None, *, bf16: bool = False) -> torch.Tensor:
         """Mean cross-entropy over the full vocabulary of ``hidden`` (n, d) for ``targets``
         (n,), computed over the active rows plus the inactive rows' constant logit 0.
-        ``embed``: ``self.embed`` if the caller already built it."""
-        logits = (hidden @ (self.embed if embed is None else embed).T).float()
+        ``embed``: ``self.embed`` if the caller already built it.
+
+        ``bf16``: the (n, n_active) logit product in bfloat16 (float32 accumulation and
+        softmax). It is most of a training step's arithmetic; on CPUs with AMX or
+        AVX512-BF16, and compiled (``torch.compile`` fuses the softmax's passes over the
+        logits), the loss's forward and backward run ~3x faster than float32 eager.
+        """
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = (hidden @ (self.embed if embed is None else embed).T).float()
         lse = torch.logaddexp(torch.logsumexp(logits, dim=-1),
                               torch.tensor(self.log_inactive, dtype=logits.dtype))
         rows = self.remap[targets]

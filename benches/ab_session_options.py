@@ -15,6 +15,7 @@ import statistics
 import onnxruntime as ort
 
 import qwen_edge
+from qwen_edge.engine import session_options
 
 CHANGES = {  # variant -> session config entry on top of the engine's options
     "base": None,
@@ -29,14 +30,8 @@ CHANGES = {  # variant -> session config entry on top of the engine's options
 def load(package: str, variant: str, threads: int) -> qwen_edge.Model:
     model = qwen_edge.load(package, threads=threads)
     engine = model.engine
-    opts = ort.SessionOptions()  # as Engine.__init__ sets them
-    opts.intra_op_num_threads = engine.threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_cpu_mem_arena = True
+    opts = session_options(engine.threads)
     opts.enable_mem_pattern = variant == "pattern"
-    opts.log_severity_level = 3
     if CHANGES[variant]:
         opts.add_session_config_entry(*CHANGES[variant])
     engine.session = ort.InferenceSession(str(engine.package.model_file), opts,

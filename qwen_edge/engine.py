@@ -22,7 +22,7 @@ from .cache import KVCache
 from .errors import ConfigError, GenerationError, PackageError
 from .package import ModelPackage
 
-__all__ = ["DEFAULT_MAX_CONTEXT", "Engine", "native_errors"]
+__all__ = ["DEFAULT_MAX_CONTEXT", "Engine", "native_errors", "session_options"]
 
 DEFAULT_MAX_CONTEXT = 4096  # per-session KV reservation when the caller does not choose
 PREFILL_CHUNK = 512
@@ -62,6 +62,19 @@ def _physical_cores() -> int:
     return max(1, min(ids or available or 1, available or 1))
 
 
+def session_options(threads: int) -> ort.SessionOptions:
+    """The engine's onnxruntime session options (benches start from these too)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_cpu_mem_arena = True
+    opts.enable_mem_pattern = False  # shapes change every call; patterns would not reuse
+    opts.log_severity_level = 3
+    return opts
+
+
 class Engine:
     """The onnxruntime session of one package. Immutable after construction; thread-safe
     as long as each thread uses its own ``KVCache``.
@@ -79,17 +92,10 @@ class Engine:
         self.vocab_size = int(shapes["vocab_size"])
         self.threads = threads or _physical_cores()
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.enable_cpu_mem_arena = True
-        opts.enable_mem_pattern = False  # shapes change every call; patterns would not reuse
-        opts.log_severity_level = 3
         with native_errors(f"{package.path}: load model"):
             self.session = ort.InferenceSession(
-                str(package.model_file), opts, providers=["CPUExecutionProvider"]
+                str(package.model_file), session_options(self.threads),
+                providers=["CPUExecutionProvider"]
             )
         self._kv_names = [
             (f"past_key_values.{i}.{kind}", f"present.{i}.{kind}")

@@ -92,7 +92,7 @@ class GraphBuilder:
             return self.initializers[name]
         return self.initializer(lazy_initializer(name, load, dtype, shape, metadata))
 
-    def const(self, name: str, array: np.ndarray | int | float | Sequence[int]) -> ir.Value:
+    def const(self, name: str, array: np.ndarray | float | Sequence[int]) -> ir.Value:
         """A small constant initializer (shared by name)."""
         if name in self.initializers:
             return self.initializers[name]

@@ -79,9 +79,13 @@ class KVCache:
         if n > self.max_context:
             msg = f"saved cache holds {n} tokens; max_context is {self.max_context}"
             raise ContextLengthError(msg)
-        for dst, src in zip(self.arrays, state):
-            if src.shape[:2] + src.shape[3:] != dst.shape[:2] + dst.shape[3:]:
-                msg = f"saved cache shape {src.shape} does not match {dst.shape}"
+        pairs = list(zip(self.arrays, state, strict=True))
+        for dst, src in pairs:  # check every buffer before writing any
+            if src.ndim != dst.ndim or src.shape[2] != n or \
+                    src.shape[:2] + src.shape[3:] != dst.shape[:2] + dst.shape[3:]:
+                msg = (f"saved cache buffer of shape {src.shape} does not fit {dst.shape} "
+                       f"with {n} tokens")
                 raise ConfigError(msg)
+        for dst, src in pairs:
             dst[:, :, :n] = src
         self.offset = n

@@ -121,7 +121,7 @@ class Engine:
         bound = self._bindings.get(cache)
         if bound is None:
             io = self.session.io_binding()
-            for (past, present), value in zip(self._kv_names, cache.values):
+            for (past, present), value in zip(self._kv_names, cache.values, strict=True):
                 io.bind_ortvalue_input(past, value)
                 io.bind_ortvalue_output(present, value)
             bound = self._bindings[cache] = _Binding(io, {})

@@ -17,7 +17,7 @@ from .cache import KVCache
 from .config import GenerationConfig
 from .constrain import Constraint, LazyConstraint
 from .engine import Engine
-from .sampling import SampleFn, Sampled
+from .sampling import Sampled, SampleFn
 from .tokenizer import StreamDecoder, Tokenizer
 
 __all__ = ["GenerationChunk", "generate_step", "stream_generate"]

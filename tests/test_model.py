@@ -105,6 +105,22 @@ def test_saved_session_continues_identically(tiny, package, tmp_path):  # type: 
         other.load_session(tmp_path / "s.npz")
 
 
+def test_cache_restore_checks_every_buffer_before_writing():  # type: ignore[no-untyped-def]
+    from qwen_edge.cache import KVCache
+    cache = KVCache(layers=2, kv_heads=1, head_dim=4, max_context=8)
+    good = [np.full((1, 1, 3, 4), i + 1, np.float32) for i in range(4)]
+    bad = [*good[:3], np.ones((1, 1, 2, 4), np.float32)]  # the last buffer holds 2 tokens
+    with pytest.raises(ConfigError, match="does not fit"):
+        cache.load_state(bad)
+    assert cache.offset == 0
+    assert not any(a.any() for a in cache.arrays)  # nothing written before the error
+    with pytest.raises(ConfigError, match="3 buffers, this model needs 4"):
+        cache.load_state(good[:3])
+    cache.load_state(good)
+    assert cache.offset == 3
+    assert [float(a[0, 0, 2, 0]) for a in cache.arrays] == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize(
     "sampling", [GREEDY, {"temperature": 0.8, "top_p": 0.9, "seed": 5}], ids=["greedy", "seeded"])
 def test_speculative_decoding_is_token_identical(tiny, sampling):  # type: ignore[no-untyped-def]

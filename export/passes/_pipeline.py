@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import onnx_ir as ir
-import onnx_ir.passes.common as common
+from onnx_ir.passes import common
 
 from .quantize_embedding import QuantizeEmbedding
 from .quantize_matmul import QuantizeMatMulNBits

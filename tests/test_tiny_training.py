@@ -214,6 +214,34 @@ def test_copy_augmentation_stays_consistent(tiny_tokenizer_path) -> None:
     assert made > 20
 
 
+def test_pseudo_words_span_several_tokens(tiny_tokenizer_path) -> None:
+    """``--pseudo-share``: copy-task words made of a word and 1-2 word pieces, which the
+    tokenizer splits like an unfamiliar name; with share 0 the draws are the old ones."""
+    import random
+
+    train = load_tiny("train")
+    from qwen_edge.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(tiny_tokenizer_path)
+    words, pieces = train.vocabulary_words(tokenizer), train.vocabulary_pieces(tokenizer)
+    assert len(pieces) > 2000
+    assert all(p.isascii() and p.isalpha() and p.islower() and 2 <= len(p) <= 5 for p in pieces)
+    a, b = random.Random(3), random.Random(3)
+    assert [train.random_word(a, words, pieces, 0.0) for _ in range(50)] == \
+        [b.choice(words) for _ in range(50)]
+    rng = random.Random(0)
+    made = [train.random_word(rng, words, pieces, 1.0) for _ in range(200)]
+    multi = sum(len(tokenizer.encode(" " + w)) >= 2 for w in made)
+    plain = sum(len(tokenizer.encode(" " + w)) >= 2 for w in random.Random(0).sample(words, 200))
+    assert plain < 60  # vocabulary words are mostly one token (lowercased capitals are not) ...
+    assert multi >= 190  # ... pseudo words (almost) never are
+    rng = random.Random(0)
+    echo = train.echo_examples(100, rng, words, pieces, 0.5)
+    longer = [w for e in echo for w in e.messages[1]["content"].split()
+              if w.lower() not in words]
+    assert len(longer) > 50
+
+
 def test_noise_augmentation_adds_only_distractors(tiny_tokenizer_path) -> None:
     """``--noise-share``: random words around a request; the request, every other message and
     the expected calls are unchanged, and no distractor is a word the corpus's requests use."""

@@ -134,8 +134,30 @@ def vocabulary_words(tokenizer: Tokenizer) -> list[str]:
     return sorted(words)
 
 
-def augment_copy(example, rng: random.Random, words: list[str]):
-    """``example`` with its one copied string argument replaced by 1-3 random words, or None."""
+def vocabulary_pieces(tokenizer: Tokenizer) -> list[str]:
+    """Lowercase ASCII word pieces (2-5 letters) that are tokens *without* a leading space:
+    what the inside of an unfamiliar name is made of (" Sarajevo" -> " Sar", "aj", "evo")."""
+    return sorted({t for t in tokenizer.backend.get_vocab()
+                   if t.isascii() and t.isalpha() and t.islower() and 2 <= len(t) <= 5})
+
+
+def random_word(rng: random.Random, words: list[str], pieces: list[str] = (),
+                share: float = 0.0) -> str:
+    """A random vocabulary word; with probability ``share`` followed by 1-2 random pieces, so
+    that it spans several tokens like most names the model never saw ("garden" + "uite").
+    ``share=0`` draws exactly what the earlier single-token version drew."""
+    word = rng.choice(words)
+    if share and pieces and rng.random() < share:
+        word += "".join(rng.choice(pieces) for _ in range(rng.choice((1, 1, 2))))
+    return word
+
+
+def augment_copy(example, rng: random.Random, words: list[str], pieces: list[str] = (),
+                 pseudo_share: float = 0.0):
+    """``example`` with its one copied string argument replaced by 1-3 random words, or None.
+
+    ``pseudo_share``: the share of those words made longer with word pieces (``random_word``).
+    """
     msgs = example.messages
     if example.kind != "single" or len(msgs) != 4 or len(msgs[1].get("tool_calls", [])) != 1:
         return None
@@ -145,7 +167,8 @@ def augment_copy(example, rng: random.Random, words: list[str]):
     if not isinstance(old, str) or not old:
         return None
     user = msgs[0]["content"]
-    new = " ".join(rng.choice(words) for _ in range(rng.choice((1, 1, 2, 2, 3))))
+    new = " ".join(random_word(rng, words, pieces, pseudo_share)
+                   for _ in range(rng.choice((1, 1, 2, 2, 3))))
     if key == "city":
         new = new.title()
     if old in user:
@@ -213,7 +236,8 @@ _ECHO_ASKS = ("Repeat after me: ", "Say exactly: ", "Echo this: ", "Copy this te
               "repeat: ", "say ")
 
 
-def echo_examples(n: int, rng: random.Random, words: list[str]) -> list:
+def echo_examples(n: int, rng: random.Random, words: list[str], pieces: list[str] = (),
+                  pseudo_share: float = 0.0) -> list:
     """Pure copying (``Repeat after me: X`` -> ``X``): the mechanism every argument needs.
 
     A small model learns to copy from context (induction heads) late and suddenly when
@@ -221,7 +245,8 @@ def echo_examples(n: int, rng: random.Random, words: list[str]) -> list:
     """
     out = []
     for _ in range(n):
-        seq = " ".join(rng.choice(words) for _ in range(rng.randint(1, 10)))
+        seq = " ".join(random_word(rng, words, pieces, pseudo_share)
+                       for _ in range(rng.randint(1, 10)))
         if rng.random() < 0.4:
             seq = seq.title()
         out.append(corpus.Example(messages=[
@@ -396,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise-share", type=float, default=0.0,
                    help="surround this share of the single, parallel and copy-augmented "
                         "requests with random distractor words (augment_noise)")
+    p.add_argument("--pseudo-share", type=float, default=0.0,
+                   help="make this share of the copy tasks' and copy augmentation's random "
+                        "words span several tokens (word + 1-2 word pieces), like unseen names")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hidden", type=int, default=TinyConfig.hidden_size)
     p.add_argument("--layers", type=int, default=4)
@@ -444,14 +472,17 @@ def main(argv: list[str] | None = None) -> int:
     encoder = Encoder(tokenizer)
     examples = corpus.generate(args.examples, seed=args.seed)
     words, aug_rng = vocabulary_words(tokenizer), random.Random(args.seed)
-    extra = [augment_copy(ex, aug_rng, words) for ex in examples[: int(args.copy_share * len(examples))]]
+    pieces = vocabulary_pieces(tokenizer)
+    extra = [augment_copy(ex, aug_rng, words, pieces, args.pseudo_share)
+             for ex in examples[: int(args.copy_share * len(examples))]]
     examples += [ex for ex in extra if ex is not None]
     if args.noise_share:
         distractors = distractor_words(words, examples)
         noisy = [augment_noise(ex, aug_rng, distractors) for ex in examples]
         examples = [n if n is not None and aug_rng.random() < args.noise_share else ex
                     for ex, n in zip(examples, noisy, strict=True)]
-    examples += echo_examples(int(args.echo_share * len(examples)), aug_rng, words)
+    examples += echo_examples(int(args.echo_share * len(examples)), aug_rng, words, pieces,
+                              args.pseudo_share)
     train_rows = encode_corpus(encoder, examples, args.seed)
     dev_rows = encode_corpus(encoder, corpus.generate(600, seed=args.seed + 10_000,
                                                       split="heldout"), args.seed + 1)

@@ -245,6 +245,45 @@ def test_parallel_answer_joins_sentences_and_errors_are_canonical() -> None:
     assert keys == ["kitchen", "off"]
 
 
+def test_quoted_answers_copy_the_tool_results_tokens() -> None:
+    """``quote_answers`` (``train.py --quote-values``): cities, rooms and reminders in quotes,
+    so the answer holds the very tokens of the tool result's JSON; everything else as is."""
+    from qwen_edge.export.tokenizer import build_qwen_tokenizer
+
+    tokenizer = build_qwen_tokenizer("qwen2.5")
+
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False).ids
+
+    text, keys = corpus.answer(
+        [("set_lights", {}), ("get_weather", {}), ("add_reminder", {})],
+        [({"room": "staircase", "on": False, "brightness": 0}, None),
+         ({"city": "Ann Arbor", "temperature": 3, "unit": "celsius", "condition": "fog",
+           "humidity_percent": 50, "wind_kph": 3}, None),
+         ({"id": "rem-1", "text": "buy sunscreen", "when": "7am", "status": "scheduled"}, None)],
+        quote=True)
+    assert text == ('The "staircase" lights are off. It\'s 3°C and fog in "Ann Arbor". '
+                    'Reminder set: "buy sunscreen", "7am".')
+    assert scoring.states_key_values(text, keys)
+    for value in ("staircase", "Ann Arbor", "buy sunscreen"):
+        in_json = encode(json.dumps({"k": value}))[3:-1]  # between '{"k":' and '"}'
+        quoted = encode(f'x "{value}" y')[1:-1]
+        plain = encode(f"x {value} y")[1:-1]
+        assert quoted[: len(in_json)] == in_json
+        assert plain != in_json[1:]  # e.g. " staircase" is one token, "st" "air" "case" in JSON
+    changed = 0
+    for example in corpus.generate(400, seed=3):
+        quoted_ex = corpus.quote_answers(example)
+        assert len(quoted_ex.messages) == len(example.messages)
+        for old, new in zip(example.messages, quoted_ex.messages, strict=True):
+            if old != new:
+                changed += 1
+                assert old["role"] == "assistant"
+                assert new["content"] != old["content"]
+                assert new["content"].replace('"', "") == old["content"].replace('"', "")
+    assert changed > 100
+
+
 def test_reminder_when_drops_a_leading_at_or_on() -> None:
     assert corpus._when("at 5pm") == "5pm"
     assert corpus._when("on friday at 10") == "friday at 10"

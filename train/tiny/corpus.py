@@ -156,12 +156,21 @@ def _unit_text(unit: str, value: float) -> str:
     return _PLURAL[unit] if unit in _PLURAL and value != 1 else unit
 
 
-def _answer_one(name: str, out: dict[str, Any]) -> tuple[str, list[str]]:
-    """-> (canonical sentence, key values it states) for one successful result."""
+def _answer_one(name: str, out: dict[str, Any], quote: bool = False) -> tuple[str, list[str]]:
+    """-> (canonical sentence, key values it states) for one successful result.
+
+    ``quote``: cities, rooms and reminders in double quotes, as the timer's label always is.
+    A quoted value is tokenized exactly as in the tool result's JSON (`` "st`` ``air`` ``case``),
+    so the answer copies the result token by token; unquoted, a word after a space is often
+    other tokens (`` staircase``), which an unseen name cannot be copied into.
+    """
+    def q(value: str) -> str:
+        return f'"{value}"' if quote else value
+
     if name == "get_weather":
         sign = "°C" if out["unit"] == "celsius" else "°F"
         t = _num(out["temperature"])
-        return (f"It's {t}{sign} and {out['condition']} in {out['city']}.",
+        return (f"It's {t}{sign} and {out['condition']} in {q(out['city'])}.",
                 [t, out["condition"], out["city"]])
     if name == "set_timer":
         m = out["minutes"]
@@ -171,15 +180,17 @@ def _answer_one(name: str, out: dict[str, Any]) -> tuple[str, list[str]]:
         return f"Timer set for {span}.", [str(m)]
     if name == "set_lights":
         if out["on"]:
-            return (f"The {out['room']} lights are on at {out['brightness']}%.",
+            return (f"The {q(out['room'])} lights are on at {out['brightness']}%.",
                     [out["room"], "on", str(out["brightness"])])
-        return f"The {out['room']} lights are off.", [out["room"], "off"]
+        return f"The {q(out['room'])} lights are off.", [out["room"], "off"]
     if name == "set_thermostat":
         t, c = _num(out["target_temperature"]), _num(out["current_temperature"])
-        return (f"The {out['room']} thermostat is set to {t}°C (currently {c}°C, {out['status']}).",
+        return (f"The {q(out['room'])} thermostat is set to {t}°C "
+                f"(currently {c}°C, {out['status']}).",
                 [out["room"], t])
     if name == "add_reminder":
-        return f"Reminder set: {out['text']}, {out['when']}.", [out["text"], out["when"]]
+        return (f"Reminder set: {q(out['text'])}, {q(out['when'])}.",
+                [out["text"], out["when"]])
     if name == "convert_units":
         v, r = out["value"], out["result"]
         src, dst = _unit_text(out["from_unit"], v), _unit_text(out["to_unit"], r)
@@ -204,15 +215,15 @@ def _error_answer(name: str, error: str) -> str:
     return f"Sorry, I couldn't {_ACTIONS[name]}: {message.split(';')[0].rstrip('.')}."
 
 
-def answer(calls: Sequence[tuple[str, dict]], results: Sequence[tuple[Any, str | None]]
-           ) -> tuple[str, list[str]]:
+def answer(calls: Sequence[tuple[str, dict]], results: Sequence[tuple[Any, str | None]],
+           *, quote: bool = False) -> tuple[str, list[str]]:
     """Canonical final answer for the results of ``calls`` (sentences joined by a space)."""
     sentences, keys = [], []
     for (name, _), (out, error) in zip(calls, results, strict=True):
         if error is not None:
             sentences.append(_error_answer(name, error))
         else:
-            text, kv = _answer_one(name, out)
+            text, kv = _answer_one(name, out, quote)
             sentences.append(text)
             keys += kv
     return " ".join(sentences), keys
@@ -1238,6 +1249,30 @@ def generate(n: int, *, seed: int, split: str = "train") -> list[Example]:
         msg = f"split must be 'train' or 'heldout' (got {split!r})"
         raise ValueError(msg)
     return [_example(seed, split, i) for i in range(n)]
+
+
+def quote_answers(example: Example) -> Example:
+    """``example`` with every canonical answer after tool results rewritten with quoted values
+    (``answer(..., quote=True)``); other messages, and answers that are not canonical, as is."""
+    msgs, out, calls = [dict(m) for m in example.messages], [], []
+    results: list[tuple[Any, str | None]] = []
+    for m in msgs:
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            calls = [(c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"]]
+            results = []
+        elif m["role"] == "tool":
+            value = json.loads(m["content"])
+            error = value.get("error") if isinstance(value, dict) and set(value) == {"error"} \
+                else None
+            results.append((None if error else value, error))
+        elif m["role"] == "assistant" and calls and len(results) == len(calls):
+            if answer(calls, results)[0] == m["content"]:
+                m["content"] = answer(calls, results, quote=True)[0]
+            calls, results = [], []
+        else:
+            calls, results = [], []
+        out.append(m)
+    return Example(out, example.kind, example.split)
 
 
 def _calls_of(message: dict) -> list[dict]:

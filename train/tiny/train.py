@@ -421,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise-share", type=float, default=0.0,
                    help="surround this share of the single, parallel and copy-augmented "
                         "requests with random distractor words (augment_noise)")
+    p.add_argument("--quote-values", action="store_true",
+                   help="answers quote cities, rooms and reminders (corpus.quote_answers), so "
+                        "they copy the tool result's tokens")
     p.add_argument("--pseudo-share", type=float, default=0.0,
                    help="make this share of the copy tasks' and copy augmentation's random "
                         "words span several tokens (word + 1-2 word pieces), like unseen names")
@@ -483,9 +486,12 @@ def main(argv: list[str] | None = None) -> int:
                     for ex, n in zip(examples, noisy, strict=True)]
     examples += echo_examples(int(args.echo_share * len(examples)), aug_rng, words, pieces,
                               args.pseudo_share)
+    dev = corpus.generate(600, seed=args.seed + 10_000, split="heldout")
+    if args.quote_values:
+        examples = [corpus.quote_answers(ex) for ex in examples]
+        dev = [corpus.quote_answers(ex) for ex in dev]
     train_rows = encode_corpus(encoder, examples, args.seed)
-    dev_rows = encode_corpus(encoder, corpus.generate(600, seed=args.seed + 10_000,
-                                                      split="heldout"), args.seed + 1)
+    dev_rows = encode_corpus(encoder, dev, args.seed + 1)
     active = np.unique(np.concatenate(
         [*encoder.prefixes, *encoder.short_prefixes, *(r.ids for r in train_rows)]))
     print(f"corpus: {len(train_rows)} conversations, "

@@ -242,6 +242,32 @@ def test_pseudo_words_span_several_tokens(tiny_tokenizer_path) -> None:
     assert len(longer) > 50
 
 
+def test_spelling_lessons_pair_the_spaced_and_the_quoted_form(tiny_tokenizer_path) -> None:
+    """``--spell-share``: the words of the request, as a JSON list in the answer; for many of
+    them the quoted form is other tokens than the spaced one (what the lesson teaches)."""
+    import json
+    import random
+
+    train = load_tiny("train")
+    from qwen_edge.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(tiny_tokenizer_path)
+    words, pieces = train.vocabulary_words(tokenizer), train.vocabulary_pieces(tokenizer)
+    lessons = train.spelling_examples(200, random.Random(0), words, pieces, 0.5)
+    differ = total = 0
+    for lesson in lessons:
+        user, assistant = (m["content"] for m in lesson.messages)
+        listed = json.loads(assistant)
+        assert 2 <= len(listed) <= 6
+        assert user.endswith(" ".join(listed))
+        for word in listed:
+            spaced = tokenizer.encode(" " + word).tolist()
+            bare = tokenizer.encode(word).tolist()
+            differ += len(spaced) != len(bare) or spaced[1:] != bare[1:]
+            total += 1
+    assert differ > total // 4
+
+
 def test_noise_augmentation_adds_only_distractors(tiny_tokenizer_path) -> None:
     """``--noise-share``: random words around a request; the request, every other message and
     the expected calls are unchanged, and no distractor is a word the corpus's requests use."""

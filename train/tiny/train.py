@@ -255,6 +255,30 @@ def echo_examples(n: int, rng: random.Random, words: list[str], pieces: list[str
     return out
 
 
+_SPELL_ASKS = ("Quote each word: ", "Put these in a JSON list: ", "List these words: ",
+               "As a list: ")
+
+
+def spelling_examples(n: int, rng: random.Random, words: list[str], pieces: list[str] = (),
+                      pseudo_share: float = 0.0) -> list:
+    """Spelling lessons (``Quote each word: staircase Hobart`` -> ``["staircase", "Hobart"]``).
+
+    In a request a word follows a space (`` staircase``, one token); in a JSON argument or a
+    quoted value it starts bare after the quote (``st`` ``air`` ``case``). Copying such a word
+    needs its spelling, which only a pre-trained model knows; these lessons put the request's
+    form and the quoted form side by side for random vocabulary words, lowercase and
+    capitalized, in the JSON context where a copied argument is written.
+    """
+    out = []
+    for _ in range(n):
+        seq = [random_word(rng, words, pieces, pseudo_share) for _ in range(rng.randint(2, 6))]
+        seq = [w.title() if rng.random() < 0.4 else w for w in seq]
+        out.append(corpus.Example(messages=[
+            {"role": "user", "content": rng.choice(_SPELL_ASKS) + " ".join(seq)},
+            {"role": "assistant", "content": json.dumps(seq)}], kind="spell", split="train"))
+    return out
+
+
 def induction_loss(model: TinyQwen2, batch_tokens: int, rng: np.random.Generator, *,
                    bf16: bool = False):
     """Loss on random sequences of active token ids, each shown twice, on the second copy.
@@ -421,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise-share", type=float, default=0.0,
                    help="surround this share of the single, parallel and copy-augmented "
                         "requests with random distractor words (augment_noise)")
+    p.add_argument("--spell-share", type=float, default=0.0,
+                   help="add this many spelling lessons (relative to the corpus; "
+                        "spelling_examples)")
     p.add_argument("--quote-values", action="store_true",
                    help="answers quote cities, rooms and reminders (corpus.quote_answers), so "
                         "they copy the tool result's tokens")
@@ -486,6 +513,9 @@ def main(argv: list[str] | None = None) -> int:
                     for ex, n in zip(examples, noisy, strict=True)]
     examples += echo_examples(int(args.echo_share * len(examples)), aug_rng, words, pieces,
                               args.pseudo_share)
+    if args.spell_share:
+        examples += spelling_examples(int(args.spell_share * len(examples)), aug_rng, words,
+                                      pieces, args.pseudo_share)
     dev = corpus.generate(600, seed=args.seed + 10_000, split="heldout")
     if args.quote_values:
         examples = [corpus.quote_answers(ex) for ex in examples]

@@ -284,6 +284,19 @@ def test_quoted_answers_copy_the_tool_results_tokens() -> None:
     assert changed > 100
 
 
+def test_evaluation_can_quote_the_history_as_a_quoting_model_writes_it() -> None:
+    evaluate = load_tiny("evaluate")
+    items = [i for i in evaluate.handwritten_items() if i.kind == "followup"]
+    berlin = next(i for i in items if i.messages[0]["content"] == "how's the weather in Berlin?")
+    new = evaluate.quoted(berlin)
+    assert berlin.messages[3]["content"] == "It's 17°C and sunny in Berlin."
+    assert new.messages[3]["content"] == 'It\'s 17°C and sunny in "Berlin".'
+    assert new.messages[:3] == berlin.messages[:3]
+    assert new.messages[4:] == berlin.messages[4:]
+    assert (new.kind, new.expected_calls, new.source) == (
+        berlin.kind, berlin.expected_calls, berlin.source)
+
+
 def test_reminder_when_drops_a_leading_at_or_on() -> None:
     assert corpus._when("at 5pm") == "5pm"
     assert corpus._when("on friday at 10") == "friday at 10"

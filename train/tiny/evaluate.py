@@ -134,6 +134,13 @@ def handwritten_items(path: Path = HERE / "handwritten.jsonl") -> list[Item]:
     return out
 
 
+def quoted(item: Item) -> Item:
+    """``item`` with the canonical answers of its history quoted (``corpus.quote_answers``)."""
+    example = corpus.quote_answers(corpus.Example(item.messages, item.kind, "heldout"))
+    return Item(example.messages, item.kind, item.expected_calls, item.key_values,
+                item.expected_text, item.source)
+
+
 @dataclass
 class Report:
     n: int = 0
@@ -226,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unconstrained", action="store_true", help="no tool-call grammar at all")
     p.add_argument("--ungrounded", action="store_true",
                    help="the grammar without grounding: grounded arguments written freely")
+    p.add_argument("--quote-values", action="store_true",
+                   help="earlier answers in the items' history with quoted values, as a model "
+                        "trained with train.py --quote-values writes them")
     p.add_argument("--json", action="store_true")
     p.add_argument("--failures", type=int, default=15, help="print this many failures")
     args = p.parse_args(argv)
@@ -235,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     threshold = ROUTING_THRESHOLD if args.threshold is None else args.threshold
     results = {}
     for name, items in (("heldout", heldout_items(args.n)), ("handwritten", handwritten_items())):
+        if args.quote_values:
+            items = [quoted(item) for item in items]
         report = evaluate(model, items, constrained=not args.unconstrained,
                           grounded=not args.ungrounded)
         if args.calibrate and name == "heldout":

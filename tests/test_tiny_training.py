@@ -124,6 +124,38 @@ def test_spelling_tied_embeddings_export_as_a_plain_embedding(tiny_model) -> Non
         model_mod.TinyQwen2(cfg, active, None, features)
 
 
+def test_composed_spelling_exports_as_a_plain_embedding(tiny_model) -> None:
+    """Composed spelling adds W_j @ e(piece_j) to a token's row; the exported matrix is that
+    sum and transformers' Qwen2 on it is the training model; W = 0 changes nothing."""
+    model_mod, cfg, active, _ = tiny_model
+    torch.manual_seed(3)
+    n = len(active)
+    groups = torch.arange(n) // 2
+    features = torch.randint(0, 2, (n, 2)).float()
+    pieces = torch.full((n, 3), n)
+    pieces[:10] = torch.randint(0, n, (10, 3))  # ten spelled tokens; the rest have no pieces
+    plain = model_mod.TinyQwen2(cfg, active, groups, features)
+    model = model_mod.TinyQwen2(cfg, active, groups, features, pieces)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    assert torch.equal(model.embed, plain.embed)  # W starts at zero
+    with torch.no_grad():
+        model.embed_compose.normal_(std=0.1)
+    base = plain.embed.detach()
+    expected = base.clone()
+    for j in range(3):
+        expected[:10] += base[pieces[:10, j]] @ model.embed_compose[j].detach()
+    table = model.embed.detach()
+    assert torch.allclose(table, expected, atol=1e-6)
+    assert torch.equal(table[10:], base[10:])
+    emb = model.full_state_dict()["model.embed_tokens.weight"]
+    assert torch.equal(emb[active], table)
+    ids = active[torch.randint(0, 10, (2, 16))]
+    with torch.no_grad():
+        assert (model(ids) - _hf(cfg, model)(ids).logits).abs().max().item() < 1e-4
+    with pytest.raises(ValueError, match="pieces must be"):
+        model_mod.TinyQwen2(cfg, active, groups, features, torch.full((n, 3), n + 1))
+
+
 def test_previous_token_head_attends_to_the_previous_token_in_transformers(tiny_model) -> None:
     """The constructed head works in the exported model itself (transformers' Qwen2, RoPE
     included), at every position of a long sequence, and leaves the other heads alone."""
@@ -166,6 +198,30 @@ def test_spelling_groups_tie_space_and_case_variants(tiny_tokenizer_path) -> Non
     assert by_id[words["\u0120Call"]][1] == (1.0, 1.0)
     assert by_id[words["call"]][1] == (0.0, 0.0)
     assert by_id[words["7"]][1] == (0.0, 0.0)
+
+
+def test_spelling_pieces_are_the_bare_tokens_of_a_spaced_word(tiny_tokenizer_path) -> None:
+    train = load_tiny("train")
+    from qwen_edge.tokenizer import Tokenizer
+
+    tok = Tokenizer(tiny_tokenizer_path)
+    bare = tok.backend.encode("staircase", add_special_tokens=False).ids
+    assert len(bare) == 3  # st air case: what a JSON value holds
+    spaced = {w: tok.backend.token_to_id(w) for w in ("\u0120staircase", "\u0120call", "call")}
+    assert None not in spaced.values()
+    active = np.array(sorted({*bare, *spaced.values()}))
+    pieces = train.spelling_pieces(tok, active)
+    row = {int(t): i for i, t in enumerate(active)}
+    n = len(active)
+    assert pieces[row[spaced["\u0120staircase"]]].tolist() == [row[bare[0]], row[bare[1]],
+                                                              row[bare[2]]]
+    assert pieces[row[spaced["\u0120call"]]].tolist() == [n, n, n]  # one bare token: tied
+    assert pieces[row[spaced["call"]]].tolist() == [n, n, n]  # already bare
+    for i in bare:
+        assert pieces[row[i]].tolist() == [n, n, n]
+    # a spaced word whose pieces are not all active gets none
+    without = np.array(sorted({*bare[:2], spaced["\u0120staircase"]}))
+    assert train.spelling_pieces(tok, without).tolist() == [[len(without)] * 3] * 3
 
 
 def test_training_rows_are_what_the_runtime_tokenizes(tiny_tokenizer_path) -> None:

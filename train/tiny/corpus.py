@@ -47,8 +47,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from qwen_edge.demo import home_tools
+
 _HERE = Path(__file__).resolve().parent
-_REPO = _HERE.parents[1]
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -61,7 +62,6 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-from qwen_edge.demo import home_tools  # noqa: E402 - the demo's tools
 P = _load("_tiny_pools", _HERE / "pools.py")
 T = _load("_tiny_templates", _HERE / "templates.py")
 O = _load("_tiny_oos", _HERE / "oos.py")

@@ -244,9 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     model = qwen_edge.load(args.package) if args.package else qwen_edge.load_default()
     threshold = ROUTING_THRESHOLD if args.threshold is None else args.threshold
     results = {}
-    for name, items in (("heldout", heldout_items(args.n)), ("handwritten", handwritten_items())):
-        if args.quote_values:
-            items = [quoted(item) for item in items]
+    for name, given in (("heldout", heldout_items(args.n)), ("handwritten", handwritten_items())):
+        items = [quoted(item) for item in given] if args.quote_values else given
         report = evaluate(model, items, constrained=not args.unconstrained,
                           grounded=not args.ungrounded)
         if args.calibrate and name == "heldout":

@@ -37,19 +37,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import math
 import re
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-_REPO = Path(__file__).resolve().parents[2]
-
-
-from qwen_edge.demo import home_tools  # noqa: E402 - the tools the model was trained on
+from qwen_edge.demo import home_tools  # the tools the model was trained on
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     getattr(t, "name", getattr(t, "__name__", "")): getattr(t, "fn", t) for t in home_tools.TOOLS}

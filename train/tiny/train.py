@@ -24,6 +24,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -71,7 +72,8 @@ class Encoder:
         ids = [tokenizer.token_to_id(t) for t in ("<|im_start|>", "<|im_end|>")]
         self.im_start, self.im_end = ids
         head = tokenizer.encode("<|im_start|>assistant\n").tolist()
-        assert head[0] == self.im_start and len(head) == 3, head
+        assert head[0] == self.im_start, head
+        assert len(head) == 3, head
         self.assistant_head = head[1:]
         self.prefixes = [self._prefix(s) for s in SYSTEM_PROMPTS]
         # The same system turns without the ~1,000 tokens of tool schemas: a curriculum. With
@@ -141,7 +143,7 @@ def vocabulary_pieces(tokenizer: Tokenizer) -> list[str]:
                    if t.isascii() and t.isalpha() and t.islower() and 2 <= len(t) <= 5})
 
 
-def random_word(rng: random.Random, words: list[str], pieces: list[str] = (),
+def random_word(rng: random.Random, words: list[str], pieces: Sequence[str] = (),
                 share: float = 0.0) -> str:
     """A random vocabulary word; with probability ``share`` followed by 1-2 random pieces, so
     that it spans several tokens like most names the model never saw ("garden" + "uite").
@@ -152,7 +154,7 @@ def random_word(rng: random.Random, words: list[str], pieces: list[str] = (),
     return word
 
 
-def augment_copy(example, rng: random.Random, words: list[str], pieces: list[str] = (),
+def augment_copy(example, rng: random.Random, words: list[str], pieces: Sequence[str] = (),
                  pseudo_share: float = 0.0):
     """``example`` with its one copied string argument replaced by 1-3 random words, or None.
 
@@ -236,7 +238,7 @@ _ECHO_ASKS = ("Repeat after me: ", "Say exactly: ", "Echo this: ", "Copy this te
               "repeat: ", "say ")
 
 
-def echo_examples(n: int, rng: random.Random, words: list[str], pieces: list[str] = (),
+def echo_examples(n: int, rng: random.Random, words: list[str], pieces: Sequence[str] = (),
                   pseudo_share: float = 0.0) -> list:
     """Pure copying (``Repeat after me: X`` -> ``X``): the mechanism every argument needs.
 
@@ -259,7 +261,7 @@ _SPELL_ASKS = ("Quote each word: ", "Put these in a JSON list: ", "List these wo
                "As a list: ")
 
 
-def spelling_examples(n: int, rng: random.Random, words: list[str], pieces: list[str] = (),
+def spelling_examples(n: int, rng: random.Random, words: list[str], pieces: Sequence[str] = (),
                       pseudo_share: float = 0.0) -> list:
     """Spelling lessons (``Quote each word: staircase Hobart`` -> ``["staircase", "Hobart"]``).
 
@@ -320,6 +322,28 @@ def spelling_groups(tokenizer: Tokenizer, active: np.ndarray) -> tuple[np.ndarra
         groups[i] = keys.setdefault(key, len(keys))
         features[i] = (space, word[:1].isupper())
     return groups, features
+
+
+def spelling_pieces(tokenizer: Tokenizer, active: np.ndarray) -> np.ndarray:
+    """(n_active, 3) rows of each token's bare spelling pieces: first, second, last.
+
+    For an active token that is a space and an ASCII word which, written bare (as in a
+    JSON value after its quote), is several tokens that are all active: `` staircase`` ->
+    (``st``, ``air``, ``case``); `` Hob`` -> (``H``, ``ob``, ``ob``). Every other token,
+    and every slot past a token's pieces, gets ``len(active)`` (no piece; ``model.py``).
+    """
+    row = {int(t): i for i, t in enumerate(active.tolist())}
+    out = np.full((len(active), 3), len(active), np.int64)
+    for i, token_id in enumerate(active.tolist()):
+        token = tokenizer.backend.id_to_token(token_id) or ""
+        word = token[1:]
+        if not (token.startswith("\u0120") and word.isascii() and word.isalpha()):
+            continue
+        ids = tokenizer.backend.encode(word, add_special_tokens=False).ids
+        if len(ids) < 2 or any(t not in row for t in ids):
+            continue
+        out[i] = (row[ids[0]], row[ids[1]], row[ids[-1]])
+    return out
 
 
 def encode_corpus(encoder: Encoder, examples: list, seed: int) -> list[Row]:
@@ -417,6 +441,8 @@ def warm_start(model: TinyQwen2, checkpoint: Path) -> None:
     with torch.no_grad():  # the rows go into the tokens' own part (or base, untied)
         rows = full[model.active_ids]
         model.embed_shared.zero_()
+        if model.embed_compose is not None:
+            model.embed_compose.zero_()
         if model.embed_delta is None:
             model.embed_base.copy_(rows)
         else:
@@ -461,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tie-spelling", action=argparse.BooleanOptionalAction, default=True,
                    help="spelling-tied embeddings (model.py): ` call`, `call` and `Call` share "
                         "a base vector (see MODEL_CARD.md)")
+    p.add_argument("--compose-spelling", action="store_true",
+                   help="composed spelling (model.py): a spaced word's embedding also holds "
+                        "its bare pieces (spelling_pieces)")
     p.add_argument("--short-steps", type=float, default=0.15,
                    help="share of the schedule trained without the tool schemas (curriculum)")
     p.add_argument("--short-share", type=float, default=0.5,
@@ -531,13 +560,18 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = replace(TinyConfig(), hidden_size=args.hidden, num_hidden_layers=args.layers,
                   intermediate_size=args.intermediate)
+    pieces = None
+    if args.compose_spelling:
+        pieces = torch.from_numpy(spelling_pieces(tokenizer, active))
+        print(f"composed spelling: {int((pieces[:, 0] < len(active)).sum())} tokens",
+              flush=True)
     if args.tie_spelling:
         groups, features = spelling_groups(tokenizer, active)
         model = TinyQwen2(cfg, torch.from_numpy(active), torch.from_numpy(groups),
-                          torch.from_numpy(features))
+                          torch.from_numpy(features), pieces)
         print(f"spelling-tied embeddings: {groups.max() + 1} groups", flush=True)
     else:
-        model = TinyQwen2(cfg, torch.from_numpy(active))
+        model = TinyQwen2(cfg, torch.from_numpy(active), pieces=pieces)
     if args.init is not None:
         warm_start(model, args.init)
     elif args.previous_token_head:

@@ -54,6 +54,7 @@ from .errors import ConfigError, QwenEdgeError, ToolArgumentsError, ToolError, T
 __all__ = ["Tool", "as_tool", "grounding_texts", "quotable_spans", "tool"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+GROUNDED_KEY = "x-grounded"  # in an OpenAI tool's "function": its grounded parameters
 
 
 # -- the Tool type --------------------------------------------------------------------------------
@@ -124,9 +125,14 @@ class Tool:
                     grounded: Iterable[str] = ()) -> Tool:
         """A tool from an OpenAI tool dict ``{"type": "function", "function": {...}}``.
 
+        ``grounded`` names its grounded parameters; without it, the function's own
+        ``"x-grounded"`` list (qwen-edge's extension of the OpenAI tool format, which
+        ``qwen-edge serve`` reads from requests) does, if present.
+
         Raises:
-            ToolError: the dict does not have that shape, or ``parameters`` is not a valid
-                JSON schema of an object.
+            ToolError: the dict does not have that shape, ``parameters`` is not a valid
+                JSON schema of an object, or a grounded name is not a top-level string
+                parameter.
         """
         where = "tool spec"
         if not isinstance(spec, Mapping) or spec.get("type") != "function" or not isinstance(
@@ -146,6 +152,13 @@ class Tool:
             raise ToolError(msg)
         parameters = copy.deepcopy(dict(parameters))
         _check_schema(name, parameters)
+        if not grounded and function.get(GROUNDED_KEY) is not None:
+            grounded = function[GROUNDED_KEY]
+            if not isinstance(grounded, (list, tuple)):
+                got = "the string " if isinstance(grounded, str) else ""
+                msg = (f"{name}: {GROUNDED_KEY} must be a list of parameter names "
+                       f"(got {got}{grounded!r:.60})")
+                raise ToolError(msg)
         return cls(name=name, description=description, parameters=parameters, fn=fn,
                    grounded=grounded)  # type: ignore[arg-type]  # made a frozenset on init
 

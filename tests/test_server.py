@@ -31,6 +31,7 @@ httpx = pytest.importorskip("httpx")
 import qwen_edge
 from qwen_edge.cli import serve
 from qwen_edge.server import create_app
+from qwen_edge.tools import quotable_spans
 
 KEY = "test-key"
 NAME = "tiny"
@@ -218,6 +219,37 @@ def test_tool_calls_are_valid_and_stream_the_same(client: openai.OpenAI, tool_ch
         assert [(e["name"], json.loads(e["arguments"])) for _, e in sorted(streamed.items())] \
             == calls
         assert all(e["id"].startswith("call_") for e in streamed.values())
+
+
+@pytest.mark.network
+def test_grounded_parameters_quote_the_user(client: openai.OpenAI) -> None:
+    """``"x-grounded"`` in a tool's function (qwen-edge's extension) restricts those string
+    arguments to runs of the user's words; the model's prompt does not show the field."""
+    free = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40}},
+            "required": ["city"], "additionalProperties": False}
+    plain = [{"type": "function", "function": {"name": "get_weather", "parameters": free}}]
+    marked = [{"type": "function", "function": {**plain[0]["function"],
+                                                "x-grounded": ["city"]}}]
+    spans = set(quotable_spans([MESSAGES[1]["content"]]))
+    cities, seen = [], []
+    for seed in range(4):
+        for tools, out in ((marked, cities), (plain, seen)):
+            result = _create(client, tools=tools, tool_choice="required", max_tokens=60,
+                             seed=seed, temperature=1.0)
+            calls = result.choices[0].message.tool_calls
+            assert calls
+            out += [json.loads(c.function.arguments)["city"] for c in calls]
+            out.append(result.usage.prompt_tokens)
+    prompts = {x for x in cities + seen if isinstance(x, int)}
+    assert len(prompts) == 1  # the same prompt with and without the field
+    cities = [c for c in cities if isinstance(c, str)]
+    assert set(cities) <= spans, cities
+    assert any(isinstance(c, str) and c not in spans for c in seen)  # random weights, ungrounded
+    with pytest.raises(openai.BadRequestError) as info:
+        bad = [{"type": "function", "function": {**plain[0]["function"],
+                                                 "x-grounded": ["town"]}}]
+        _create(client, tools=bad, tool_choice="required", max_tokens=8)
+    assert "grounded parameter 'town'" in info.value.body["message"]
 
 
 @pytest.mark.network

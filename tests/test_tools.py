@@ -472,6 +472,11 @@ def test_grounded_parameters() -> None:
     spec = weather.to_openai()
     assert Tool.from_openai(spec, grounded=("city", "unit")).grounded == {"city", "unit"}
     assert dataclasses.replace(weather, grounded=["unit"]).grounded == {"unit"}
+    # the OpenAI format's extension field (what `qwen-edge serve` reads from a request)
+    marked = {**spec, "function": {**spec["function"], "x-grounded": ["city"]}}
+    assert Tool.from_openai(marked).grounded == {"city"}
+    assert Tool.from_openai(marked, grounded=["unit"]).grounded == {"unit"}  # the argument wins
+    assert "x-grounded" not in json.dumps(Tool.from_openai(marked).to_openai())
 
 
 @pytest.mark.parametrize(
@@ -497,6 +502,12 @@ def test_grounded_errors(grounded: Any, message: str) -> None:
     with pytest.raises(ToolError) as info:
         Tool.from_openai(spec, grounded=grounded)
     assert str(info.value).startswith(message), str(info.value)
+    marked = {**spec, "function": {**spec["function"], "x-grounded": grounded}}
+    with pytest.raises(ToolError) as info:
+        Tool.from_openai(marked)
+    expected = message.replace("grounded must be a list",  # a string is not a list either
+                               "x-grounded must be a list")
+    assert str(info.value).startswith(expected), str(info.value)
 
 
 def test_quotable_spans() -> None:

@@ -54,7 +54,7 @@ from ..errors import (
 from ..generate import GenerationChunk
 from ..model import Model
 from ..tool_formats import hermes
-from ..tools import as_tool
+from ..tools import GROUNDED_KEY, as_tool, grounding_texts
 from . import schemas
 
 __all__ = ["create_app"]
@@ -315,7 +315,11 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
     if body.logprobs:
         raise _APIError(400, "logprobs are not supported by this server", param="logprobs")
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
-    tools = [t.model_dump(exclude_none=True) for t in body.tools] if body.tools else None
+    # the tools as sent (with x-grounded), and as the chat template shows them (without)
+    sent = [t.model_dump(exclude_none=True, by_alias=True) for t in body.tools] \
+        if body.tools else None
+    tools = [{**t, "function": {k: v for k, v in t["function"].items() if k != GROUNDED_KEY}}
+             for t in sent] if sent else None
     choice: Any = body.tool_choice
     if isinstance(choice, schemas.NamedToolChoice):
         choice = choice.model_dump()
@@ -330,11 +334,13 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
 
     parse_tools = False
     if tools:
-        offered = [as_tool(t) for t in tools]  # ToolError (400) for a malformed schema
+        offered = [as_tool(t) for t in sent or ()]  # ToolError (400) for a malformed schema
         choice = choice or "auto"
         parse_tools = choice != "none"
+        grounding = grounding_texts(messages) if any(t.grounded for t in offered) else None
         constraint = hermes.constraint_options(
-            offered, choice, tool_call_token=model.tokenizer.token_to_id(hermes.TOOL_CALL_START))
+            offered, choice, tool_call_token=model.tokenizer.token_to_id(hermes.TOOL_CALL_START),
+            grounding=grounding)
         bias.update(constraint.pop("logit_bias", {}))  # "none": the model cannot open a call
         options.update(constraint)
     elif choice not in (None, "none", "auto"):

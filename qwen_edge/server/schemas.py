@@ -76,10 +76,16 @@ class ChatMessage(BaseModel):
 
 
 class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+    x_grounded: list[str] | None = Field(
+        default=None, alias="x-grounded",
+        description="qwen-edge extension: string parameters whose values must be quoted from "
+                    "the user's messages (grounded decoding)")
 
 
 class ToolDefinition(BaseModel):

@@ -231,23 +231,21 @@ def test_grounded_parameters_quote_the_user(client: openai.OpenAI) -> None:
     marked = [{"type": "function", "function": {**plain[0]["function"],
                                                 "x-grounded": ["city"]}}]
     spans = set(quotable_spans([MESSAGES[1]["content"]]))
-    cities, seen = [], []
+    cities: dict[str, list[str]] = {"marked": [], "plain": []}
+    prompt_tokens = set()
     for seed in range(4):
-        for tools, out in ((marked, cities), (plain, seen)):
+        for kind, tools in (("marked", marked), ("plain", plain)):
             result = _create(client, tools=tools, tool_choice="required", max_tokens=60,
                              seed=seed, temperature=1.0)
             calls = result.choices[0].message.tool_calls
             assert calls
-            out += [json.loads(c.function.arguments)["city"] for c in calls]
-            out.append(result.usage.prompt_tokens)
-    prompts = {x for x in cities + seen if isinstance(x, int)}
-    assert len(prompts) == 1  # the same prompt with and without the field
-    cities = [c for c in cities if isinstance(c, str)]
-    assert set(cities) <= spans, cities
-    assert any(isinstance(c, str) and c not in spans for c in seen)  # random weights, ungrounded
+            cities[kind] += [json.loads(c.function.arguments)["city"] for c in calls]
+            prompt_tokens.add(result.usage.prompt_tokens)
+    assert len(prompt_tokens) == 1  # the same prompt with and without the field
+    assert set(cities["marked"]) <= spans, cities["marked"]
+    assert not set(cities["plain"]) <= spans  # random weights, ungrounded: anything goes
+    bad = [{"type": "function", "function": {**plain[0]["function"], "x-grounded": ["town"]}}]
     with pytest.raises(openai.BadRequestError) as info:
-        bad = [{"type": "function", "function": {**plain[0]["function"],
-                                                 "x-grounded": ["town"]}}]
         _create(client, tools=bad, tool_choice="required", max_tokens=8)
     assert "grounded parameter 'town'" in info.value.body["message"]
 

@@ -263,6 +263,9 @@ def _names(where: str, names: Iterable[str]) -> list[str]:
     if isinstance(names, str):  # grounded="city" would otherwise mean {"c", "i", "t", "y"}
         msg = f"{where}: grounded must be a list of parameter names (got the string {names!r})"
         raise ToolError(msg)
+    if not isinstance(names, Iterable):
+        msg = f"{where}: grounded must be a list of parameter names (got {names!r:.60})"
+        raise ToolError(msg)
     out = list(names)
     for n in out:
         if not isinstance(n, str):
@@ -418,7 +421,9 @@ def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
         >>> set_timer.invoke({"minutes": 5})
         'timer  set for 5 min'
     """
-    names: Any = grounded if isinstance(grounded, str) else list(grounded)  # str: Tool says no
+    # a string or a non-iterable as given: Tool's check says no
+    names: Any = grounded if isinstance(grounded, str) or not isinstance(grounded, Iterable) \
+        else list(grounded)
 
     def decorate(f: Callable[..., Any]) -> Tool:
         made = _tool_from_function(f, name=name, description=description)

@@ -488,6 +488,7 @@ def test_grounded_parameters() -> None:
                     "string (got no such parameter)")),
         ("city", "weather: grounded must be a list of parameter names (got the string 'city')"),
         ([3], "weather: grounded must hold parameter names (got 3)"),
+        (3, "weather: grounded must be a list of parameter names (got 3)"),
     ],
 )
 def test_grounded_errors(grounded: Any, message: str) -> None:

@@ -54,7 +54,7 @@ from ..errors import (
 from ..generate import GenerationChunk
 from ..model import Model
 from ..tool_formats import hermes
-from ..tools import GROUNDED_KEY, as_tool, grounding_texts
+from ..tools import as_tool, grounding_texts
 from . import schemas
 
 __all__ = ["create_app"]
@@ -315,11 +315,9 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
     if body.logprobs:
         raise _APIError(400, "logprobs are not supported by this server", param="logprobs")
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
-    # the tools as sent (with x-grounded), and as the chat template shows them (without)
-    sent = [t.model_dump(exclude_none=True, by_alias=True) for t in body.tools] \
-        if body.tools else None
-    tools = [{**t, "function": {k: v for k, v in t["function"].items() if k != GROUNDED_KEY}}
-             for t in sent] if sent else None
+    # the tools as the chat template shows them: without qwen-edge's x-grounded field
+    tools = [t.model_dump(exclude_none=True, exclude={"function": {"x_grounded"}})
+             for t in body.tools] if body.tools else None
     choice: Any = body.tool_choice
     if isinstance(choice, schemas.NamedToolChoice):
         choice = choice.model_dump()
@@ -334,7 +332,8 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
 
     parse_tools = False
     if tools:
-        offered = [as_tool(t) for t in sent or ()]  # ToolError (400) for a malformed schema
+        # ToolError (400) for a malformed schema or x-grounded
+        offered = [as_tool(t.model_dump(exclude_none=True, by_alias=True)) for t in body.tools]
         choice = choice or "auto"
         parse_tools = choice != "none"
         grounding = grounding_texts(messages) if any(t.grounded for t in offered) else None

@@ -26,7 +26,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +137,7 @@ def handwritten_items(path: Path = HERE / "handwritten.jsonl") -> list[Item]:
 def quoted(item: Item) -> Item:
     """``item`` with the canonical answers of its history quoted (``corpus.quote_answers``)."""
     example = corpus.quote_answers(corpus.Example(item.messages, item.kind, "heldout"))
-    return Item(example.messages, item.kind, item.expected_calls, item.key_values,
-                item.expected_text, item.source)
+    return replace(item, messages=example.messages)
 
 
 @dataclass

@@ -44,8 +44,10 @@ constexpr uint16_t kExcluded = kBuckets;  // bucket slot for tokens outside the 
 //    does not if-convert float compares, which blocks vectorization;
 //  * maxima are taken over order-preserving integer keys (a float max reduction
 //    needs -ffinite-math-only).
-// Each kernel is an always-inline *_impl compiled twice by QWEN_EDGE_DISPATCH: for
-// the baseline ISA and, on x86-64, for AVX2+FMA, picked at run time.
+// Each kernel is an always-inline *_impl compiled by QWEN_EDGE_DISPATCH for the
+// baseline ISA and, on x86-64, also for AVX2+FMA and for AVX-512 (F/BW/DQ/VL), the
+// widest the CPU has picked at run time (greedy sampling of 151,936 logits: 147 ->
+// 117 us from AVX2 to AVX-512 on an AMD EPYC Zen 4).
 
 #if defined(__GNUC__) || defined(__clang__)
 #define QWEN_EDGE_INLINE inline __attribute__((always_inline))
@@ -58,12 +60,33 @@ bool has_avx2() {
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return avx2;
 }
-#define QWEN_EDGE_DISPATCH(ret, name, params, args)                          \
-  ret name##_portable params { return name##_impl args; }                    \
-  __attribute__((target("avx2,fma"))) ret name##_avx2 params {               \
-    return name##_impl args;                                                  \
-  }                                                                           \
-  ret name params { return has_avx2() ? name##_avx2 args : name##_portable args; }
+bool has_avx512() {
+  static const bool avx512 = has_avx2() && __builtin_cpu_supports("avx512f") &&
+                             __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512dq") &&
+                             __builtin_cpu_supports("avx512vl");
+  return avx512;
+}
+// GCC would otherwise keep 256-bit vectors under generic tuning; clang has no such
+// target-attribute option (and would ignore the whole attribute over it).
+#if defined(__clang__)
+#define QWEN_EDGE_AVX512 "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"
+#else
+#define QWEN_EDGE_AVX512 "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"
+#endif
+#define QWEN_EDGE_DISPATCH(ret, name, params, args)                                   \
+  ret name##_portable params { return name##_impl args; }                             \
+  __attribute__((target("avx2,fma"))) ret name##_avx2 params {                        \
+    return name##_impl args;                                                           \
+  }                                                                                    \
+  __attribute__((target(QWEN_EDGE_AVX512))) ret name##_avx512 params {                 \
+    return name##_impl args;                                                           \
+  }                                                                                    \
+  ret name params {                                                                    \
+    return has_avx512() ? name##_avx512 args                                           \
+           : has_avx2() ? name##_avx2 args                                             \
+                        : name##_portable args;                                        \
+  }
 #else
 #define QWEN_EDGE_DISPATCH(ret, name, params, args) \
   ret name params { return name##_impl args; }
@@ -194,6 +217,28 @@ QWEN_EDGE_DISPATCH(void, copy_block_max,
                    (const float* src, std::size_t n, const uint32_t* mask, std::size_t words,
                     float* dst, float* out),
                    (src, n, mask, words, dst, out))
+
+// out[b] = max of src's block b (copy_block_max without the copy, for logits that
+// nothing rewrites).
+QWEN_EDGE_INLINE void block_max_impl(const float* src, std::size_t n, float* out) {
+  const std::size_t blocks = (n + kBlock - 1) / kBlock;
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const std::size_t first = b * kBlock;
+    if (first + kBlock <= n) {
+      int32_t k[kBlock];
+      for (std::size_t l = 0; l < kBlock; ++l) k[l] = max_key(src[first + l]);
+      for (std::size_t w = kBlock / 2; w > 0; w /= 2)
+        for (std::size_t l = 0; l < w; ++l) k[l] = k[l + w] > k[l] ? k[l + w] : k[l];
+      out[b] = from_order_key(k[0]);
+    } else {
+      int32_t m = order_key(kNegInf);
+      for (std::size_t i = first; i < n; ++i) m = std::max(m, max_key(src[i]));
+      out[b] = from_order_key(m);
+    }
+  }
+}
+QWEN_EDGE_DISPATCH(void, block_max, (const float* src, std::size_t n, float* out),
+                   (src, n, out))
 
 // logits[i] = -inf where mask bit i is clear (words past the end count as 0).
 QWEN_EDGE_INLINE void mask_in_place_impl(float* x, std::size_t n, const uint32_t* mask,
@@ -509,9 +554,21 @@ void Sampler::process(const float* logits, std::size_t vocab, const int32_t* his
   if (vocab > static_cast<std::size_t>(std::numeric_limits<int32_t>::max()))
     throw std::invalid_argument("vocab is too large for int32 token ids");
   if (mask != nullptr) check_mask_words(vocab, mask_words);
-  logits_.resize(vocab);
   block_max_.resize((vocab + kBlock - 1) / kBlock);
+  vocab_ = vocab;
+  const float rep = static_cast<float>(config_.repetition_penalty);
+  const float presence = static_cast<float>(config_.presence_penalty);
+  const float frequency = static_cast<float>(config_.frequency_penalty);
+  const bool penalize = (rep != 1.0f || presence != 0.0f || frequency != 0.0f) && history_len > 0;
+  if (mask == nullptr && config_.logit_bias.empty() && !penalize) {
+    // Nothing rewrites the logits: read the caller's buffer in place (no copy).
+    block_max(logits, vocab, block_max_.data());
+    x_ = logits;
+    return;
+  }
+  logits_.resize(vocab);
   float* x = logits_.data();
+  x_ = x;
 
   // 1. copy + mask + block maxima in one pass. The mask goes before bias and
   // penalties here, unlike the nominal order, to fuse it with the copy; the result
@@ -534,10 +591,7 @@ void Sampler::process(const float* logits, std::size_t vocab, const int32_t* his
   }
 
   // 3. penalties over the distinct history tokens (history ignored if all are off).
-  const float rep = static_cast<float>(config_.repetition_penalty);
-  const float presence = static_cast<float>(config_.presence_penalty);
-  const float frequency = static_cast<float>(config_.frequency_penalty);
-  if ((rep != 1.0f || presence != 0.0f || frequency != 0.0f) && history_len > 0) {
+  if (penalize) {
     for (std::size_t i = 0; i < history_len; ++i)
       if (history[i] < 0 || static_cast<std::size_t>(history[i]) >= vocab)
         throw std::out_of_range(range_message("history token", history[i], vocab));
@@ -561,7 +615,7 @@ void Sampler::process_logits(const float* logits, std::size_t vocab, const int32
                              std::size_t mask_words, float* out) {
   std::lock_guard<std::mutex> lock(mutex_);
   process(logits, vocab, history, history_len, mask, mask_words);
-  std::memcpy(out, logits_.data(), vocab * sizeof(float));
+  std::memcpy(out, x_, vocab * sizeof(float));
 }
 
 SampleResult Sampler::sample(const float* logits, std::size_t vocab, const int32_t* history,
@@ -569,7 +623,7 @@ SampleResult Sampler::sample(const float* logits, std::size_t vocab, const int32
                              std::size_t mask_words) {
   std::lock_guard<std::mutex> lock(mutex_);
   process(logits, vocab, history, history_len, mask, mask_words);
-  const float* x = logits_.data();
+  const float* x = x_;
 
   const float m = max_of(block_max_);
   if (m == kNegInf) {
@@ -630,8 +684,8 @@ int32_t Sampler::sample_top_k(float max_logit) {
   const float inv_t = static_cast<float>(1.0 / config_.temperature);
   const std::size_t k = static_cast<std::size_t>(config_.top_k);
   const std::size_t blocks = block_max_.size();
-  const float* x = logits_.data();
-  const std::size_t vocab = logits_.size();
+  const float* x = x_;
+  const std::size_t vocab = vocab_;
 
   // The k-th largest block max is a safe cut: the k blocks at or above it each
   // hold a token >= it, so at least k tokens pass, including the whole top k.
@@ -674,13 +728,13 @@ int32_t Sampler::sample_top_k(float max_logit) {
 // total mass.
 double Sampler::bucket_histogram(float threshold, float max_logit, float inv_t,
                                  uint32_t min_w_bits) {
-  const std::size_t vocab = logits_.size();
+  const std::size_t vocab = vocab_;
   const std::size_t blocks = block_max_.size();
   bucket_mass_.assign(kBuckets + 1, 0.0);  // + the kExcluded slot
   bucket_kept_.assign(kBuckets + 1, 0.0);
   weights_.resize(vocab);
   buckets_.resize(vocab);
-  region_detail(logits_.data(), vocab, block_max_.data(), threshold, max_logit, inv_t,
+  region_detail(x_, vocab, block_max_.data(), threshold, max_logit, inv_t,
                 weights_.data(), buckets_.data());
   for (std::size_t b = 0; b < blocks; ++b) {
     if (!(block_max_[b] >= threshold) || block_max_[b] == kNegInf) continue;
@@ -705,8 +759,8 @@ int32_t Sampler::sample_top_p(float max_logit, double z1) {
   const double temperature = config_.temperature;
   const float inv_t = static_cast<float>(1.0 / temperature);
   const uint32_t min_w_bits = float_to_bits(static_cast<float>(config_.min_p));
-  const float* x = logits_.data();
-  const std::size_t vocab = logits_.size();
+  const float* x = x_;
+  const std::size_t vocab = vocab_;
 
   double z_t = z1;  // total weight at temperature T (the max token weighs 1)
   if (inv_t != 1.0f) z_t = block_weights(x, vocab, max_logit, inv_t, 0.0f, block_tmp_.data());
@@ -806,8 +860,8 @@ int32_t Sampler::sample_full(float max_logit, double z1) {
   const float inv_t = static_cast<float>(1.0 / config_.temperature);
   const float min_w = static_cast<float>(config_.min_p);
   const uint32_t min_w_bits = float_to_bits(min_w);
-  const float* x = logits_.data();
-  const std::size_t vocab = logits_.size();
+  const float* x = x_;
+  const std::size_t vocab = vocab_;
   const std::size_t blocks = block_max_.size();
   const double total = (config_.temperature == 1.0 && min_w == 0.0f)
                            ? z1

@@ -101,7 +101,11 @@ class Sampler {
   std::mt19937_64 rng_;
   std::mutex mutex_;
   // Scratch, sized on first use and reused:
-  std::vector<float> logits_;       // [vocab] processed logits
+  std::vector<float> logits_;       // [vocab] processed logits (when anything rewrites them)
+  // The logits the current call samples from: logits_, or the caller's buffer when no mask,
+  // bias or penalty applies (valid until the call returns).
+  const float* x_ = nullptr;
+  std::size_t vocab_ = 0;
   std::vector<float> block_max_;    // [ceil(vocab/32)] max of each 32-token block
   std::vector<float> block_tmp_;    // [ceil(vocab/32)] block sums / selection scratch
   std::vector<int32_t> counts_;     // [vocab] all zero between calls

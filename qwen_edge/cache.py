@@ -16,6 +16,9 @@ from .errors import ConfigError, ContextLengthError
 __all__ = ["KVCache"]
 
 
+_ALIGN_FLOATS = 16  # 64 bytes: a cache line, and one AVX-512 register
+
+
 class KVCache:
     """Key/value buffers ``[1, kv_heads, max_context, head_dim]`` x 2 x layers, and ``offset``.
 
@@ -33,8 +36,15 @@ class KVCache:
         self.max_context = max_context
         self.offset = 0
         shape = (1, kv_heads, max_context, head_dim)  # [B, kv_heads, max_seq, head_dim]
-        # np.zeros maps untouched pages lazily: RSS grows with the tokens actually cached.
-        self.arrays = [np.zeros(shape, np.float32) for _ in range(2 * layers)]
+        # One zeroed block, cut into 64-byte-aligned buffers (a cache line, as onnxruntime
+        # aligns its own; numpy alone guarantees 16 bytes): np.zeros maps untouched pages
+        # lazily, so RSS grows with the tokens actually cached.
+        size = kv_heads * max_context * head_dim
+        stride = -(-size // _ALIGN_FLOATS) * _ALIGN_FLOATS
+        block = np.zeros(2 * layers * stride + _ALIGN_FLOATS, np.float32)
+        start = (-block.ctypes.data % (_ALIGN_FLOATS * 4)) // 4
+        self.arrays = [block[start + i * stride: start + i * stride + size].reshape(shape)
+                       for i in range(2 * layers)]
         self.values = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.arrays]
 
     @property

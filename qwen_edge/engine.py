@@ -1,10 +1,12 @@
 """Engine: one onnxruntime session over a package's decoder graph, driven with IOBinding.
 
 ``forward(tokens, cache, num_logits)`` appends tokens to a ``KVCache`` and returns logits for
-the last ``num_logits`` positions only. The cache buffers are bound as both past and present
-(the graph writes in place); small inputs are rebound per call; the logits buffer is reused
-for each distinct ``num_logits``. Long prompts are prefilled in chunks, so activations stay
-bounded whatever the prompt length.
+the last ``num_logits`` positions only. Everything is bound once per cache and written in
+place: the KV buffers as both past and present (the graph writes the new rows itself), the
+scalar inputs as numpy buffers that ``forward`` overwrites, and an input-ids / logits buffer
+per distinct length, rebound only when the length changes. A decode step therefore writes
+four numbers and calls ``run_with_iobinding``: nothing is allocated or bound. Long prompts are
+prefilled in chunks, so activations stay bounded whatever the prompt length.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 import os
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnxruntime as ort
@@ -26,6 +28,7 @@ __all__ = ["DEFAULT_MAX_CONTEXT", "Engine", "native_errors", "session_options"]
 
 DEFAULT_MAX_CONTEXT = 4096  # per-session KV reservation when the caller does not choose
 PREFILL_CHUNK = 512
+_MAX_BUFFERS = 8  # per cache, of each kind (ids, logits)
 
 
 @contextlib.contextmanager
@@ -42,10 +45,38 @@ def native_errors(what: str) -> Iterator[None]:
         raise (PackageError if "load" in what else GenerationError)(msg) from exc
 
 
+def _buffer(shape: tuple[int, ...], dtype: type) -> tuple[np.ndarray, ort.OrtValue]:
+    """A numpy array and an OrtValue over the same memory (writes to one show in the other)."""
+    array = np.zeros(shape, dtype)
+    return array, ort.OrtValue.ortvalue_from_numpy(array)
+
+
 @dataclass(slots=True)
 class _Binding:
+    """One cache's IOBinding and the buffers bound in it."""
+
     io: ort.IOBinding
-    logits: dict[int, tuple[np.ndarray, ort.OrtValue]]  # num_logits -> reused [1, n, vocab]
+    seqlens: np.ndarray  # seqlens_k [1] int32: total - 1
+    total: np.ndarray  # total_sequence_length, int32 scalar
+    keep: np.ndarray  # num_logits_to_keep, int64 scalar
+    # length -> [1, n] int64 input ids / num_logits -> [1, n, vocab] logits. Bounded: decode
+    # (1), a prefill chunk and its tail, speculation (k + 1).
+    ids: dict[int, tuple[np.ndarray, ort.OrtValue]] = field(default_factory=dict)
+    logits: dict[int, tuple[np.ndarray, ort.OrtValue]] = field(default_factory=dict)
+    bound: tuple[int, int] = (0, 0)  # (ids length, num_logits) bound right now
+
+    def rebind(self, n: int, num_logits: int, vocab: int) -> None:
+        """Bind the ids buffer for ``n`` tokens and the logits buffer for ``num_logits``."""
+        for table, size, shape, dtype in ((self.ids, n, (1, n), np.int64),
+                                          (self.logits, num_logits, (1, num_logits, vocab),
+                                           np.float32)):
+            if size not in table and len(table) >= _MAX_BUFFERS:
+                table.clear()
+            if size not in table:
+                table[size] = _buffer(shape, dtype)
+        self.io.bind_ortvalue_input("input_ids", self.ids[n][1])
+        self.io.bind_ortvalue_output("logits", self.logits[num_logits][1])
+        self.bound = (n, num_logits)
 
 
 def _physical_cores() -> int:
@@ -102,8 +133,7 @@ class Engine:
             for i in range(self.layers) for kind in ("key", "value")
         ]
         # Per cache (so threads with their own caches never share a buffer): an IOBinding
-        # with the KV buffers bound once (48 binds for 24 layers) and reused logits buffers;
-        # each step rebinds only the small inputs and the logits buffer.
+        # with every input and output bound once (see the module docstring).
         self._bindings: weakref.WeakKeyDictionary[KVCache, _Binding] = (
             weakref.WeakKeyDictionary())
 
@@ -124,7 +154,13 @@ class Engine:
             for (past, present), value in zip(self._kv_names, cache.values, strict=True):
                 io.bind_ortvalue_input(past, value)
                 io.bind_ortvalue_output(present, value)
-            bound = self._bindings[cache] = _Binding(io, {})
+            scalars = {"seqlens_k": _buffer((1,), np.int32),
+                       "total_sequence_length": _buffer((), np.int32),
+                       "num_logits_to_keep": _buffer((), np.int64)}
+            for name, (_, value) in scalars.items():
+                io.bind_ortvalue_input(name, value)
+            bound = self._bindings[cache] = _Binding(
+                io, *(array for array, _ in scalars.values()))
         return bound
 
     def forward(self, tokens: np.ndarray, cache: KVCache, *, num_logits: int = 1) -> np.ndarray:
@@ -149,21 +185,16 @@ class Engine:
         return self._run(tokens[start:], cache, num_logits)
 
     def _run(self, tokens: np.ndarray, cache: KVCache, num_logits: int) -> np.ndarray:
-        total = cache.offset + tokens.shape[0]
+        n = tokens.shape[0]
+        total = cache.offset + n
         bound = self._binding(cache)
-        binding = bound.io
-        binding.bind_cpu_input("input_ids", tokens.reshape(1, -1))
-        binding.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
-        binding.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
-        binding.bind_cpu_input("num_logits_to_keep", np.array(num_logits, np.int64))
-        if num_logits not in bound.logits:
-            if len(bound.logits) > 8:  # bounded: decode (1), prefill (1), speculation (k+1)
-                bound.logits.clear()
-            array = np.empty((1, num_logits, self.vocab_size), np.float32)
-            bound.logits[num_logits] = (array, ort.OrtValue.ortvalue_from_numpy(array))
-        logits, logits_value = bound.logits[num_logits]
-        binding.bind_ortvalue_output("logits", logits_value)
+        if bound.bound != (n, num_logits):
+            bound.rebind(n, num_logits, self.vocab_size)
+        bound.ids[n][0][0] = tokens
+        bound.seqlens[0] = total - 1
+        bound.total[()] = total
+        bound.keep[()] = num_logits
         with native_errors("forward"):
-            self.session.run_with_iobinding(binding)
+            self.session.run_with_iobinding(bound.io)
         cache.offset = total
-        return logits[0]
+        return bound.logits[num_logits][0][0]

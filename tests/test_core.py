@@ -346,6 +346,32 @@ def test_callers_arrays_are_not_modified() -> None:
     np.testing.assert_array_equal(mask, mask_before)
 
 
+@pytest.mark.parametrize("options", [
+    {"temperature": 0.0},
+    {"temperature": 1.0},
+    {"temperature": 0.7, "top_k": 40},
+    {"temperature": 0.8, "top_p": 0.9, "min_p": 0.01},
+])
+def test_in_place_and_copied_logits_sample_identically(options: dict) -> None:
+    """With nothing to rewrite, the sampler reads the caller's logits in place; an all-ones
+    mask (or a zero logit_bias) sends the same logits through the processed copy instead.
+    Both paths must draw the same tokens with the same logprob and entropy, bit for bit,
+    and leave the caller's array as it was."""
+    rng = np.random.default_rng(11)
+    steps = [rng.normal(0, 3, QWEN_VOCAB).astype(np.float32) for _ in range(20)]
+    before = [x.copy() for x in steps]
+    all_ones = np.full(-(-QWEN_VOCAB // 32), 0xFFFFFFFF, dtype=np.uint32)
+    in_place = _core.Sampler(_core.SamplerConfig(seed=5, **options))
+    masked = _core.Sampler(_core.SamplerConfig(seed=5, **options))
+    biased = _core.Sampler(_core.SamplerConfig(seed=5, logit_bias={7: 0.0}, **options))
+    for x in steps:
+        got = in_place.sample(x)
+        assert masked.sample(x, None, all_ones) == got
+        assert biased.sample(x) == got
+    for x, x0 in zip(steps, before, strict=True):
+        np.testing.assert_array_equal(x, x0)
+
+
 # ---- masks -----------------------------------------------------------------------
 
 

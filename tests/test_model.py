@@ -87,6 +87,21 @@ def test_engine_steps_equal_one_forward(tiny):  # type: ignore[no-untyped-def]
     np.testing.assert_allclose(np.concatenate(got), cold, rtol=1e-4, atol=1e-4)
 
 
+def test_engine_buffers_survive_many_lengths(tiny):  # type: ignore[no-untyped-def]
+    """Chunks of ten different lengths (more than the engine keeps input-id / logits buffers
+    for, so the buffer tables are dropped and rebuilt mid-sequence), each asking for a
+    different number of logits, still give the logits of one cold forward."""
+    engine = tiny.engine
+    ids = np.random.default_rng(3).integers(0, 1000, 55)
+    cold = engine.forward(ids, engine.new_cache(64), num_logits=len(ids)).copy()
+    cache = engine.new_cache(64)
+    got, start = [], 0
+    for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10):
+        got.append(engine.forward(ids[start:start + n], cache, num_logits=n).copy())
+        start += n
+    np.testing.assert_allclose(np.concatenate(got), cold, rtol=1e-4, atol=1e-4)
+
+
 def test_saved_session_continues_identically(tiny, package, tmp_path):  # type: ignore[no-untyped-def]
     prompt = "The quick brown fox jumps over the lazy dog"
     session = tiny.session()

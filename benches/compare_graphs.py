@@ -1,0 +1,119 @@
+"""Decode speed of decoder graphs under one bare onnxruntime loop, paired rounds in one process.
+
+    python benches/compare_graphs.py BASELINE.onnx OTHER.onnx [...] [--rounds 18] [--threads 2]
+
+Takes the engine out of the comparison: every graph gets the engine's session options and
+the same Python loop (IOBinding, KV buffers bound once as past and present, greedy argmax),
+so a difference is the graph's (operators, attributes, layout). Graphs may be qwen-edge's
+(inputs ``seqlens_k`` / ``total_sequence_length`` / ``num_logits_to_keep``) or
+onnxruntime-genai's model builder output (``attention_mask``; a shared past/present buffer).
+Each round decodes ``--gen`` tokens after the same ``--prompt``-token random prompt with every
+graph, in a rotated order; prints each graph's median tok/s and its paired ratio to the first
+graph (per-round ratios, so machine-wide slow phases cancel), with a bootstrap 95 % interval.
+
+Used to find why qwen-edge decoded ~5 % behind genai on an AMD EPYC: folding the q/k/v bias
+into MatMulNBits (the bias input) was slower than a separate Add (see
+export/passes/quantize_matmul.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from qwen_edge.engine import session_options
+
+
+class Graph:
+    """One decoder graph with its KV buffers bound once."""
+
+    def __init__(self, path: Path, threads: int, max_context: int) -> None:
+        self.path = path
+        proto = onnx.load(str(path), load_external_data=False)
+        inputs = {i.name: i for i in proto.graph.input}
+        self.ours = "seqlens_k" in inputs
+        past = [name for name in inputs if name.startswith("past_key_values.")]
+        dims = inputs[past[0]].type.tensor_type.shape.dim
+        kv_heads, head_dim = dims[1].dim_value, dims[3].dim_value
+        if not head_dim:  # genai leaves it symbolic; its config next to the graph has it
+            config = json.loads((path.parent / "genai_config.json").read_text())
+            head_dim = int(config["model"]["decoder"]["head_size"])
+        self.session = ort.InferenceSession(str(path), session_options(threads),
+                                            providers=["CPUExecutionProvider"])
+        self.vocab = self.session.get_outputs()[0].shape[-1]
+        self.io = self.session.io_binding()
+        self.kv = []
+        for name in past:
+            array = np.zeros((1, kv_heads, max_context, head_dim), np.float32)
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            self.io.bind_ortvalue_input(name, value)
+            self.io.bind_ortvalue_output(name.replace("past_key_values", "present"), value)
+            self.kv.append(array)
+        self.logits: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}
+
+    def step(self, tokens: np.ndarray, total: int) -> np.ndarray:
+        io = self.io
+        io.bind_cpu_input("input_ids", tokens.reshape(1, -1))
+        rows = 1
+        if self.ours:
+            io.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
+            io.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+            io.bind_cpu_input("num_logits_to_keep", np.array(1, np.int64))
+        else:  # genai: logits for every input position
+            io.bind_cpu_input("attention_mask", np.ones((1, total), np.int64))
+            rows = tokens.size
+        if rows not in self.logits:
+            array = np.empty((1, rows, self.vocab), np.float32)
+            self.logits[rows] = (array, ort.OrtValue.ortvalue_from_numpy(array))
+        io.bind_ortvalue_output("logits", self.logits[rows][1])
+        self.session.run_with_iobinding(io)
+        return self.logits[rows][0][0, -1]
+
+    def decode(self, prompt: np.ndarray, gen: int) -> float:
+        """Prefill ``prompt``, then ``gen`` greedy tokens; decode tok/s after the first."""
+        token = int(self.step(prompt, prompt.size).argmax())
+        total = prompt.size
+        start = time.perf_counter()
+        for _ in range(gen - 1):
+            total += 1
+            token = int(self.step(np.array([token], np.int64), total).argmax())
+        return (gen - 1) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("graphs", nargs="+", type=Path, help="model.onnx files; ratios vs the first")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=18)
+    ap.add_argument("--prompt", type=int, default=128)
+    ap.add_argument("--gen", type=int, default=96)
+    args = ap.parse_args()
+    graphs = [Graph(p, args.threads, args.prompt + args.gen) for p in args.graphs]
+    prompt = np.random.default_rng(0).integers(0, 150_000, args.prompt).astype(np.int64)
+    rates: list[list[float]] = [[] for _ in graphs]
+    for r in range(args.rounds):
+        order = list(range(len(graphs)))
+        order = order[r % len(order):] + order[: r % len(order)]
+        for i in order[::-1] if r % 2 else order:
+            rates[i].append(graphs[i].decode(prompt, args.gen))
+        print(f"round {r}: " + "  ".join(f"{x[-1]:.1f}" for x in rates), flush=True)
+    base = np.array(rates[0])
+    rng = np.random.default_rng(0)
+    for graph, values in zip(graphs, rates, strict=True):
+        ratio = np.array(values) / base
+        boot = [np.median(rng.choice(ratio, ratio.size)) for _ in range(2000)]
+        low, high = np.percentile(boot, [2.5, 97.5])
+        print(f"{graph.path}: median {statistics.median(values):.1f} tok/s; vs first: paired "
+              f"median {np.median(ratio):.3f} [{low:.3f}, {high:.3f}], "
+              f"faster in {(ratio > 1).sum()}/{ratio.size} rounds")
+
+
+if __name__ == "__main__":
+    main()

@@ -32,6 +32,9 @@ shared machine falls on every engine alike. Batch size 1, greedy, EOS ignored:
 
 for random prompts (ids in [0, 151643), no special tokens; the same ids for every engine) of
 128 and 1,024 tokens with 128 generated tokens; medians of ``--runs`` runs after one warm-up.
+Below the table, the decode ratio per run (qwen-edge / peer, the two measured back to back
+in the same run), its median and a bootstrap 95 % interval: on a shared host whose speed
+drifts by +-10 % between runs, the paired ratio is what resolves a few percent.
 
 Roofline: bytes of weights read per decoded token (every weight tensor incl. int4 scales and
 zero points, except tensors read only by a Gather, of which one row is read) / memory bandwidth.
@@ -602,6 +605,31 @@ def markdown(summaries: dict[str, dict[str, Any]], lens: list[int],
     return "\n".join(lines)
 
 
+def paired_ratios(samples: dict[str, dict[str, list[dict[str, Any]]]], lens: list[int],
+                  ) -> str:
+    """Per-run decode ratios qwen-edge / peer (both measured in the same run, minutes apart),
+    their median and a bootstrap 95 % interval of that median: a slow phase of a shared
+    host moves both engines of a run alike, so the ratio is steadier than either median."""
+    import numpy as np
+
+    if "qwen-edge" not in samples:
+        return ""
+    rng = np.random.default_rng(0)
+    lines = ["paired decode ratios, qwen-edge / peer (per run; median [bootstrap 95 % interval "
+             "of the median], runs where qwen-edge was faster):"]
+    for peer in (e for e in samples if e != "qwen-edge"):
+        for n in lens:
+            ours = [r["decode_tok_s"] for r in samples["qwen-edge"][f"prompt-{n}"]]
+            theirs = [r["decode_tok_s"] for r in samples[peer][f"prompt-{n}"]]
+            ratio = np.array(ours) / np.array(theirs)
+            boot = [np.median(rng.choice(ratio, ratio.size)) for _ in range(2000)]
+            low, high = np.percentile(boot, [2.5, 97.5])
+            lines.append(f"- vs {peer}, after a {n}-token prompt: {np.median(ratio):.3f} "
+                         f"[{low:.3f}, {high:.3f}], faster in {(ratio > 1).sum()}/{ratio.size} "
+                         f"(per run: {', '.join(f'{x:.2f}' for x in ratio)})")
+    return "\n".join(lines)
+
+
 def parent_main(args: argparse.Namespace) -> int:
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     for p in peers:
@@ -665,7 +693,7 @@ def parent_main(args: argparse.Namespace) -> int:
                   f"- {e}: {c.info['version']}, load {c.info['load_s']:.1f} s, RSS after load "
                   f"{c.info['rss_after_load_mb']:.0f} MB" for e, c in children.items()))
     table = markdown(summaries, lens, args)
-    report = f"{title}\n{header}\n\n{table}"
+    report = f"{title}\n{header}\n\n{table}\n\n{paired_ratios(samples, lens)}"
     sys.stdout.write(report + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps({

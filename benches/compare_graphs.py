@@ -11,7 +11,7 @@ Each round decodes ``--gen`` tokens after the same ``--prompt``-token random pro
 graph, in a rotated order; prints each graph's median tok/s and its paired ratio to the first
 graph (per-round ratios, so machine-wide slow phases cancel), with a bootstrap 95 % interval.
 
-Used to find why qwen-edge decoded ~5 % behind genai on an AMD EPYC: folding the q/k/v bias
+Used to find why qwen-edge decoded 3-6 % behind genai on an AMD EPYC: folding the q/k/v bias
 into MatMulNBits (the bias input) was slower than a separate Add (see
 export/passes/quantize_matmul.py).
 """

@@ -11,7 +11,7 @@ After::
 
 A following bias Add stays a separate Add: MatMulNBits' own bias input would save a node, but
 onnxruntime 1.32 runs it slower: folding Qwen2's q/k/v biases into the 24 qkv projections made
-int4 decode ~5 % slower on an AMD EPYC (Zen 4) at 2 threads
+int4 decode 3-6 % slower on an AMD EPYC (Zen 4) at 2 threads
 (benches/compare_graphs.py, paired rounds).
 
 Weights are quantized block-wise along K (``quant.quantize_blockwise``), asymmetric with zero

@@ -154,13 +154,13 @@ class Engine:
             for (past, present), value in zip(self._kv_names, cache.values, strict=True):
                 io.bind_ortvalue_input(past, value)
                 io.bind_ortvalue_output(present, value)
-            scalars = {"seqlens_k": _buffer((1,), np.int32),
-                       "total_sequence_length": _buffer((), np.int32),
-                       "num_logits_to_keep": _buffer((), np.int64)}
-            for name, (_, value) in scalars.items():
-                io.bind_ortvalue_input(name, value)
+            seqlens, total, keep = (_buffer((1,), np.int32), _buffer((), np.int32),
+                                    _buffer((), np.int64))
+            io.bind_ortvalue_input("seqlens_k", seqlens[1])
+            io.bind_ortvalue_input("total_sequence_length", total[1])
+            io.bind_ortvalue_input("num_logits_to_keep", keep[1])
             bound = self._bindings[cache] = _Binding(
-                io, *(array for array, _ in scalars.values()))
+                io, seqlens=seqlens[0], total=total[0], keep=keep[0])
         return bound
 
     def forward(self, tokens: np.ndarray, cache: KVCache, *, num_logits: int = 1) -> np.ndarray:

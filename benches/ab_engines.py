@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+from paired import paired_ratio, round_order
 
 COMPARE_PEERS = Path(__file__).resolve().with_name("compare_peers.py")
 
@@ -81,23 +81,16 @@ def main() -> None:
     rates: dict[str, list[float]] = {n: [] for n in names}
     try:
         for r in range(args.rounds):
-            order = children[r % len(children):] + children[: r % len(children)]
-            for c in order[::-1] if r % 2 else order:
+            for c in round_order(children, r):
                 rates[c.name].append(c.decode(args.prompt, r))
             print(f"round {r}: " + "  ".join(f"{n} {v[-1]:.1f}" for n, v in rates.items()),
                   flush=True)
     finally:
         for c in children:
             c.proc.kill()
-    base = np.array(rates[reference])
-    rng = np.random.default_rng(0)
     for name, values in rates.items():
-        ratio = np.array(values) / base
-        boot = [np.median(rng.choice(ratio, ratio.size)) for _ in range(2000)]
-        low, high = np.percentile(boot, [2.5, 97.5])
         print(f"{name}: median {statistics.median(values):.1f} tok/s; / {reference}: paired "
-              f"median {np.median(ratio):.3f} [{low:.3f}, {high:.3f}], faster in "
-              f"{(ratio > 1).sum()}/{ratio.size} rounds")
+              f"median {paired_ratio(values, rates[reference])} rounds")
 
 
 if __name__ == "__main__":

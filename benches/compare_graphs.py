@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from paired import paired_ratio, round_order
 from qwen_edge.engine import session_options
 
 
@@ -99,20 +100,12 @@ def main() -> None:
     prompt = np.random.default_rng(0).integers(0, 150_000, args.prompt).astype(np.int64)
     rates: list[list[float]] = [[] for _ in graphs]
     for r in range(args.rounds):
-        order = list(range(len(graphs)))
-        order = order[r % len(order):] + order[: r % len(order)]
-        for i in order[::-1] if r % 2 else order:
+        for i in round_order(range(len(graphs)), r):
             rates[i].append(graphs[i].decode(prompt, args.gen))
         print(f"round {r}: " + "  ".join(f"{x[-1]:.1f}" for x in rates), flush=True)
-    base = np.array(rates[0])
-    rng = np.random.default_rng(0)
     for graph, values in zip(graphs, rates, strict=True):
-        ratio = np.array(values) / base
-        boot = [np.median(rng.choice(ratio, ratio.size)) for _ in range(2000)]
-        low, high = np.percentile(boot, [2.5, 97.5])
         print(f"{graph.path}: median {statistics.median(values):.1f} tok/s; vs first: paired "
-              f"median {np.median(ratio):.3f} [{low:.3f}, {high:.3f}], "
-              f"faster in {(ratio > 1).sum()}/{ratio.size} rounds")
+              f"median {paired_ratio(values, rates[0])} rounds")
 
 
 if __name__ == "__main__":

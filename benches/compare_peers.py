@@ -608,25 +608,20 @@ def markdown(summaries: dict[str, dict[str, Any]], lens: list[int],
 def paired_ratios(samples: dict[str, dict[str, list[dict[str, Any]]]], lens: list[int],
                   ) -> str:
     """Per-run decode ratios qwen-edge / peer (both measured in the same run, minutes apart),
-    their median and a bootstrap 95 % interval of that median: a slow phase of a shared
-    host moves both engines of a run alike, so the ratio is steadier than either median."""
-    import numpy as np
+    their median and a bootstrap 95 % interval of that median (benches/paired.py)."""
+    from paired import paired_ratio
 
     if "qwen-edge" not in samples:
         return ""
-    rng = np.random.default_rng(0)
     lines = ["paired decode ratios, qwen-edge / peer (per run; median [bootstrap 95 % interval "
              "of the median], runs where qwen-edge was faster):"]
     for peer in (e for e in samples if e != "qwen-edge"):
         for n in lens:
             ours = [r["decode_tok_s"] for r in samples["qwen-edge"][f"prompt-{n}"]]
             theirs = [r["decode_tok_s"] for r in samples[peer][f"prompt-{n}"]]
-            ratio = np.array(ours) / np.array(theirs)
-            boot = [np.median(rng.choice(ratio, ratio.size)) for _ in range(2000)]
-            low, high = np.percentile(boot, [2.5, 97.5])
-            lines.append(f"- vs {peer}, after a {n}-token prompt: {np.median(ratio):.3f} "
-                         f"[{low:.3f}, {high:.3f}], faster in {(ratio > 1).sum()}/{ratio.size} "
-                         f"(per run: {', '.join(f'{x:.2f}' for x in ratio)})")
+            per_run = ", ".join(f"{a / b:.2f}" for a, b in zip(ours, theirs, strict=True))
+            lines.append(f"- vs {peer}, after a {n}-token prompt: "
+                         f"{paired_ratio(ours, theirs)} (per run: {per_run})")
     return "\n".join(lines)
 
 

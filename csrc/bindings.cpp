@@ -14,6 +14,7 @@
 #include <tuple>
 #include <utility>
 
+#include "huge_pages.h"
 #include "ngram.h"
 #include "sampler.h"
 
@@ -172,7 +173,7 @@ std::string repr(const SamplerConfig& c) {
 
 PYBIND11_MODULE(_core, m) {
   using namespace qwen_edge;
-  m.doc() = "qwen-edge native core: sampling, grammar masks, n-gram drafting (private).";
+  m.doc() = "qwen-edge native core: sampling, grammar masks, n-gram drafting, huge pages (private).";
   m.attr("__version__") = QWEN_EDGE_VERSION;
 
   py::class_<SamplerConfig>(m, "SamplerConfig",
@@ -231,6 +232,20 @@ PYBIND11_MODULE(_core, m) {
         py::arg("min_ngram") = 1, py::arg("k") = 5,
         "Prompt-lookup draft: up to k tokens that followed the most recent earlier "
         "match of the longest suffix n-gram (max_ngram..min_ngram); int32, may be empty.");
+  m.def("huge_page_size", &huge_page_size,
+        "Transparent huge page size in bytes; 0 without THP or with THP set to never.");
+  m.def("resident_huge_chunks", &resident_huge_chunks, py::call_guard<py::gil_scoped_release>(),
+        "Addresses of the huge-page-aligned chunks of private anonymous memory whose every "
+        "page is resident.");
+  py::class_<HugePageCollapse>(m, "HugePageCollapse",
+                               "Collapses resident chunks into huge pages on a background "
+                               "thread (MADV_COLLAPSE); stops and joins when destroyed.")
+      .def(py::init<std::vector<uintptr_t>>(), py::arg("chunks"))
+      .def("wait", &HugePageCollapse::wait, py::call_guard<py::gil_scoped_release>(),
+           "Block until every chunk was tried; the bytes collapsed.")
+      .def_property_readonly("done", &HugePageCollapse::done)
+      .def_property_readonly("requested_bytes", &HugePageCollapse::requested_bytes)
+      .def_property_readonly("failed_chunks", &HugePageCollapse::failed_chunks);
   m.def("accept_draft", &accept_draft_py, py::arg("draft"), py::arg("target"),
         "Length of the longest prefix of draft equal to target (len(draft) + 1 tokens).");
 }

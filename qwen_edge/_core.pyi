@@ -105,3 +105,27 @@ def accept_draft(draft: npt.ArrayLike, target: npt.ArrayLike) -> int:
     len(target) == len(draft) + 1. With a = accept_draft(draft, target), append
     target[:a + 1] and trim the KV cache to context + a + 1 positions.
     """
+
+def huge_page_size() -> int:
+    """Transparent huge page size in bytes; 0 without THP or with THP set to "never"."""
+
+def resident_huge_chunks() -> list[int]:
+    """Addresses of the huge-page-aligned chunks of private anonymous memory whose every
+    page is resident (collapsing them never grows the resident set)."""
+
+class HugePageCollapse:
+    """Collapses chunks into huge pages on a background thread (MADV_COLLAPSE).
+
+    Stops between chunks and joins when destroyed. Does nothing off Linux, before
+    Linux 6.1 (every chunk fails) or with THP set to "never".
+    """
+
+    def __init__(self, chunks: list[int]) -> None: ...
+    def wait(self) -> int:
+        """Block until every chunk was tried; the bytes collapsed."""
+    @property
+    def done(self) -> bool: ...
+    @property
+    def requested_bytes(self) -> int: ...
+    @property
+    def failed_chunks(self) -> int: ...

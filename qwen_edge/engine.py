@@ -7,6 +7,14 @@ scalar inputs as numpy buffers that ``forward`` overwrites, and an input-ids / l
 per distinct length, rebound only when the length changes. A decode step therefore writes
 four numbers and calls ``run_with_iobinding``: nothing is allocated or bound. Long prompts are
 prefilled in chunks, so activations stay bounded whatever the prompt length.
+
+Huge pages: decoding streams every weight once per token, and on 4 KiB pages that costs a
+TLB miss every 4 KiB. Where transparent huge pages are in "madvise" mode (most
+distributions), the memory onnxruntime allocates for its prepacked weights stays on small
+pages, so after the session is created the engine collapses the chunks that became resident
+during its creation into huge pages (``_core.HugePageCollapse``: MADV_COLLAPSE, Linux >= 6.1,
+on a background thread; addresses, contents and resident size unchanged). Decode of the
+qwen2.5-0.5b int4 shape is ~6 % faster on an AMD EPYC (README, "Runtime vs peers").
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
+from . import _core
 from .cache import KVCache
 from .errors import ConfigError, GenerationError, PackageError
 from .package import ModelPackage
@@ -111,7 +120,8 @@ class Engine:
     as long as each thread uses its own ``KVCache``.
     """
 
-    def __init__(self, package: ModelPackage, *, threads: int | None = None) -> None:
+    def __init__(self, package: ModelPackage, *, threads: int | None = None,
+                 huge_pages: bool = True) -> None:
         if threads is not None and threads < 1:
             msg = f"threads={threads}: must be >= 1"
             raise ConfigError(msg)
@@ -123,11 +133,15 @@ class Engine:
         self.vocab_size = int(shapes["vocab_size"])
         self.threads = threads or _physical_cores()
 
+        before = set(_core.resident_huge_chunks()) if huge_pages else set()
         with native_errors(f"{package.path}: load model"):
             self.session = ort.InferenceSession(
                 str(package.model_file), session_options(self.threads),
                 providers=["CPUExecutionProvider"]
             )
+        # The weights onnxruntime just prepacked, onto huge pages (module docstring).
+        self._huge_pages = _core.HugePageCollapse(
+            sorted(set(_core.resident_huge_chunks()) - before) if huge_pages else [])
         self._kv_names = [
             (f"past_key_values.{i}.{kind}", f"present.{i}.{kind}")
             for i in range(self.layers) for kind in ("key", "value")
@@ -136,6 +150,10 @@ class Engine:
         # with every input and output bound once (see the module docstring).
         self._bindings: weakref.WeakKeyDictionary[KVCache, _Binding] = (
             weakref.WeakKeyDictionary())
+
+    def huge_page_bytes(self) -> int:
+        """Bytes of the session's memory moved onto huge pages (waits until that is done)."""
+        return self._huge_pages.wait()
 
     def new_cache(self, max_context: int | None = None) -> KVCache:
         """A KV cache for one conversation (default: min(package limit, 4096) tokens)."""

@@ -107,7 +107,8 @@ class Completion:
 
 def load(path: str | os.PathLike[str], *, threads: int | None = None,
          max_context: int | None = None, verify: bool = True,
-         trusted_keys: TrustedKeys | None = None, verify_cache: bool = True) -> Model:
+         trusted_keys: TrustedKeys | None = None, verify_cache: bool = True,
+         huge_pages: bool = True) -> Model:
     """Open a model package: verify it, then open one tuned onnxruntime session.
 
     Args:
@@ -122,6 +123,9 @@ def load(path: str | os.PathLike[str], *, threads: int | None = None,
         verify_cache: with ``trusted_keys``, skip re-hashing a folder that verified before
             and whose files' size, mtime, ctime and inode are unchanged (see
             ``qwen_edge.trust`` for the threat model); False re-hashes every time.
+        huge_pages: after loading, move the weights onto transparent huge pages in the
+            background (Linux >= 6.1 with THP not "never"; fewer TLB misses, faster decode,
+            same memory). False leaves the pages as onnxruntime allocated them.
 
     Raises:
         SignatureError: ``trusted_keys`` given and the package is unsigned or not signed by
@@ -140,17 +144,17 @@ def load(path: str | os.PathLike[str], *, threads: int | None = None,
         verify_package(path, trusted_keys, cache=verify_cache)
         verify = False  # the signature covered every file, the manifest included
     package = read_package(path, verify=verify)
-    return Model(package, threads=threads, max_context=max_context)
+    return Model(package, threads=threads, max_context=max_context, huge_pages=huge_pages)
 
 
 class Model:
     """A loaded package. Create with ``qwen_edge.load``."""
 
     def __init__(self, package: ModelPackage, *, threads: int | None = None,
-                 max_context: int | None = None) -> None:
+                 max_context: int | None = None, huge_pages: bool = True) -> None:
         self.package = package
         self.tokenizer = Tokenizer(package.tokenizer_file)
-        self.engine = Engine(package, threads=threads)
+        self.engine = Engine(package, threads=threads, huge_pages=huge_pages)
         if max_context is not None and not 1 <= max_context <= package.max_context:
             msg = f"max_context={max_context}: must be in [1, {package.max_context}] for this package"
             raise ConfigError(msg)

@@ -91,3 +91,4 @@ def test_bench_json(package, capsys):  # type: ignore[no-untyped-def]
     result = json.loads(capsys.readouterr().out)
     assert result["quant"] == "int4"
     assert result["prefill_tok_s@64"] > 0 and result["decode_tok_s@8"] > 0
+    assert result["huge_pages_mb"] >= 0

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import ast
 import math
+import mmap
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -666,6 +669,85 @@ def test_accept_draft(draft: list[int], target: list[int], accepted: int) -> Non
 def test_accept_draft_requires_one_more_target_token() -> None:
     with pytest.raises(ValueError, match=r"len\(draft\) \+ 1"):
         _core.accept_draft([1, 2], [1, 2])
+
+
+# ---- huge pages ----------------------------------------------------------------------
+
+
+def _private_memory(size: int) -> np.ndarray:
+    """Private anonymous memory that numpy did not allocate (numpy advises huge pages on its
+    own large arrays, which would make the test pass without the collapse)."""
+    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(region, np.uint8)
+
+
+def _huge_bytes_over(array: np.ndarray) -> int:
+    """AnonHugePages of the mappings that overlap ``array``, in bytes."""
+    lo, hi, total, inside = array.ctypes.data, array.ctypes.data + array.nbytes, 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and ":" not in head:
+            start, end = (int(x, 16) for x in head.split("-"))
+            inside = start < hi and end > lo
+        elif inside and line.startswith("AnonHugePages:"):
+            total += int(line.split()[1]) * 1024
+    return total
+
+
+def _chunks_inside(array: np.ndarray) -> list[int]:
+    lo, size = array.ctypes.data, _core.huge_page_size()
+    return [c for c in _core.resident_huge_chunks() if lo <= c and c + size <= lo + array.nbytes]
+
+
+def _collapse_supported() -> bool:
+    release = os.uname().release.split("-")[0].split(".")
+    return (sys.platform == "linux" and _core.huge_page_size() > 0
+            and (int(release[0]), int(release[1])) >= (6, 1))
+
+
+def test_huge_page_size_is_the_kernels() -> None:
+    thp = Path("/sys/kernel/mm/transparent_hugepage")
+    if not (thp / "hpage_pmd_size").exists() or "[never]" in (thp / "enabled").read_text():
+        assert _core.huge_page_size() == 0
+        assert _core.resident_huge_chunks() == []
+    else:
+        assert _core.huge_page_size() == int((thp / "hpage_pmd_size").read_text())
+
+
+@pytest.mark.skipif(not _collapse_supported(), reason="needs Linux >= 6.1 with THP enabled")
+def test_collapse_moves_only_resident_memory_onto_huge_pages() -> None:
+    """Untouched memory is never listed (collapsing it would grow the resident set); once
+    written it is, and collapsing it keeps its contents while the process's huge-page total
+    grows by the bytes reported."""
+    size = _core.huge_page_size()
+    untouched = _private_memory(12 * size)
+    assert _chunks_inside(untouched) == []
+    data = _private_memory(12 * size)
+    data[:] = np.random.default_rng(0).integers(0, 255, data.size, dtype=np.uint8)
+    copy = data.copy()
+    chunks = _chunks_inside(data)
+    assert len(chunks) >= 10
+    collapse = _core.HugePageCollapse(chunks)
+    collapsed = collapse.wait()
+    assert collapse.done
+    assert collapse.requested_bytes == len(chunks) * size
+    assert collapsed + collapse.failed_chunks * size == collapse.requested_bytes
+    assert collapsed >= size  # on a fresh machine all of them; fragmentation may refuse a few
+    assert _huge_bytes_over(data) >= collapsed
+    np.testing.assert_array_equal(data, copy)
+    assert _chunks_inside(untouched) == []  # still not resident: nothing was filled in
+
+
+def test_collapse_of_nothing_and_early_destruction() -> None:
+    empty = _core.HugePageCollapse([])
+    assert empty.done
+    assert empty.wait() == 0
+    assert empty.requested_bytes == 0
+    data = _private_memory(8 * max(_core.huge_page_size(), 1 << 21))
+    data[:] = 1
+    collapse = _core.HugePageCollapse(_chunks_inside(data))
+    del collapse  # stops between chunks and joins; nothing left running on freed memory
+    del data
 
 
 # ---- module surface ----------------------------------------------------------------

@@ -102,6 +102,20 @@ def test_engine_buffers_survive_many_lengths(tiny):  # type: ignore[no-untyped-d
     np.testing.assert_allclose(np.concatenate(got), cold, rtol=1e-4, atol=1e-4)
 
 
+def test_huge_pages_change_nothing_but_pages(package):  # type: ignore[no-untyped-def]
+    """With and without moving the weights onto huge pages the logits are the same; without,
+    nothing is collapsed."""
+    path = package("tiny-qwen2", "int4")
+    ids = np.random.default_rng(5).integers(0, 1000, 40)
+    logits = []
+    for huge_pages in (True, False):
+        engine = qwen_edge.load(path, threads=1, huge_pages=huge_pages).engine
+        collapsed = engine.huge_page_bytes()
+        assert collapsed >= 0 if huge_pages else collapsed == 0
+        logits.append(engine.forward(ids, engine.new_cache(64), num_logits=len(ids)).copy())
+    np.testing.assert_array_equal(logits[0], logits[1])
+
+
 def test_saved_session_continues_identically(tiny, package, tmp_path):  # type: ignore[no-untyped-def]
     prompt = "The quick brown fox jumps over the lazy dog"
     session = tiny.session()

@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     }
     greedy = {"temperature": 0, "stop_token_ids": (), "repetition_penalty": 1.0}
     model.generate(rng.integers(0, 150_000, 16), max_tokens=4, **greedy)  # warm up
+    # Measure with the weights on huge pages (a background step of load; engine.py).
+    results["huge_pages_mb"] = round(model.engine.huge_page_bytes() / 2**20)
     for n in lengths:
         ttft = []
         for _ in range(args.runs):

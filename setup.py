@@ -16,7 +16,8 @@ ext_modules = [
         "qwen_edge._core",
         sorted(glob("csrc/*.cpp")),
         cxx_std=17,
-        extra_compile_args=["-O3", "-fno-math-errno"],
+        extra_compile_args=["-O3", "-fno-math-errno", "-pthread"],
+        extra_link_args=["-pthread"],  # huge_pages.cpp's thread (glibc < 2.34 splits it out)
         define_macros=[("QWEN_EDGE_VERSION", '"0.1.0"')],
     )
 ]

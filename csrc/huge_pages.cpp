@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 
 #if defined(__linux__)
@@ -87,43 +88,55 @@ std::vector<uintptr_t> resident_huge_chunks() {
   return chunks;
 }
 
+namespace {
+long this_process() {
+#if defined(__linux__)
+  return static_cast<long>(getpid());
+#else
+  return 0;
+#endif
+}
+}  // namespace
+
 HugePageCollapse::HugePageCollapse(std::vector<uintptr_t> chunks)
-    : chunks_(std::move(chunks)), chunk_(huge_page_size()) {
-  if (chunks_.empty() || chunk_ == 0) {
-    chunks_.clear();
-    done_ = true;
+    : state_(std::make_shared<State>()) {
+  state_->chunk = huge_page_size();
+  state_->owner = this_process();
+  if (chunks.empty() || state_->chunk == 0) {
+    state_->done = true;
     return;
   }
-  thread_ = std::thread(&HugePageCollapse::run, this);
+  state_->chunks = std::move(chunks);
+  std::thread([state = state_] { run(*state); }).detach();
 }
 
-HugePageCollapse::~HugePageCollapse() {
-  stop_ = true;
-  std::lock_guard<std::mutex> lock(join_);
-  if (thread_.joinable()) thread_.join();
-}
+HugePageCollapse::~HugePageCollapse() { state_->stop = true; }
 
-void HugePageCollapse::run() {
+void HugePageCollapse::run(State& state) {
 #if defined(__linux__)
-  for (uintptr_t a : chunks_) {
-    if (stop_) break;
-    if (madvise(reinterpret_cast<void*>(a), chunk_, MADV_COLLAPSE) == 0) {
-      collapsed_ += chunk_;
-    } else if (errno == EINVAL && collapsed_ == 0) {
-      failed_ += chunks_.size();  // no MADV_COLLAPSE before Linux 6.1
+  for (uintptr_t a : state.chunks) {
+    if (state.stop) break;
+    if (madvise(reinterpret_cast<void*>(a), state.chunk, MADV_COLLAPSE) == 0) {
+      state.collapsed += state.chunk;
+    } else if (errno == EINVAL && state.collapsed == 0) {
+      state.failed += state.chunks.size();  // no MADV_COLLAPSE before Linux 6.1
       break;
     } else {
-      ++failed_;  // EAGAIN / ENOMEM: no free huge page right now; ENOMEM: unmapped
+      ++state.failed;  // EAGAIN / ENOMEM: no free huge page right now; ENOMEM: unmapped
     }
   }
 #endif
-  done_ = true;
+  std::lock_guard<std::mutex> lock(state.mutex);
+  state.done = true;
+  state.finished.notify_all();
 }
 
 std::size_t HugePageCollapse::wait() {
-  std::lock_guard<std::mutex> lock(join_);
-  if (thread_.joinable()) thread_.join();
-  return collapsed_.load();
+  if (this_process() == state_->owner) {
+    std::unique_lock<std::mutex> lock(state_->mutex);
+    state_->finished.wait(lock, [this] { return state_->done.load(); });
+  }
+  return state_->collapsed.load();
 }
 
 }  // namespace qwen_edge

@@ -10,10 +10,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 namespace qwen_edge {
@@ -28,10 +29,12 @@ std::size_t huge_page_size();
 // grows the resident set. Empty when huge_page_size() is 0.
 std::vector<uintptr_t> resident_huge_chunks();
 
-// Collapses the given chunks into huge pages on a background thread, one madvise per
-// chunk. Chunks that were unmapped meanwhile are skipped (madvise fails harmlessly);
-// a kernel without MADV_COLLAPSE (EINVAL on the first chunk) ends the run at once.
-// The destructor stops between chunks and joins.
+// Collapses the given chunks into huge pages on a detached background thread, one madvise
+// per chunk. Chunks that were unmapped meanwhile are skipped (madvise fails harmlessly); a
+// kernel without MADV_COLLAPSE (EINVAL on the first chunk) ends the run at once. The
+// destructor only asks the thread to stop after its current chunk (the thread owns a share
+// of the state), so destroying it never blocks, and a process forked meanwhile, which has
+// no such thread, never waits for it.
 class HugePageCollapse {
  public:
   explicit HugePageCollapse(std::vector<uintptr_t> chunks);
@@ -39,23 +42,28 @@ class HugePageCollapse {
   HugePageCollapse(const HugePageCollapse&) = delete;
   HugePageCollapse& operator=(const HugePageCollapse&) = delete;
 
-  // Blocks until every chunk was tried; returns the bytes now on huge pages.
+  // Blocks until every chunk was tried (in a forked child: returns at once); returns the
+  // bytes now on huge pages.
   std::size_t wait();
-  bool done() const { return done_.load(); }
-  std::size_t requested_bytes() const { return chunks_.size() * chunk_; }
-  std::size_t failed_chunks() const { return failed_.load(); }
+  bool done() const { return state_->done.load(); }
+  std::size_t requested_bytes() const { return state_->chunks.size() * state_->chunk; }
+  std::size_t failed_chunks() const { return state_->failed.load(); }
 
  private:
-  void run();
+  struct State {
+    std::vector<uintptr_t> chunks;
+    std::size_t chunk = 0;
+    long owner = 0;  // the pid that started the thread
+    std::atomic<bool> stop{false};
+    std::atomic<bool> done{false};
+    std::atomic<std::size_t> collapsed{0};
+    std::atomic<std::size_t> failed{0};
+    std::mutex mutex;
+    std::condition_variable finished;
+  };
+  static void run(State& state);
 
-  std::vector<uintptr_t> chunks_;
-  std::size_t chunk_;
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> done_{false};
-  std::atomic<std::size_t> collapsed_{0};
-  std::atomic<std::size_t> failed_{0};
-  std::mutex join_;  // wait() and the destructor may race
-  std::thread thread_;
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace qwen_edge

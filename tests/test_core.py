@@ -14,6 +14,7 @@ import math
 import mmap
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -748,6 +749,30 @@ def test_collapse_of_nothing_and_early_destruction() -> None:
     collapse = _core.HugePageCollapse(_chunks_inside(data))
     del collapse  # stops between chunks and joins; nothing left running on freed memory
     del data
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_waits_for_the_parents_thread() -> None:
+    """The collapsing thread does not exist in a child forked while it runs: the child's
+    wait() and destructor return at once instead of hanging."""
+    data = _private_memory(64 * max(_core.huge_page_size(), 1 << 21))
+    data[:] = 1
+    collapse = _core.HugePageCollapse(_chunks_inside(data))
+    pid = os.fork()
+    if pid == 0:  # child: only async-safe-enough work, then leave without cleanup
+        collapse.wait()
+        del collapse
+        os._exit(0)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in HugePageCollapse")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert collapse.wait() + collapse.failed_chunks * _core.huge_page_size() == (
+        collapse.requested_bytes)
 
 
 # ---- module surface ----------------------------------------------------------------

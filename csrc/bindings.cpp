@@ -239,7 +239,7 @@ PYBIND11_MODULE(_core, m) {
         "page is resident.");
   py::class_<HugePageCollapse>(m, "HugePageCollapse",
                                "Collapses resident chunks into huge pages on a background "
-                               "thread (MADV_COLLAPSE); stops and joins when destroyed.")
+                               "thread (MADV_COLLAPSE); asks it to stop when destroyed.")
       .def(py::init<std::vector<uintptr_t>>(), py::arg("chunks"))
       .def("wait", &HugePageCollapse::wait, py::call_guard<py::gil_scoped_release>(),
            "Block until every chunk was tried; the bytes collapsed.")

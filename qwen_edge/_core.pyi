@@ -116,7 +116,8 @@ def resident_huge_chunks() -> list[int]:
 class HugePageCollapse:
     """Collapses chunks into huge pages on a background thread (MADV_COLLAPSE).
 
-    Stops between chunks and joins when destroyed. Does nothing off Linux, before
+    Destroying it asks the (detached) thread to stop after its current chunk, without
+    waiting; in a forked child wait() returns at once. Does nothing off Linux, before
     Linux 6.1 (every chunk fails) or with THP set to "never".
     """
 

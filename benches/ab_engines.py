@@ -7,8 +7,8 @@
         --reference genai --rounds 16 --prompt 128
 
 Each ``NAME=ENGINE:MODEL[:PYTHON[:PYTHONPATH]]`` starts one ``compare_peers.py --child``
-process (the same runners, warm-up and timing as compare_peers.py; ENGINE is qwen-edge, genai
-or llama; PYTHON defaults to this interpreter; PYTHONPATH, when given, is put first, e.g. a
+process (the same runners, warm-up and timing as compare_peers.py; ENGINE is qwen-edge, genai,
+llama, or ort-loop: a bare onnxruntime IOBinding loop over MODEL's graph, ours or genai's; PYTHON defaults to this interpreter; PYTHONPATH, when given, is put first, e.g. a
 checkout of older qwen-edge code with its ``_core`` built in place). All stay loaded; each
 round asks every one for ``--gen`` greedy tokens after the same ``--prompt``-token random
 prompt, in a rotated order. Prints each one's median decode tok/s and its per-round ratio to

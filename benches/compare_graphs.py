@@ -11,9 +11,13 @@ Each round decodes ``--gen`` tokens after the same ``--prompt``-token random pro
 graph, in a rotated order; prints each graph's median tok/s and its paired ratio to the first
 graph (per-round ratios, so machine-wide slow phases cancel), with a bootstrap 95 % interval.
 
-Used to find why qwen-edge decoded 3-6 % behind genai on an AMD EPYC: folding the q/k/v bias
-into MatMulNBits (the bias input) was slower than a separate Add (see
-export/passes/quantize_matmul.py).
+Each session's prepacked weights are collapsed onto huge pages, as the engine does
+(``--no-huge-pages``: not). Without that the comparison is biased by where each session's
+weights land: on an AMD EPYC the first graph loaded decoded ~5 % slower than the same graph
+loaded second (two identical graphs listed in both orders); on huge pages the effect was gone.
+Stop 16 found "folding the q/k/v bias into MatMulNBits is slower than a separate Add" with
+this script before it collapsed pages; on huge pages the two are within noise (README,
+"Runtime vs peers").
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ import onnx
 import onnxruntime as ort
 
 from paired import paired_ratio, round_order
+from qwen_edge import _core
 from qwen_edge.engine import session_options
 
 
 class Graph:
     """One decoder graph with its KV buffers bound once."""
 
-    def __init__(self, path: Path, threads: int, max_context: int) -> None:
+    def __init__(self, path: Path, threads: int, max_context: int,
+                 huge_pages: bool = True) -> None:
         self.path = path
         proto = onnx.load(str(path), load_external_data=False)
         inputs = {i.name: i for i in proto.graph.input}
@@ -46,8 +52,12 @@ class Graph:
         if not head_dim:  # genai leaves it symbolic; its config next to the graph has it
             config = json.loads((path.parent / "genai_config.json").read_text())
             head_dim = int(config["model"]["decoder"]["head_size"])
+        before = set(_core.resident_huge_chunks()) if huge_pages else set()
         self.session = ort.InferenceSession(str(path), session_options(threads),
                                             providers=["CPUExecutionProvider"])
+        # As the engine does: the prepacked weights onto huge pages (see the module docstring).
+        self.huge_bytes = _core.HugePageCollapse(
+            sorted(set(_core.resident_huge_chunks()) - before)).wait() if huge_pages else 0
         self.vocab = self.session.get_outputs()[0].shape[-1]
         self.io = self.session.io_binding()
         self.kv = []
@@ -95,8 +105,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=18)
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--gen", type=int, default=96)
+    ap.add_argument("--no-huge-pages", action="store_true",
+                    help="leave the weights on the pages onnxruntime allocated")
     args = ap.parse_args()
-    graphs = [Graph(p, args.threads, args.prompt + args.gen) for p in args.graphs]
+    graphs = [Graph(p, args.threads, args.prompt + args.gen, not args.no_huge_pages)
+              for p in args.graphs]
     prompt = np.random.default_rng(0).integers(0, 150_000, args.prompt).astype(np.int64)
     rates: list[list[float]] = [[] for _ in graphs]
     for r in range(args.rounds):

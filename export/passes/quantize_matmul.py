@@ -9,10 +9,10 @@ After::
     x ──► MatMulNBits(B: u8[N, k_blocks, blob], scales: f32[N, k_blocks],
                       zero_points: u8[N, ceil(k_blocks*bits/8)]) ──► y
 
-A following bias Add stays a separate Add: MatMulNBits' own bias input would save a node, but
-onnxruntime 1.32 runs it slower: folding Qwen2's q/k/v biases into the 24 qkv projections made
-int4 decode 3-6 % slower on an AMD EPYC (Zen 4) at 2 threads
-(benches/compare_graphs.py, paired rounds).
+A following bias Add stays a separate Add, as in onnxruntime-genai's graphs: MatMulNBits' own
+bias input would save a node, and measured 3-6 % slower once (benches/compare_graphs.py, AMD
+EPYC, before that script put weights on huge pages); on huge pages, and through the whole
+engine, the two decode within noise of each other (README, "Runtime vs peers").
 
 Weights are quantized block-wise along K (``quant.quantize_blockwise``), asymmetric with zero
 points, when the writer reaches them. ``accuracy_level=4`` lets onnxruntime quantize the

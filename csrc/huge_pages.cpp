@@ -1,6 +1,7 @@
 #include "huge_pages.h"
 
 #include <cerrno>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -75,8 +76,13 @@ std::vector<uintptr_t> resident_huge_chunks() {
     }
     const std::size_t dash = range.find('-');
     if (dash == std::string::npos) continue;
-    const uintptr_t lo = std::stoull(range.substr(0, dash), nullptr, 16);
-    const uintptr_t hi = std::stoull(range.substr(dash + 1), nullptr, 16);
+    uintptr_t lo = 0, hi = 0;
+    try {
+      lo = std::stoull(range.substr(0, dash), nullptr, 16);
+      hi = std::stoull(range.substr(dash + 1), nullptr, 16);
+    } catch (const std::exception&) {
+      continue;  // not a mapping line: an optimization is never worth a failed load
+    }
     for (uintptr_t a = (lo + huge - 1) / huge * huge; a + huge <= hi; a += huge) {
       if (mincore(reinterpret_cast<void*>(a), huge, resident.data()) != 0) continue;
       bool all = true;

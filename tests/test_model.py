@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import qwen_edge
+from qwen_edge.cache import KVCache
 from qwen_edge.errors import (
     ConfigError,
     ContextLengthError,
@@ -132,6 +135,28 @@ def test_saved_session_continues_identically(tiny, package, tmp_path):  # type: 
     other = qwen_edge.load(package("tiny-qwen3", "fp32"), threads=1)
     with pytest.raises(IncompatiblePackageError, match="only restores on the package"):
         other.load_session(tmp_path / "s.npz")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/smaps")
+def test_kv_cache_becomes_resident_as_it_fills():  # type: ignore[no-untyped-def]
+    """Writing the first row of every head makes a few pages resident, not the reservation
+    (on huge pages, which numpy advises for its own large arrays, each head's 2 MiB stretch
+    would become resident at once)."""
+    cache = KVCache(layers=4, kv_heads=2, head_dim=128, max_context=4096)  # 32 MiB
+    for array in cache.arrays:
+        array[0, :, 0, :] = 1.0
+    lo = cache.arrays[0].ctypes.data
+    hi = cache.arrays[-1].ctypes.data + cache.arrays[-1].nbytes
+    rss, inside = 0, False  # over every mapping the buffers overlap (advice splits mappings)
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and ":" not in head:
+            start, end = (int(x, 16) for x in head.split("-"))
+            inside = start < hi and end > lo
+        elif inside and line.startswith("Rss:"):
+            rss += int(line.split()[1]) * 1024
+    assert 0 < rss <= 2 * len(cache.arrays) * 2 * 4096  # 2 heads x one page, some slack
+    assert cache.nbytes == 32 * 2**20
 
 
 def test_cache_restore_checks_every_buffer_before_writing():  # type: ignore[no-untyped-def]

@@ -33,8 +33,7 @@ import onnx
 import onnxruntime as ort
 
 from paired import paired_ratio, round_order
-from qwen_edge import _core
-from qwen_edge.engine import session_options
+from qwen_edge.engine import open_session
 
 
 class Graph:
@@ -52,12 +51,9 @@ class Graph:
         if not head_dim:  # genai leaves it symbolic; its config next to the graph has it
             config = json.loads((path.parent / "genai_config.json").read_text())
             head_dim = int(config["model"]["decoder"]["head_size"])
-        before = set(_core.resident_huge_chunks()) if huge_pages else set()
-        self.session = ort.InferenceSession(str(path), session_options(threads),
-                                            providers=["CPUExecutionProvider"])
         # As the engine does: the prepacked weights onto huge pages (see the module docstring).
-        self.huge_bytes = _core.HugePageCollapse(
-            sorted(set(_core.resident_huge_chunks()) - before)).wait() if huge_pages else 0
+        self.session, collapse = open_session(str(path), threads, huge_pages=huge_pages)
+        self.huge_bytes = collapse.wait()
         self.vocab = self.session.get_outputs()[0].shape[-1]
         self.io = self.session.io_binding()
         self.kv = []

@@ -34,7 +34,7 @@ from .cache import KVCache
 from .errors import ConfigError, GenerationError, PackageError
 from .package import ModelPackage
 
-__all__ = ["DEFAULT_MAX_CONTEXT", "Engine", "native_errors", "session_options"]
+__all__ = ["DEFAULT_MAX_CONTEXT", "Engine", "native_errors", "open_session", "session_options"]
 
 DEFAULT_MAX_CONTEXT = 4096  # per-session KV reservation when the caller does not choose
 PREFILL_CHUNK = 512
@@ -116,6 +116,18 @@ def session_options(threads: int) -> ort.SessionOptions:
     return opts
 
 
+def open_session(path: str, threads: int, *, huge_pages: bool = True,
+                 ) -> tuple[ort.InferenceSession, _core.HugePageCollapse]:
+    """An onnxruntime session with the engine's options, and the background step that moves
+    the memory it made resident (its prepacked weights) onto huge pages (module docstring).
+    Benches open their sessions with this too."""
+    before = set(_core.resident_huge_chunks()) if huge_pages else set()
+    session = ort.InferenceSession(path, session_options(threads),
+                                   providers=["CPUExecutionProvider"])
+    new = sorted(set(_core.resident_huge_chunks()) - before) if huge_pages else []
+    return session, _core.HugePageCollapse(new)
+
+
 class Engine:
     """The onnxruntime session of one package. Immutable after construction; thread-safe
     as long as each thread uses its own ``KVCache``.
@@ -134,15 +146,9 @@ class Engine:
         self.vocab_size = int(shapes["vocab_size"])
         self.threads = threads or _physical_cores()
 
-        before = set(_core.resident_huge_chunks()) if huge_pages else set()
         with native_errors(f"{package.path}: load model"):
-            self.session = ort.InferenceSession(
-                str(package.model_file), session_options(self.threads),
-                providers=["CPUExecutionProvider"]
-            )
-        # The weights onnxruntime just prepacked, onto huge pages (module docstring).
-        self._huge_pages = _core.HugePageCollapse(
-            sorted(set(_core.resident_huge_chunks()) - before) if huge_pages else [])
+            self.session, self._huge_pages = open_session(
+                str(package.model_file), self.threads, huge_pages=huge_pages)
         self._kv_names = [
             (f"past_key_values.{i}.{kind}", f"present.{i}.{kind}")
             for i in range(self.layers) for kind in ("key", "value")

@@ -14,6 +14,21 @@ from types import ModuleType
 import numpy as np
 import onnxruntime as ort
 
+def smaps_bytes(lo: int, hi: int, field: str) -> int:
+    """Sum of ``field`` (e.g. "Rss", "AnonHugePages") in bytes over the mappings of this
+    process that overlap [lo, hi) (Linux; madvise and merging move mapping boundaries, so
+    a buffer may span several)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and ":" not in head:
+            start, end = (int(x, 16) for x in head.split("-"))
+            inside = start < hi and end > lo
+        elif inside and line.startswith(f"{field}:"):
+            total += int(line.split()[1]) * 1024
+    return total
+
+
 # Tiny shapes (see qwen_edge.export.synth.SHAPES) covering the export matrix: tied and untied
 # embeddings, head_dim != hidden / heads, GQA ratio 1 and > 1, intermediate sizes that are not
 # multiples of the quantization block.

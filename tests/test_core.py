@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import smaps_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -684,15 +685,7 @@ def _private_memory(size: int) -> np.ndarray:
 
 def _huge_bytes_over(array: np.ndarray) -> int:
     """AnonHugePages of the mappings that overlap ``array``, in bytes."""
-    lo, hi, total, inside = array.ctypes.data, array.ctypes.data + array.nbytes, 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()[0]
-        if "-" in head and ":" not in head:
-            start, end = (int(x, 16) for x in head.split("-"))
-            inside = start < hi and end > lo
-        elif inside and line.startswith("AnonHugePages:"):
-            total += int(line.split()[1]) * 1024
-    return total
+    return smaps_bytes(array.ctypes.data, array.ctypes.data + array.nbytes, "AnonHugePages")
 
 
 def _chunks_inside(array: np.ndarray) -> list[int]:

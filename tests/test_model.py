@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import smaps_bytes
 
 import qwen_edge
 from qwen_edge.cache import KVCache
@@ -145,22 +145,13 @@ def test_kv_cache_becomes_resident_as_it_fills():  # type: ignore[no-untyped-def
     cache = KVCache(layers=4, kv_heads=2, head_dim=128, max_context=4096)  # 32 MiB
     for array in cache.arrays:
         array[0, :, 0, :] = 1.0
-    lo = cache.arrays[0].ctypes.data
-    hi = cache.arrays[-1].ctypes.data + cache.arrays[-1].nbytes
-    rss, inside = 0, False  # over every mapping the buffers overlap (advice splits mappings)
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()[0]
-        if "-" in head and ":" not in head:
-            start, end = (int(x, 16) for x in head.split("-"))
-            inside = start < hi and end > lo
-        elif inside and line.startswith("Rss:"):
-            rss += int(line.split()[1]) * 1024
+    rss = smaps_bytes(cache.arrays[0].ctypes.data,
+                      cache.arrays[-1].ctypes.data + cache.arrays[-1].nbytes, "Rss")
     assert 0 < rss <= 2 * len(cache.arrays) * 2 * 4096  # 2 heads x one page, some slack
     assert cache.nbytes == 32 * 2**20
 
 
 def test_cache_restore_checks_every_buffer_before_writing():  # type: ignore[no-untyped-def]
-    from qwen_edge.cache import KVCache
     cache = KVCache(layers=2, kv_heads=1, head_dim=4, max_context=8)
     good = [np.full((1, 1, 3, 4), i + 1, np.float32) for i in range(4)]
     bad = [*good[:3], np.ones((1, 1, 2, 4), np.float32)]  # the last buffer holds 2 tokens

@@ -1,4 +1,4 @@
-"""Decode/prefill side by side: qwen-edge vs onnxruntime-genai vs llama.cpp (llama-cpp-python).
+"""Decode/prefill side by side: qwen-edge vs onnxruntime-genai vs optimum vs llama.cpp.
 
 One random-weight checkpoint of a real shape (``synth_checkpoint(shape, seed=0, bf16)``) is
 turned into each engine's own format once, cached in ``--workdir`` (not timed):
@@ -9,6 +9,17 @@ turned into each engine's own format once, cached in ``--workdir`` (not timed):
                 embedding / lm_head quantized. int8: MatMulNBits 8-bit.
     genai       python -m onnxruntime_genai.models.builder -i CKPT -o OUT -p QUANT -e cpu
                 (builder defaults: symmetric, block 32, accuracy_level 4, full logits)
+    optimum     optimum-cli export onnx --task text-generation-with-past --no-post-process
+                (fp32; its post-processing, which deduplicates the tied embedding / lm_head,
+                fails on exports over 2 GB such as qwen3-0.6b's, so it is skipped for every
+                shape alike: the lm_head is then a MatMul weight of its own), then
+                onnxruntime's MatMulNBitsQuantizer (bits 4 or 8, symmetric, block 32,
+                accuracy_level 4: the builder's settings; optimum has no int4 quantizer of
+                its own): every MatMul with an initializer weight, lm_head included; the
+                embedding table stays fp32. Driven by a
+                plain Python loop (``OptimumRunner``): IOBinding, each step's present
+                key/values (onnxruntime-allocated, grown by concatenation inside the graph)
+                bound as the next step's past, numpy argmax of the last logits row.
     llama.cpp   convert_hf_to_gguf.py --outtype f16 (from llama-cpp-python's sdist), then
                 llama_model_quantize to Q4_0 (int4) or Q8_0 (int8). llama.cpp keeps the tied
                 token_embd/output tensor in Q8_0 for Q4_0 (896 columns: no Q6_K).
@@ -73,7 +84,7 @@ from typing import Any
 
 logger = logging.getLogger("compare_peers")
 
-ENGINES = ("qwen-edge", "genai", "llama")
+ENGINES = ("qwen-edge", "genai", "optimum", "llama")
 FIRST_SPECIAL_ID = 151643  # <|endoftext|> in Qwen2.5 and Qwen3; ids at or above it are special
 LLAMA_FTYPES = {"int4": ("q4_0", 2), "int8": ("q8_0", 7)}  # LLAMA_FTYPE_MOSTLY_Q4_0 / Q8_0
 MAX_CONTEXT = 2048  # KV reservation for every engine (qwen-edge max_context, genai max_length,
@@ -230,6 +241,69 @@ class LlamaRunner:
         return time.perf_counter() - start
 
 
+class OptimumRunner:
+    """optimum's export (past_key_values in, present out, logits for every position) driven
+    by a plain Python loop over onnxruntime: what an optimum user without
+    ``ORTModelForCausalLM.generate`` (torch) writes. IOBinding keeps the KV values in
+    onnxruntime's memory: the presents of a step are bound as the pasts of the next."""
+
+    def __init__(self, model: str, threads: int) -> None:
+        import numpy as np
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.np, self.ort = np, ort
+        self.session = ort.InferenceSession(str(Path(model) / "model.onnx"), opts,
+                                            providers=["CPUExecutionProvider"])
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.pasts = [n for n in self.inputs if n.startswith("past_key_values.")]
+        self.presents = [n.replace("past_key_values.", "present.") for n in self.pasts]
+        _, kv_heads, _, head_dim = self.inputs[self.pasts[0]].shape
+        self.empty = ort.OrtValue.ortvalue_from_numpy(
+            np.zeros((1, int(kv_heads), 0, int(head_dim)), np.float32))
+        self.version = f"onnxruntime {ort.__version__}, plain Python loop over optimum's export"
+
+    def _step(self, ids: list[int], past: list[Any] | None, total: int) -> tuple[int, list[Any]]:
+        """Feed ``ids`` after ``total - len(ids)`` cached tokens: (argmax, presents)."""
+        np, ort = self.np, self.ort
+        n = len(ids)
+        io = self.session.io_binding()
+        feeds = {"input_ids": np.asarray([ids], np.int64),
+                 "attention_mask": np.ones((1, total), np.int64),
+                 "position_ids": np.arange(total - n, total, dtype=np.int64)[None]}
+        for name, value in feeds.items():
+            if name in self.inputs:
+                io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value))
+        for name, value in zip(self.pasts, past or [self.empty] * len(self.pasts),
+                               strict=True):
+            io.bind_ortvalue_input(name, value)
+        io.bind_output("logits", "cpu")
+        for name in self.presents:
+            io.bind_output(name, "cpu")
+        self.session.run_with_iobinding(io)
+        out = io.get_outputs()
+        logits = out[0].numpy()  # [1, n, vocab]: optimum's graph computes every position
+        return int(logits[0, -1].argmax()), list(out[1:])
+
+    def cold(self, ids: list[int], gen: int) -> tuple[float, list[float]]:
+        start = time.perf_counter()
+        token, past = self._step(ids, None, len(ids))
+        times = [time.perf_counter() - start]
+        for total in range(len(ids) + 1, len(ids) + gen):
+            token, past = self._step([token], past, total)
+            times.append(time.perf_counter() - start)
+        return times[0], times
+
+    def warm_turn(self, prefix: list[int], extra: list[int]) -> float:
+        _, past = self._step(prefix, None, len(prefix))
+        start = time.perf_counter()
+        self._step(extra, past, len(prefix) + len(extra))
+        return time.perf_counter() - start
+
+
 class LoopRunner:
     """A bare onnxruntime loop (compare_graphs.Graph: IOBinding, KV bound once, numpy argmax)
     over either engine's graph, in this interpreter's onnxruntime: the plain-Python-loop
@@ -261,8 +335,8 @@ class LoopRunner:
         raise NotImplementedError(msg)
 
 
-RUNNERS = {"qwen-edge": OursRunner, "genai": GenaiRunner, "llama": LlamaRunner,
-           "ort-loop": LoopRunner}
+RUNNERS = {"qwen-edge": OursRunner, "genai": GenaiRunner, "optimum": OptimumRunner,
+           "llama": LlamaRunner, "ort-loop": LoopRunner}
 
 
 def measure_item(runner: Any, cmd: dict[str, Any], args: argparse.Namespace,
@@ -358,6 +432,16 @@ from qwen_edge.export import ExportConfig, export_model
 export_model(sys.argv[1], sys.argv[2], ExportConfig(quant=sys.argv[3], block_size=32,
              max_context=4096, symmetric=sys.argv[4] != "asym"), force=True)
 """
+_OPTIMUM_QUANTIZE = """
+import sys
+import onnx
+from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+src, out, bits = sys.argv[1], sys.argv[2], int(sys.argv[3])
+quant = MatMulNBitsQuantizer(onnx.load(src), bits=bits, block_size=32, is_symmetric=True,
+                             accuracy_level=4)
+quant.process()
+quant.model.save_model_to_file(out, use_external_data_format=True)
+"""
 _QUANTIZE = """
 import sys, llama_cpp
 p = llama_cpp.llama_model_quantize_default_params()
@@ -406,6 +490,20 @@ def prepare(args: argparse.Namespace, work: Path, peers: list[str]) -> dict[str,
                  "-o", str(models["genai"]), "-p", args.quant, "-e", "cpu",
                  "-c", str(work / "genai-cache")],
                 log=work / f"genai-build-{args.shape}-{args.quant}.log", cwd=work,
+                env=peer_env())
+    if "optimum" in peers:
+        fp32 = work / f"optimum-{args.shape}-fp32"
+        models["optimum"] = work / f"optimum-{args.shape}-{args.quant}"
+        if not (fp32 / "model.onnx").exists():
+            run([str(Path(args.optimum_python).parent / "optimum-cli"), "export", "onnx",
+                 "--model", str(ckpt), "--task", "text-generation-with-past", "--no-post-process",
+                 str(fp32)],
+                log=work / f"optimum-export-{args.shape}.log", cwd=work, env=peer_env())
+        if not (models["optimum"] / "model.onnx").exists():
+            models["optimum"].mkdir(exist_ok=True)
+            run([args.optimum_python, "-c", _OPTIMUM_QUANTIZE, str(fp32 / "model.onnx"),
+                 str(models["optimum"] / "model.onnx"), args.quant.removeprefix("int")],
+                log=work / f"optimum-quantize-{args.shape}-{args.quant}.log", cwd=work,
                 env=peer_env())
     if "llama" in peers:
         name, ftype = LLAMA_FTYPES[args.quant]
@@ -653,8 +751,8 @@ def paired_ratios(samples: dict[str, dict[str, list[dict[str, Any]]]], lens: lis
 
     if "qwen-edge" not in samples:
         return ""
-    lines = ["paired decode ratios, qwen-edge / peer (per run; median [bootstrap 95 % interval "
-             "of the median], runs where qwen-edge was faster):"]
+    lines = [("paired decode ratios, qwen-edge / peer (per run; median [bootstrap 95 % "
+              "interval of the median], runs where qwen-edge was faster):")]
     for peer in (e for e in samples if e != "qwen-edge"):
         for n in lens:
             ours = [r["decode_tok_s"] for r in samples["qwen-edge"][f"prompt-{n}"]]
@@ -671,7 +769,7 @@ def parent_main(args: argparse.Namespace) -> int:
         if p not in ENGINES:
             raise SystemExit(f"--peers: unknown engine {p!r} (known: {', '.join(ENGINES)})")
     pythons = {"qwen-edge": sys.executable, "genai": args.genai_python,
-               "llama": args.llama_python}
+               "optimum": args.optimum_python, "llama": args.llama_python}
     missing = [p for p in peers if p != "qwen-edge" and not pythons[p]]
     if missing:
         raise SystemExit(f"--peers {','.join(missing)} needs --{missing[0]}-python")
@@ -754,6 +852,8 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/qwen-edge-bench"),
                         help="cache of checkpoints and built models (%(default)s)")
     parser.add_argument("--genai-python", default=None, help="python of the genai venv")
+    parser.add_argument("--optimum-python", default=None,
+                        help="python of the optimum venv (optimum-onnx[onnxruntime])")
     parser.add_argument("--llama-python", default=None, help="python of the llama-cpp venv")
     parser.add_argument("--convert-python", default=None,
                         help="python with torch + transformers + sentencepiece for "

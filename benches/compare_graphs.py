@@ -40,7 +40,7 @@ class Graph:
     """One decoder graph with its KV buffers bound once."""
 
     def __init__(self, path: Path, threads: int, max_context: int,
-                 huge_pages: bool = True) -> None:
+                 huge_pages: bool = True, options: ort.SessionOptions | None = None) -> None:
         self.path = path
         proto = onnx.load(str(path), load_external_data=False)
         inputs = {i.name: i for i in proto.graph.input}
@@ -52,7 +52,8 @@ class Graph:
             config = json.loads((path.parent / "genai_config.json").read_text())
             head_dim = int(config["model"]["decoder"]["head_size"])
         # As the engine does: the prepacked weights onto huge pages (see the module docstring).
-        self.session, collapse = open_session(str(path), threads, huge_pages=huge_pages)
+        self.session, collapse = open_session(str(path), threads, huge_pages=huge_pages,
+                                              options=options)
         self.huge_bytes = collapse.wait()
         self.vocab = self.session.get_outputs()[0].shape[-1]
         self.io = self.session.io_binding()

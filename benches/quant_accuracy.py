@@ -119,7 +119,9 @@ def main() -> int:
     parser.add_argument("--no-ort-reference", action="store_true",
                         help="skip the int4 reference made by onnxruntime's quantizer")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Our progress only: onnx_ir logs a stack trace at INFO for every node it cannot type.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logger.setLevel(logging.INFO)
 
     from qwen_edge.export import ExportConfig, export_model
     from qwen_edge.export.synth import synth_checkpoint

@@ -117,12 +117,14 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 
 def open_session(path: str, threads: int, *, huge_pages: bool = True,
+                 options: ort.SessionOptions | None = None,
                  ) -> tuple[ort.InferenceSession, _core.HugePageCollapse]:
-    """An onnxruntime session with the engine's options, and the background step that moves
-    the memory it made resident (its prepacked weights) onto huge pages (module docstring).
-    Benches open their sessions with this too."""
+    """An onnxruntime session with the engine's options (or ``options``, e.g. those with
+    profiling on), and the background step that moves the memory it made resident (its
+    prepacked weights) onto huge pages (module docstring). Benches open their sessions with
+    this too."""
     before = set(_core.resident_huge_chunks()) if huge_pages else set()
-    session = ort.InferenceSession(path, session_options(threads),
+    session = ort.InferenceSession(path, options or session_options(threads),
                                    providers=["CPUExecutionProvider"])
     new = sorted(set(_core.resident_huge_chunks()) - before) if huge_pages else []
     return session, _core.HugePageCollapse(new)

@@ -114,20 +114,27 @@ class StreamDecoder:
         self._skip = skip_special_tokens
         self._stream = DecodeStream(skip_special_tokens=skip_special_tokens)
         self.tokens: list[int] = []
-        self.text = ""
+        self._parts: list[str] = []  # the deltas returned so far (joined on demand: no O(n^2))
+
+    @property
+    def text(self) -> str:
+        """Everything returned so far."""
+        return "".join(self._parts)
 
     def add(self, token: int) -> str:
         """Feed one token; return the new complete text (possibly "")."""
         self.tokens.append(int(token))
         delta = self._stream.step(self._tokenizer.backend, int(token)) or ""
-        self.text += delta
+        if delta:
+            self._parts.append(delta)
         return delta
 
     def finish(self) -> str:
         """Flush: the rest of ``decode(tokens)`` that incomplete characters held back."""
         full = self._tokenizer.decode(self.tokens, skip_special_tokens=self._skip)
-        if not full.startswith(self.text):  # never expected; keep the invariant anyway
+        text = self.text
+        if not full.startswith(text):  # never expected; keep the invariant anyway
             return ""
-        delta = full[len(self.text):]
-        self.text = full
+        delta = full[len(text):]
+        self._parts = [full]
         return delta

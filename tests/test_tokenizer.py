@@ -28,7 +28,10 @@ TEXTS = [
 def _stream(tok: Tokenizer, ids: list[int]) -> list[str]:
     dec = StreamDecoder(tok)
     deltas = [dec.add(t) for t in ids]
-    return [*deltas, dec.finish()]
+    assert dec.text == "".join(deltas)
+    deltas.append(dec.finish())
+    assert dec.text == "".join(deltas) == tok.decode(ids)
+    return deltas
 
 
 @pytest.mark.parametrize("text", TEXTS)

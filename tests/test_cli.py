@@ -84,6 +84,22 @@ def test_run_streams_text(package, capsys):  # type: ignore[no-untyped-def]
     assert "temperature" in capsys.readouterr().err
 
 
+def test_bench_shape_block_size(tmp_path, capfd):  # type: ignore[no-untyped-def]
+    work = str(tmp_path / "bench")
+    assert main(["bench", "--shape", "tiny-qwen2", "--block-size", "64", "--workdir", work,
+                 "--runs", "1", "--prompt-lengths", "16", "--decode-tokens", "4", "--json"]) == 0
+    result = json.loads(capfd.readouterr().out)
+    assert result["block_size"] == 64 and result["package"].endswith("tiny-qwen2-int4-b64")
+    # The export's own error reaches the user; the bench stops with an ExportError.
+    assert main(["bench", "--shape", "tiny-qwen2", "--block-size", "48", "--workdir", work]) == 1
+    err = capfd.readouterr().err
+    assert "block_size=48: must be a power of two" in err and "export failed" in err
+    with pytest.raises(SystemExit) as exc:  # a package is already quantized: a usage error
+        main(["bench", result["package"], "--block-size", "64"])
+    assert exc.value.code == 2
+    assert "--block-size applies to --shape" in capfd.readouterr().err
+
+
 def test_bench_json(package, capsys):  # type: ignore[no-untyped-def]
     pkg = package("tiny-qwen2", "int4")
     assert main(["bench", str(pkg), "--runs", "1", "--prompt-lengths", "16,64",

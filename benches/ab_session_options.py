@@ -1,10 +1,11 @@
 """Decode speed of one package under onnxruntime session options, A/B in one process.
 
-    python benches/ab_session_options.py PKG base,pattern,dyn4,ftz,stop,nospin --rounds 6
+    python benches/ab_session_options.py PKG base,pattern,dyn4,ftz,stop,nospin,pin --rounds 6
 
-Each variant is the engine's own session options plus one change; variants load side by side
-and take turns (the order reverses every round), 128 greedy tokens after a 125-token prompt.
-Prints the median decode tok/s per variant and every round.
+Each variant is the engine's own session options plus one change (weights on huge pages, as
+the engine loads them); variants load side by side and take turns (the order reverses every round), 128 greedy tokens after a 125-token prompt.
+Prints the median decode tok/s per variant, every round, and the paired ratio to the first
+variant (benches/paired.py).
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import onnxruntime as ort
-
 import qwen_edge
-from qwen_edge.engine import session_options
+from paired import paired_ratio
+from qwen_edge.engine import open_session, session_options
 
 CHANGES = {  # variant -> session config entry on top of the engine's options
     "base": None,
@@ -23,6 +23,7 @@ CHANGES = {  # variant -> session config entry on top of the engine's options
     "ftz": ("session.set_denormal_as_zero", "1"),
     "stop": ("session.force_spinning_stop", "1"),
     "nospin": ("session.intra_op.allow_spinning", "0"),
+    "pin": ("session.intra_op_thread_affinities", "2"),  # the one worker thread on CPU 2
     "pattern": None,  # enable_mem_pattern=True (the engine turns it off)
 }
 
@@ -34,8 +35,10 @@ def load(package: str, variant: str, threads: int) -> qwen_edge.Model:
     opts.enable_mem_pattern = variant == "pattern"
     if CHANGES[variant]:
         opts.add_session_config_entry(*CHANGES[variant])
-    engine.session = ort.InferenceSession(str(engine.package.model_file), opts,
-                                          providers=["CPUExecutionProvider"])
+    # Like the engine's own session: weights collapsed onto huge pages once loaded.
+    engine.session, collapse = open_session(str(engine.package.model_file), engine.threads,
+                                            options=opts)
+    collapse.wait()
     return model
 
 
@@ -61,7 +64,8 @@ def main() -> None:
             results[v].append(c.timings.decode_tokens_per_s)
     for v in variants:
         print(f"{v}: {statistics.median(results[v]):.2f} tok/s",  # noqa: T201
-              [round(x, 1) for x in results[v]])
+              [round(x, 1) for x in results[v]],
+              f"vs {variants[0]}: paired {paired_ratio(results[v], results[variants[0]])}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
     python benches/ab_session_options.py PKG base,pattern,dyn4,ftz,stop,nospin,pin --rounds 6
 
 Each variant is the engine's own session options plus one change (weights on huge pages, as
-the engine loads them); variants load side by side and take turns (the order reverses every round), 128 greedy tokens after a 125-token prompt.
+the engine loads them); variants load side by side and take turns (the order reverses every
+round), 128 greedy tokens after a 125-token prompt. In one process the variants' threads
+share the cores, so confirm a gain through the engine in separate processes
+(``ab_engines.py``): ``pin`` won here and not there (README, "Thread affinity").
 Prints the median decode tok/s per variant, every round, and the paired ratio to the first
 variant (benches/paired.py).
 """
@@ -23,7 +26,7 @@ CHANGES = {  # variant -> session config entry on top of the engine's options
     "ftz": ("session.set_denormal_as_zero", "1"),
     "stop": ("session.force_spinning_stop", "1"),
     "nospin": ("session.intra_op.allow_spinning", "0"),
-    "pin": ("session.intra_op_thread_affinities", "2"),  # the one worker thread on CPU 2
+    "pin": ("session.intra_op_thread_affinities", "2"),  # --threads 2: the worker on CPU 2
     "pattern": None,  # enable_mem_pattern=True (the engine turns it off)
 }
 

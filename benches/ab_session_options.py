@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import qwen_edge
 from paired import paired_ratio
+
+import qwen_edge
 from qwen_edge.engine import open_session, session_options
 
 CHANGES = {  # variant -> session config entry on top of the engine's options

@@ -53,7 +53,7 @@ def _prepare(args: argparse.Namespace) -> Path:
     if not args.shape:
         print("error: give a PACKAGE or --shape NAME", file=sys.stderr)  # noqa: T201
         raise SystemExit(2)
-    block = args.block_size or 32
+    block = 32 if args.block_size is None else args.block_size  # 0 reaches the export: an error
     work = Path(args.workdir or tempfile.mkdtemp(prefix="qwen-edge-bench-"))
     suffix = "" if block == 32 else f"-b{block}"
     ckpt, pkg = work / f"{args.shape}-ckpt", work / f"{args.shape}-{args.quant}{suffix}"

@@ -494,6 +494,26 @@ def test_eval_requests_are_cut_at_a_point_to_score() -> None:
             assert item.expected_text
 
 
+def test_eval_requests_from_the_training_split_use_its_entities() -> None:
+    """``split="train"`` items (evaluate.py --train-templates) draw the training pools, the
+    default ones the held-out pools: the cities they ask about never cross over."""
+    def cities(items) -> set[str]:
+        return {c["arguments"]["city"] for i in items for c in i.expected_calls
+                if c["name"] == "get_weather"}
+
+    def pool(split: str) -> set[str]:  # as written, or without accents (corpus._city)
+        names = corpus._POOLS["city"][split]
+        return set(names) | {corpus._ascii(n) for n in names}
+
+    train = cities(corpus.eval_requests(400, seed=5, split="train"))
+    held = cities(corpus.eval_requests(400, seed=5))
+    assert len(train) > 20 and len(held) > 20
+    assert train <= pool("train") and not train & pool("heldout")
+    assert held <= pool("heldout") and not held & pool("train")
+    with pytest.raises(ValueError, match="split"):
+        corpus.eval_requests(1, seed=0, split="dev")
+
+
 # -- scoring ------------------------------------------------------------------------------------
 
 

@@ -185,8 +185,8 @@ def _answer_one(name: str, out: dict[str, Any], quote: bool = False) -> tuple[st
         return f"The {q(out['room'])} lights are off.", [out["room"], "off"]
     if name == "set_thermostat":
         t, c = _num(out["target_temperature"]), _num(out["current_temperature"])
-        return (f"The {q(out['room'])} thermostat is set to {t}°C "
-                f"(currently {c}°C, {out['status']}).",
+        return ((f"The {q(out['room'])} thermostat is set to {t}°C "
+                 f"(currently {c}°C, {out['status']})."),
                 [out["room"], t])
     if name == "add_reminder":
         return (f"Reminder set: {q(out['text'])}, {q(out['when'])}.",
@@ -1280,11 +1280,18 @@ def _calls_of(message: dict) -> list[dict]:
             for c in message.get("tool_calls", [])]
 
 
-def eval_requests(n: int, *, seed: int) -> list[EvalItem]:
-    """``n`` held-out conversations cut at a point to score (see ``EvalItem``)."""
+def eval_requests(n: int, *, seed: int, split: str = "heldout") -> list[EvalItem]:
+    """``n`` held-out conversations cut at a point to score (see ``EvalItem``).
+
+    ``split="train"`` draws them from the training templates and entities instead (with a seed
+    training did not use): what the model does on phrasings it was taught, as against new ones.
+    """
+    if split not in ("train", "heldout"):
+        msg = f"split must be 'train' or 'heldout' (got {split!r})"
+        raise ValueError(msg)
     items = []
     for i in range(n):
-        ex = _example(seed, "heldout", i)
+        ex = _example(seed, split, i)
         rng = random.Random(f"qwen-edge-tiny-eval:{seed}:{i}")
         msgs = ex.messages
         # cut points: before an assistant turn

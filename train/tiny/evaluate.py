@@ -8,7 +8,9 @@ applied lazily from the model's own ``<tool_call>`` with the tools' grounded arg
 from the user's messages (``--ungrounded`` writes them freely, ``--unconstrained`` turns the
 grammar off), and the router's confidence score of the answer. Two sets: held-out requests generated with other
 seeds, templates and entities than training (``corpus.eval_requests``), and
-``handwritten.jsonl``, written by people.
+``handwritten.jsonl``, written by people. ``--train-templates`` adds a third: requests
+generated from the training templates and entities with a seed training did not use, to tell
+a task not learned from phrasings not generalized to.
 
 Metrics (each over the items it applies to):
 - tool selection: the called function names (as a multiset) equal the expected ones;
@@ -109,14 +111,15 @@ def valid_call(call: Mapping[str, Any]) -> bool:
     return False
 
 
-def heldout_items(n: int, seed: int = 1234) -> list[Item]:
+def heldout_items(n: int, seed: int = 1234, split: str = "heldout") -> list[Item]:
+    """Generated items; ``split="train"``: from the training templates and entities."""
     out = []
-    for e in corpus.eval_requests(n, seed=seed):
+    for e in corpus.eval_requests(n, seed=seed, split=split):
         kind = e.kind
         if kind == "tool_error" and e.messages[-1]["role"] == "tool":
             kind = "tool_error_answer"
         out.append(Item(e.messages, kind, list(e.expected_calls), list(e.key_values),
-                        e.expected_text))
+                        e.expected_text, source=split))
     return out
 
 
@@ -235,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quote-values", action="store_true",
                    help="earlier answers in the items' history with quoted values, as a model "
                         "trained with train.py --quote-values writes them")
+    p.add_argument("--train-templates", action="store_true",
+                   help="also score requests generated from the *training* templates and "
+                        "entities (another seed): the task as taught, against the held-out "
+                        "set's new phrasings")
     p.add_argument("--json", action="store_true")
     p.add_argument("--failures", type=int, default=15, help="print this many failures")
     args = p.parse_args(argv)
@@ -243,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     model = qwen_edge.load(args.package) if args.package else qwen_edge.load_default()
     threshold = ROUTING_THRESHOLD if args.threshold is None else args.threshold
     results = {}
-    for name, given in (("heldout", heldout_items(args.n)), ("handwritten", handwritten_items())):
+    sets = [("heldout", heldout_items(args.n)), ("handwritten", handwritten_items())]
+    if args.train_templates:
+        sets.append(("train-templates", heldout_items(args.n, seed=777, split="train")))
+    for name, given in sets:
         items = [quoted(item) for item in given] if args.quote_values else given
         report = evaluate(model, items, constrained=not args.unconstrained,
                           grounded=not args.ungrounded)

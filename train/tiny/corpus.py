@@ -1281,7 +1281,8 @@ def _calls_of(message: dict) -> list[dict]:
 
 
 def eval_requests(n: int, *, seed: int, split: str = "heldout") -> list[EvalItem]:
-    """``n`` held-out conversations cut at a point to score (see ``EvalItem``).
+    """``n`` generated conversations, held-out ones by default, cut at a point to score
+    (see ``EvalItem``).
 
     ``split="train"`` draws them from the training templates and entities instead (with a seed
     training did not use): what the model does on phrasings it was taught, as against new ones.

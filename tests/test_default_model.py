@@ -39,7 +39,7 @@ def handwritten(model: qwen_edge.Model, evaluate: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def heldout(model: qwen_edge.Model, evaluate: Any) -> dict[str, Any]:
-    return evaluate.evaluate(model, evaluate.heldout_items(300)).summary(ROUTING_THRESHOLD)
+    return evaluate.evaluate(model, evaluate.generated_items(300)).summary(ROUTING_THRESHOLD)
 
 
 # -- the package ----------------------------------------------------------------------------

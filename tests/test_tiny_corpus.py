@@ -507,9 +507,12 @@ def test_eval_requests_from_the_training_split_use_its_entities() -> None:
 
     train = cities(corpus.eval_requests(400, seed=5, split="train"))
     held = cities(corpus.eval_requests(400, seed=5))
-    assert len(train) > 20 and len(held) > 20
-    assert train <= pool("train") and not train & pool("heldout")
-    assert held <= pool("heldout") and not held & pool("train")
+    assert len(train) > 20
+    assert len(held) > 20
+    assert train <= pool("train")
+    assert not train & pool("heldout")
+    assert held <= pool("heldout")
+    assert not held & pool("train")
     with pytest.raises(ValueError, match="split"):
         corpus.eval_requests(1, seed=0, split="dev")
 

@@ -111,8 +111,9 @@ def valid_call(call: Mapping[str, Any]) -> bool:
     return False
 
 
-def heldout_items(n: int, seed: int = 1234, split: str = "heldout") -> list[Item]:
-    """Generated items; ``split="train"``: from the training templates and entities."""
+def generated_items(n: int, seed: int = 1234, split: str = "heldout") -> list[Item]:
+    """Generated items (``corpus.eval_requests``): held-out templates and entities, or with
+    ``split="train"`` the training ones."""
     out = []
     for e in corpus.eval_requests(n, seed=seed, split=split):
         kind = e.kind
@@ -250,9 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     model = qwen_edge.load(args.package) if args.package else qwen_edge.load_default()
     threshold = ROUTING_THRESHOLD if args.threshold is None else args.threshold
     results = {}
-    sets = [("heldout", heldout_items(args.n)), ("handwritten", handwritten_items())]
+    sets = [("heldout", generated_items(args.n)), ("handwritten", handwritten_items())]
     if args.train_templates:
-        sets.append(("train-templates", heldout_items(args.n, seed=777, split="train")))
+        sets.append(("train-templates", generated_items(args.n, seed=777, split="train")))
     for name, given in sets:
         items = [quoted(item) for item in given] if args.quote_values else given
         report = evaluate(model, items, constrained=not args.unconstrained,

@@ -12,8 +12,9 @@ After::
 Weights are quantized block-wise along K (``quant.quantize_blockwise``) when the writer
 reaches them, so no quantized copy of the whole model is ever held. ``symmetric=True`` (what
 ``ExportConfig`` asks for by default) writes no zero points: the op then applies its default
-zero point 2^(bits-1), the form onnxruntime-genai and llama.cpp's Q4_0 use and the one
-onnxruntime's kernels run fastest; ``search=True`` chooses each block's scale by least squares.
+zero point 2^(bits-1), the form onnxruntime-genai and llama.cpp's Q4_0 use, and one that
+onnxruntime's int8-activation kernels run faster on some CPUs; ``search=True`` chooses each
+block's scale by least squares.
 ``symmetric=False`` (this class's own default, for direct use) adds a zero point per block,
 more accurate on skewed blocks. ``accuracy_level=4`` lets onnxruntime quantize the activations
 to int8 per block and use its integer dot-product kernels, the fast path on CPU.

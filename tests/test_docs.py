@@ -93,3 +93,17 @@ def test_relative_links_resolve(page: Path) -> None:
         if anchor and target.suffix == ".md" and anchor not in anchors(target):
             broken.append(f"{link}: {name} has no heading with the anchor #{anchor}")
     assert not broken, f"{page.relative_to(ROOT)}: broken links:\n" + "\n".join(broken)
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("Install and test", 1)[1]
+    command = re.search(r"```bash\n(.+?)\n```", section, re.DOTALL)
+    assert command is not None, "README: no bash block after 'Install and test'"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert command.group(1).strip() in [line.strip() for line in ci]
+
+
+def test_readme_stays_a_product_page() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
+    assert lines <= 320, f"README.md has {lines} lines: move depth into docs/ (STYLE.md, 13)"

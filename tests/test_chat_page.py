@@ -43,12 +43,10 @@ from qwen_edge.server import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = [
-    pytest.mark.network,
-    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                       reason="needs Debian's chromium and chromedriver: "
-                              "apt-get install -y chromium chromium-driver"),
-]
+pytestmark = pytest.mark.network
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs Debian's chromium and chromedriver: apt-get install -y chromium chromium-driver")
 
 KEY = "page-key"
 NAME = "tiny"
@@ -158,6 +156,7 @@ def test_page_is_open_and_self_contained(servers: tuple[str, str]) -> None:
     assert "/" not in httpx.get(f"{servers[0]}/openapi.json", timeout=10).json()["paths"]
 
 
+@needs_chromium
 def test_tool_call_and_answer_render_as_the_client_receives_them(
         servers: tuple[str, str], browser: Any) -> None:
     page_url, reference_url = servers

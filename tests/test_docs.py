@@ -107,3 +107,15 @@ def test_readme_test_command_is_what_ci_runs() -> None:
 def test_readme_stays_a_product_page() -> None:
     lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
     assert lines <= 320, f"README.md has {lines} lines: move depth into docs/ (STYLE.md, 13)"
+
+
+_REPO_PATH = re.compile(r"`((?:qwen_edge|export|csrc|benches|tests|train|examples|docs)/"
+                        r"[\w/.-]+\.(?:py|pyi|cpp|h|md|jsonl|html|png))`")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_source_files_named_in_the_docs_exist(page: Path) -> None:
+    """`qwen_edge/cache.py` in prose must still be there after a file moves."""
+    named = _REPO_PATH.findall(_FENCE.sub("", page.read_text(encoding="utf-8")))
+    missing = sorted({p for p in named if not (ROOT / p).exists() and p not in PENDING})
+    assert not missing, f"{page.relative_to(ROOT)} names files that do not exist: {missing}"

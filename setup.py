@@ -36,5 +36,6 @@ setup(
     package_dir={"qwen_edge.export": "export", "qwen_edge.export.passes": "export/passes"},
     # models/qwen-edge-tiny: the demo model shipped with the wheel (qwen_edge.load_default)
     package_data={"qwen_edge": ["py.typed", "_core.pyi", "models/qwen-edge-tiny/*"],
-                  "qwen_edge.templates": ["*.jinja"]},
+                  "qwen_edge.templates": ["*.jinja"],
+                  "qwen_edge.server": ["static/*.html"]},
 )

@@ -6,7 +6,8 @@ Each variant is the engine's own session options plus one change (weights on hug
 the engine loads them); variants load side by side and take turns (the order reverses every
 round), 128 greedy tokens after a 125-token prompt. In one process the variants' threads
 share the cores, so confirm a gain through the engine in separate processes
-(``ab_engines.py``): ``pin`` won here and not there (README, "Thread affinity").
+(``ab_engines.py``): ``pin`` won here and not there (benches/README.md,
+"Measurement log", thread affinity).
 Prints the median decode tok/s per variant, every round, and the paired ratio to the first
 variant (benches/paired.py).
 """

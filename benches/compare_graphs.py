@@ -16,8 +16,8 @@ Each session's prepacked weights are collapsed onto huge pages, as the engine do
 weights land: on an AMD EPYC the first graph loaded decoded ~5 % slower than the same graph
 loaded second (two identical graphs listed in both orders); on huge pages the effect was gone.
 Stop 16 found "folding the q/k/v bias into MatMulNBits is slower than a separate Add" with
-this script before it collapsed pages; on huge pages the two are within noise (README,
-"Runtime vs peers").
+this script before it collapsed pages; on huge pages the two are within noise (benches/README.md,
+"Measurement log").
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-
 from paired import paired_ratio, round_order
+
 from qwen_edge.engine import open_session
 
 
@@ -112,9 +112,9 @@ def main() -> None:
     for r in range(args.rounds):
         for i in round_order(range(len(graphs)), r):
             rates[i].append(graphs[i].decode(prompt, args.gen))
-        print(f"round {r}: " + "  ".join(f"{x[-1]:.1f}" for x in rates), flush=True)
+        print(f"round {r}: " + "  ".join(f"{x[-1]:.1f}" for x in rates), flush=True)  # noqa: T201
     for graph, values in zip(graphs, rates, strict=True):
-        print(f"{graph.path}: median {statistics.median(values):.1f} tok/s; vs first: paired "
+        print(f"{graph.path}: median {statistics.median(values):.1f} tok/s; vs first: paired "  # noqa: T201
               f"median {paired_ratio(values, rates[0])} rounds")
 
 

@@ -46,10 +46,10 @@ class ExportConfig:
         max_context: KV cache length the package supports (default: the model's
             ``max_position_embeddings``).
         symmetric: quantize without zero points (the ops' default zero point 2^(bits-1)),
-            the default: smaller, and onnxruntime's int8-activation int4 kernel is up to
-            1.6x faster per projection without zero points (AMD EPYC; ~2 % of a decode step on
-            an AVX-512 Xeon). ``False``: a uint8 zero point per block (asymmetric), more
-            accurate on skewed blocks.
+            the default: smaller, what onnxruntime-genai and llama.cpp's Q4_0 ship, and
+            onnxruntime's int8-activation kernels skip the zero-point work, which costs speed
+            on some CPUs (docs/performance.md, "Quantization accuracy"). ``False``: a uint8
+            zero point per block (asymmetric), more accurate on skewed blocks.
         scale_search: with ``symmetric``, choose each block's scale by least squares over a
             few clipping ratios instead of round-to-nearest from the block's range
             (``export.quant.quantize_blockwise(search=True)``); ignored when asymmetric.

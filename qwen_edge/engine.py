@@ -13,9 +13,10 @@ TLB miss every 4 KiB. Where transparent huge pages are in "madvise" mode (most
 distributions), the memory onnxruntime allocates for its prepacked weights stays on small
 pages, so after the session is created the engine collapses the chunks that became resident
 during its creation into huge pages (``_core.HugePageCollapse``: MADV_COLLAPSE, Linux >= 6.1,
-on a background thread; addresses, contents and resident size unchanged). Decode of the
-qwen2.5-0.5b int4 shape after a 128-token prompt went from 0.90x to 1.00x onnxruntime-genai
-with it on an AMD EPYC (README, "Runtime vs peers").
+on a background thread; addresses, contents and resident size unchanged). It runs in the
+background because collapsing takes a while and generation need not wait for it; it touches
+only chunks that were already fully resident, so it never makes memory resident that was not.
+What it gains is measured in docs/performance.md ("Huge pages and the KV cache").
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -92,7 +94,7 @@ class _Binding:
 def _physical_cores() -> int:
     """Physical cores (hyperthreads slow down memory-bound decoding); falls back to CPUs."""
     try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+        with Path("/proc/cpuinfo").open(encoding="ascii", errors="ignore") as f:
             cores = {
                 line.split(":")[1].strip() for line in f if line.startswith("core id")
             }

@@ -6,18 +6,22 @@ Before::
 
 After::
 
-    x ──► MatMulNBits(B: u8[N, k_blocks, blob], scales: f32[N, k_blocks],
-                      zero_points: u8[N, ceil(k_blocks*bits/8)]) ──► y
+    x ──► MatMulNBits(B: u8[N, k_blocks, blob], scales: f32[N, k_blocks]
+                      [, zero_points: u8[N, ceil(k_blocks*bits/8)]]) ──► y
 
-A following bias Add stays a separate Add, as in onnxruntime-genai's graphs: MatMulNBits' own
-bias input would save a node, and measured 3-6 % slower once (benches/compare_graphs.py, AMD
-EPYC, before that script put weights on huge pages); on huge pages, and through the whole
-engine, the two decode within noise of each other (README, "Runtime vs peers").
+Weights are quantized block-wise along K (``quant.quantize_blockwise``) when the writer
+reaches them, so no quantized copy of the whole model is ever held. ``symmetric=True`` (what
+``ExportConfig`` asks for by default) writes no zero points: the op then applies its default
+zero point 2^(bits-1), the form onnxruntime-genai and llama.cpp's Q4_0 use, and one that
+onnxruntime's int8-activation kernels run faster on some CPUs; ``search=True`` chooses each
+block's scale by least squares.
+``symmetric=False`` (this class's own default, for direct use) adds a zero point per block,
+more accurate on skewed blocks. ``accuracy_level=4`` lets onnxruntime quantize the activations
+to int8 per block and use its integer dot-product kernels, the fast path on CPU.
 
-Weights are quantized block-wise along K (``quant.quantize_blockwise``), asymmetric with zero
-points, when the writer reaches them. ``accuracy_level=4`` lets onnxruntime quantize the
-activations to int8 per block and use its integer dot-product kernels: measured here, levels
-0 and 2 decode about 3x slower on onnxruntime's int4 path.
+A following bias Add stays a separate Add, as in onnxruntime-genai's graphs: folding it into
+MatMulNBits' bias input saves a node but did not decode faster (benches/README.md,
+"Measurement log"), and keeping genai's form keeps the graphs comparable.
 
 Only MatMuls whose weight came from a checkpoint (metadata ``qwen_edge.transposed``) are
 touched, so running the pass twice changes nothing the second time.

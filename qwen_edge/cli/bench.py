@@ -2,7 +2,8 @@
 
 With ``--shape`` it first synthesizes a random-weight checkpoint of that real shape and exports
 it (in child processes, so the peak RSS reported is the runtime's own), at ``--block-size``
-(default 32; 64 or 128 decode faster on some CPUs for some accuracy: README, "Beyond parity").
+(default 32; 64 or 128 decode faster on some CPUs for some accuracy: docs/performance.md,
+"Beyond parity").
 """
 
 from __future__ import annotations

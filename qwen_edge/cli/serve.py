@@ -20,7 +20,8 @@ def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "serve", help="serve the model over an OpenAI-compatible HTTP API",
         description="Serve POST /v1/chat/completions (tools, JSON schema, streaming), "
-        "GET /v1/models and GET /health. Point any OpenAI client at http://HOST:PORT/v1. "
+        "GET /v1/models, GET /health, and a chat page at GET /. Point any OpenAI client at "
+        "http://HOST:PORT/v1, or a browser at http://HOST:PORT/. "
         "Requests generate one at a time; others wait (up to --max-queue, then 429). "
         "One request per line is logged to stderr.",
     )

@@ -56,6 +56,7 @@ from ..model import Model
 from ..tool_formats import hermes
 from ..tools import as_tool, grounding_texts
 from . import schemas
+from .page import add_chat_page
 
 __all__ = ["create_app"]
 
@@ -674,6 +675,7 @@ def create_app(model: Model, *, api_key: str | None = None, max_queue: int = 16,
         auth = [Depends(check_key)]
 
     card = schemas.ModelCard(id=name, created=created, max_model_len=worker.context_tokens)
+    add_chat_page(app)  # GET /: the chat page, open like /health (it holds no secret)
 
     @app.get("/health", response_model=schemas.Health, tags=["server"])
     async def health() -> schemas.Health:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import TINY_SHAPES, GraphRunner, reference_logits
 
 pytestmark = pytest.mark.parity
@@ -61,7 +60,7 @@ def test_chunked_prefill_and_num_logits(shape, package):  # type: ignore[no-unty
 # round-to-nearest: >= 0.966, 15-19%). Random weights give nearly flat logits (std ~0.16), so
 # exact top-1 agreement is fragile there (int4 untied: 59-69% across the three schemes); we
 # require fp32's top-1 to be among the quantized model's top 5 instead (untied int4: 92-98%).
-# Real-shape numbers: README "Export accuracy".
+# Real-shape numbers: docs/performance.md, "Quantization accuracy".
 QUANT_LIMITS = {
     "int8": {"cosine": 0.9995, "rel_error": 0.03, "top5": 0.95},
     "int4": {"cosine": 0.97, "rel_error": 0.25, "top5": 0.9},

@@ -25,11 +25,20 @@ _JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separa
 _END = json.dumps("\n</parameter>\n")
 
 
+_CLOSING_INDENT = re.compile(r"\n[ \t]*\Z")
+
+
 def strip_newlines(raw: str) -> str:
-    """The value between the tags: one newline after the open tag and before the close tag
-    belong to the format."""
-    raw = raw.removeprefix("\n")
-    return raw.removesuffix("\n")
+    """The value between the tags, without the format's own whitespace.
+
+    The newline after ``<parameter=KEY>`` and the one before ``</parameter>`` (with the
+    indentation of the closing tag, if the model indents) belong to the format, as in vLLM's
+    parser; a value that is then a single line is also stripped of surrounding whitespace, as
+    llama.cpp does, so ``<parameter=city>  Lisbon </parameter>`` is ``"Lisbon"``. Multi-line
+    values (code, files) keep every other character, a trailing newline included.
+    """
+    value = _CLOSING_INDENT.sub("", raw.removeprefix("\n"), count=1)
+    return value if "\n" in value else value.strip()
 
 
 def as_text(value: Any) -> str:
@@ -77,8 +86,11 @@ def _types(schema: Mapping[str, Any], root: Mapping[str, Any] | None) -> list[st
     return []
 
 
-_KINDS = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
-          "object": "json", "array": "json", "null": "null"}
+# JSON schema's names, plus the aliases vLLM's parser accepts ("float", "int", "dict", ...).
+_KINDS = {"string": "string", "str": "string", "integer": "integer", "int": "integer",
+          "number": "number", "float": "number", "double": "number", "boolean": "boolean",
+          "bool": "boolean", "object": "json", "dict": "json", "array": "json", "list": "json",
+          "null": "null"}
 
 
 def kind_of(schema: Mapping[str, Any] | None,
@@ -136,18 +148,27 @@ def bound_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     return dict(schema)
 
 
-STRING_TERMINAL = (
-    "XML_STRING_VALUE: (/(?s:.*)/ & ~/(?s:.*)(<\\/parameter>|<parameter=|<\\/function>)(?s:.*)/) "
-    + _END
-)
+_MARKERS = r"~/(?s:.*)(<\/parameter>|<parameter=|<\/function>)(?s:.*)/"
+STRING_TERMINAL = f"XML_STRING_VALUE: (/(?s:.*)/ & {_MARKERS}) {_END}"
 """The terminal of raw string values (text without a marker that would end the value for the
 parser) with their closing tag; ``value_grammar`` refers to it, the grammar defines it once."""
 
 _NUMERIC_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 
 
-def value_grammar(schema: Mapping[str, Any] | None, root: Mapping[str, Any] | None) -> str:
-    """A Lark expression for one value *and* the ``\\n</parameter>\\n`` that closes it."""
+def _string_terminal(schema: Mapping[str, Any] | None, terminal: str) -> tuple[str, list[str]]:
+    lo, hi = (schema or {}).get("minLength"), (schema or {}).get("maxLength")
+    if not isinstance(lo, int) and not isinstance(hi, int):
+        return "XML_STRING_VALUE", []
+    lo = lo if isinstance(lo, int) and lo > 0 else 0
+    count = f"{{{lo},{hi}}}" if isinstance(hi, int) else f"{{{lo},}}"
+    return terminal, [f"{terminal}: (/(?s:.{count})/ & {_MARKERS}) {_END}"]
+
+
+def value_grammar(schema: Mapping[str, Any] | None, root: Mapping[str, Any] | None,
+                  terminal: str) -> tuple[str, list[str]]:
+    """A Lark expression for one value *and* the ``\\n</parameter>\\n`` that closes it, plus
+    the definitions it needs (``terminal`` names a string terminal with length bounds)."""
     resolved = _resolve(schema, root) if isinstance(schema, Mapping) else None
     kind, nullable = kind_of(resolved, root)
     null = [json.dumps(n) for n in _NULLS] if nullable or kind == "null" else []
@@ -157,8 +178,8 @@ def value_grammar(schema: Mapping[str, Any] | None, root: Mapping[str, Any] | No
     if isinstance(options, list):
         body = [json.dumps(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
                 for v in options if v is not None]
-    elif kind == "string":
-        return "XML_STRING_VALUE"  # "null" is text too; convert() reads it as None if nullable
+    elif kind == "string":  # "null" is text too; convert() reads it as None if nullable
+        return _string_terminal(resolved, terminal)
     elif kind == "boolean":
         body = [json.dumps(b) for b in _TRUE + _FALSE]
     elif kind == "null":
@@ -172,4 +193,4 @@ def value_grammar(schema: Mapping[str, Any] | None, root: Mapping[str, Any] | No
         value = {k: v for k, v in (resolved or {}).items() if k in _NUMERIC_KEYS}
         value["type"] = kind
         body = [f"%json {json.dumps({'x-guidance': _JSON_STYLE, **bound_schema(value)})}"]
-    return f"({' | '.join(body + null)}) {_END}"
+    return f"({' | '.join(body + null)}) {_END}", []

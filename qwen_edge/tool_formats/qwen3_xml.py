@@ -10,7 +10,8 @@ The model writes each call as::
     </function>
     </tool_call>
 
-Values are raw text, one newline after ``<parameter=KEY>`` and one before ``</parameter>``.
+Values are raw text, one newline after ``<parameter=KEY>`` and one before ``</parameter>``
+(``_xml_values.strip_newlines`` says exactly what whitespace belongs to the format).
 They are typed by the tool's JSON schema (``integer``, ``number``, ``boolean``, ``null``,
 objects and arrays as JSON, everything else a string); without the tools, or for a
 parameter the schema does not name, a value stays a string, as vLLM's ``qwen3_coder`` parser
@@ -127,15 +128,14 @@ def _scan(body: str) -> tuple[str | None, list[tuple[str, str]], bool, str]:
 
 
 def _type_arguments(name: str, params: list[tuple[str, str]],
-                    tools: Mapping[str, Tool] | None) -> dict[str, Any]:
-    tool = tools.get(name) if tools is not None else None
-    schema = tool.parameters if tool is not None else None
+                    tools: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
+    schema = tools.get(name) if tools is not None else None
     return {key: values.convert(raw, values.property_schema(schema, key), schema)
             for key, raw in params}
 
 
 def _parse_block(body: str, block: int, call_index: int,
-                 tools: Mapping[str, Tool] | None) -> ToolCall:
+                 tools: Mapping[str, Mapping[str, Any]] | None) -> ToolCall:
     """The body between the markers -> ToolCall, or ToolCallParseError saying what is wrong."""
     name, params, _, problem = _scan(body)
     if not problem and name is None:
@@ -154,8 +154,24 @@ def _parse_block(body: str, block: int, call_index: int,
     raise ToolCallParseError(msg)
 
 
-def _tool_map(tools: ToolsArg | None) -> dict[str, Tool] | None:
-    return None if tools is None else {t.name: t for t in (as_tool(x) for x in tools)}
+def _tool_map(tools: ToolsArg | None) -> dict[str, Mapping[str, Any]] | None:
+    """{name: parameters schema}. Only read for typing: an OpenAI dict is not validated as a
+    ``Tool`` (vLLM's own tests use types such as "float" that JSON schema does not have)."""
+    if tools is None:
+        return None
+    out: dict[str, Mapping[str, Any]] = {}
+    for t in tools:
+        if isinstance(t, Tool):
+            out[t.name] = t.parameters
+            continue
+        function = t.get("function", t) if isinstance(t, Mapping) else None
+        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+            parameters = function.get("parameters")
+            out[function["name"]] = parameters if isinstance(parameters, Mapping) else {}
+        else:
+            tool = as_tool(t)  # a plain function, or a ToolError naming what is wrong
+            out[tool.name] = tool.parameters
+    return out
 
 
 def _unterminated(block: int, raw: str) -> str:
@@ -409,8 +425,9 @@ def _function_rules(i: int, t: Tool, spans: list[str]) -> list[str]:
             raise ConfigError(msg)
         grounded = {"type": "string", "enum": spans} if spans and key in t.grounded else None
         rule = f"p_{i}_{j}"
-        value = values.value_grammar(grounded or schema, root)
+        value, definitions = values.value_grammar(grounded or schema, root, f"S_{i}_{j}")
         rules.append(f"{rule}: {json.dumps(f'{PARAMETER_START}{key}>{chr(10)}')} {value}")
+        rules += definitions
         parts.append(rule if key in required else f"{rule}?")
     return [f"fn_{i}: {' '.join(parts)}", *rules]
 

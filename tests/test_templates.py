@@ -5,9 +5,10 @@ written by ``write_tokenizer_files("qwen3")`` with the template under test as it
 ``chat_template`` (the Qwen3.5 vocabulary cannot be built offline; the template's text and
 the way it is tokenized are what is checked). Ours: ``render_chat`` + ``Tokenizer.encode`` of
 the whole text, as transformers tokenizes it (``Model.encode_chat``'s per-message encoding is
-checked against transformers in the tokenization tests). The conversations cover system prompts, tools, parallel calls,
-tool responses, thinking on/off and multi-turn history whose earlier thinking the templates
-drop; ``render_calls`` of each format must write calls exactly as its template does.
+checked against transformers in the tokenization tests). The conversations cover system
+prompts, tools, parallel calls, tool responses, thinking on/off and multi-turn history whose
+earlier thinking the templates drop; ``render_calls`` of each format must write calls exactly
+as its template does.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def test_text_and_ids_match_transformers(tokenizers: dict[str, Any], architectur
 def test_qwen35_history_drops_earlier_thinking_and_prompt_opens_a_thought() -> None:
     text = render_chat(builtin_template(QWEN35), CONVERSATIONS["multi-turn-thinking-history"]
                        ["messages"], tools=[WEATHER])
-    assert "Simple sum." not in text and "The tool says -3." not in text  # before the last query
+    assert "Simple sum." not in text
+    assert "The tool says -3." not in text
     assert text.endswith("<|im_start|>assistant\n<think>\n")  # the output starts inside it
     off = render_chat(builtin_template(QWEN35), [{"role": "user", "content": "Hi"}],
                       enable_thinking=False)

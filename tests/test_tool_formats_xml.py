@@ -41,8 +41,8 @@ from qwen_edge.tool_formats import (
     XmlStreamParser,
     get_format,
     parse_tool_calls,
+    qwen3_xml,
 )
-from qwen_edge.tool_formats import qwen3_xml
 from qwen_edge.tools import Tool
 
 
@@ -151,15 +151,15 @@ CASES: list[tuple[str, str, list[dict[str, Any]] | None, str, list[tuple[str, An
                               ("verbose", "true")), VLLM_TOOLS, "",
      [("search_web", {"query": "vllm tool parser", "count": 10, "verbose": True})]),
     ("vllm-missing-closing-parameter",
-     "Let me check the weather for you:\n<tool_call>\n<function=get_current_weather>\n"
+     ("Let me check the weather for you:\n<tool_call>\n<function=get_current_weather>\n"
      "<parameter=city>\nDallas\n<parameter=state>\nTX\n</parameter>\n<parameter=unit>\n"
-     "fahrenheit\n</parameter>\n</function>\n</tool_call>", VLLM_TOOLS,
+     "fahrenheit\n</parameter>\n</function>\n</tool_call>"), VLLM_TOOLS,
      "Let me check the weather for you:", [("get_current_weather", DALLAS_ARGS)]),
     ("vllm-untyped-without-tools", xml("calculate_area", ("shape", "circle"),
                                        ("precision", "3")), None, "",
      [("calculate_area", {"shape": "circle", "precision": "3"})]),
-    ("llama-spaces-around-markers", " <tool_call>\n<function=special_function> "
-     "<parameter=arg1>1\n</parameter>\n</function> </tool_call>\n\n\n", L_TOOLS, "",
+    ("llama-spaces-around-markers", (" <tool_call>\n<function=special_function> "
+     "<parameter=arg1>1\n</parameter>\n</function> </tool_call>\n\n\n"), L_TOOLS, "",
      [("special_function", {"arg1": 1})]),
     ("llama-indented-integer", indented("special_function", ("arg1", "1")), L_TOOLS, "",
      [("special_function", {"arg1": 1})]),
@@ -168,9 +168,9 @@ CASES: list[tuple[str, str, list[dict[str, Any]] | None, str, list[tuple[str, An
      [("complex_function", {"name": "John Doe", "age": 30, "active": True, "score": 95.5})]),
     ("llama-unicode", indented("unicode_function", ("message", "Hello 世界! 🌍 Special chars: @#$%^&*()")),
      L_TOOLS, "", [("unicode_function", {"message": "Hello 世界! 🌍 Special chars: @#$%^&*()"})]),
-    ("llama-multiline-code", "<tool_call>\n  <function=code_function>\n    <parameter=code>\n"
+    ("llama-multiline-code", ("<tool_call>\n  <function=code_function>\n    <parameter=code>\n"
      'def hello():\n    print("Hello, World!")\n    return True\n    </parameter>\n  </function>\n'
-     "</tool_call>", L_TOOLS, "",
+     "</tool_call>"), L_TOOLS, "",
      [("code_function", {"code": 'def hello():\n    print("Hello, World!")\n    return True'})]),
     ("llama-json-object", indented("json_function",
                                    ("config", '{"host": "localhost", "port": 8080, "ssl": false}')),
@@ -178,14 +178,14 @@ CASES: list[tuple[str, str, list[dict[str, Any]] | None, str, list[tuple[str, An
                                                  "ssl": False}})]),
     ("llama-array", indented("array_function", ("items", '["apple", "banana", "cherry"]')),
      L_TOOLS, "", [("array_function", {"items": ["apple", "banana", "cherry"]})]),
-    ("llama-empty-string", "<tool_call>\n  <function=compact_function>\n    <parameter=param>\n"
-     "    </parameter>\n  </function>\n</tool_call>", L_TOOLS, "",
+    ("llama-empty-string", ("<tool_call>\n  <function=compact_function>\n    <parameter=param>\n"
+     "    </parameter>\n  </function>\n</tool_call>"), L_TOOLS, "",
      [("compact_function", {"param": ""})]),
-    ("llama-whitespace-only", "<tool_call>\n<function=compact_function>\n<parameter=param>\n"
-     "      \n    </parameter>\n</function>\n</tool_call>", L_TOOLS, "",
+    ("llama-whitespace-only", ("<tool_call>\n<function=compact_function>\n<parameter=param>\n"
+     "      \n    </parameter>\n</function>\n</tool_call>"), L_TOOLS, "",
      [("compact_function", {"param": ""})]),
-    ("llama-tabs-and-lines", "<tool_call>\n  <function=code_function>\n    <parameter=code>\n"
-     "line1\n\tindented line\n    spaces\n    </parameter>\n  </function>\n</tool_call>", L_TOOLS,
+    ("llama-tabs-and-lines", ("<tool_call>\n  <function=code_function>\n    <parameter=code>\n"
+     "line1\n\tindented line\n    spaces\n    </parameter>\n  </function>\n</tool_call>"), L_TOOLS,
      "", [("code_function", {"code": "line1\n\tindented line\n    spaces"})]),
     ("template-file-with-trailing-newline", xml("code_function", ("code", "print(1)\n")),
      L_TOOLS, "", [("code_function", {"code": "print(1)\n"})]),
@@ -203,17 +203,17 @@ CASES: list[tuple[str, str, list[dict[str, Any]] | None, str, list[tuple[str, An
     ("llama-mixed-content", "I'll help you search for products. " + indented(
         "search_function", ("query", "laptops")), L_TOOLS, "I'll help you search for products.",
      [("search_function", {"query": "laptops"})]),
-    ("llama-compact", "<tool_call><function=compact_function><parameter=param>value</parameter>"
-     "</function></tool_call>", L_TOOLS, "", [("compact_function", {"param": "value"})]),
+    ("llama-compact", ("<tool_call><function=compact_function><parameter=param>value</parameter>"
+     "</function></tool_call>"), L_TOOLS, "", [("compact_function", {"param": "value"})]),
     ("llama-param-names", indented("test_function", ("param_1", "value1"), ("param_2_name", "value2"),
                               ("param3", "123")), L_TOOLS, "",
      [("test_function", {"param_1": "value1", "param_2_name": "value2", "param3": 123})]),
-    ("llama-html", indented("html_function", ("content", "<script>alert('xss')</script>"
-                                                    "<img src=x onerror=alert(1)>")), L_TOOLS, "",
+    ("llama-html", indented("html_function", ("content", ("<script>alert('xss')</script>"
+                                                    "<img src=x onerror=alert(1)>"))), L_TOOLS, "",
      [("html_function", {"content": "<script>alert('xss')</script><img src=x onerror=alert(1)>"})]),
     # ours: the fallback vLLM has and we do not (the markers are required)
-    ("no-markers-is-content", "<function=get_current_weather>\n<parameter=city>\nDallas\n"
-     "</parameter>\n</function>", VLLM_TOOLS,
+    ("no-markers-is-content", ("<function=get_current_weather>\n<parameter=city>\nDallas\n"
+     "</parameter>\n</function>"), VLLM_TOOLS,
      "<function=get_current_weather>\n<parameter=city>\nDallas\n</parameter>\n</function>", []),
 ]
 
@@ -293,7 +293,9 @@ def test_malformed_blocks_raise_our_error_and_stay_content(text: str, problem: s
         parse_tool_calls(text, format="qwen3_xml")
     assert "<function=NAME>" in str(info.value)  # the expected format, for the model
     content, calls, errors = parse_tool_calls(text, format="qwen3_xml", strict=False)
-    assert calls == [] and len(errors) == 1 and errors[0].raw in text
+    assert calls == []
+    assert len(errors) == 1
+    assert errors[0].raw in text
     assert content == text.strip()
     for size in (1, 3, 8):
         events = _stream(text, None, size)
@@ -399,8 +401,8 @@ BAD = [
     _render(("get_weather", {"unit": "celsius", "city": "Oslo"})),  # not in schema order
     _render(("get_time", {})),  # not a tool
     _render(("set_lights", {"rooms": ["attic"], "on": True})),  # nested enum
-    "<tool_call>\n<function=get_weather>\n<parameter=city>\nx</parameter>y\n</parameter>\n"
-    "</function>\n</tool_call>",  # a marker inside a string value
+    ("<tool_call>\n<function=get_weather>\n<parameter=city>\nx</parameter>y\n</parameter>\n"
+    "</function>\n</tool_call>"),  # a marker inside a string value
     "Sure.\n" + _render(("get_weather", {"city": "Oslo"})),  # forced: the call comes first
 ]
 
@@ -410,7 +412,7 @@ def test_grammar_accepts_template_calls_and_rejects_invalid_ones(qwen: tuple[Any
     forced = get_format("qwen3_xml").grammar(GRAMMAR_TOOLS, "required", None)
     for text in GOOD:
         assert _accepts(ll, hf, forced, text), text
-        content, calls = parse_tool_calls(text, format="qwen3_xml", tools=GRAMMAR_TOOLS)
+        _content, calls = parse_tool_calls(text, format="qwen3_xml", tools=GRAMMAR_TOOLS)
         for call in calls:
             {t.name: t for t in GRAMMAR_TOOLS}[call.name].validate(call.arguments)
     for text in BAD:
@@ -458,7 +460,8 @@ def test_random_walks_always_give_calls_that_parse_and_validate(qwen: tuple[Any,
         if choice == "auto":
             text = "<tool_call>" + text
         content, calls = parse_tool_calls(text, format="qwen3_xml", tools=GRAMMAR_TOOLS)
-        assert content == "" and calls
+        assert content == ""
+        assert calls
         for call in calls:
             if isinstance(choice, dict):
                 assert call.name == "set_lights"
@@ -509,7 +512,8 @@ def test_constrained_calls_on_random_weights_parse_and_validate(model: Any, choi
                                     seed=seed, temperature=1.0, max_tokens=400, **options)
         assert completion.finish_reason == "stop", completion.text
         content, calls = fmt.parse(completion.text, GRAMMAR_TOOLS, True)
-        assert content == "" and calls, completion.text
+        assert content == "", completion.text
+        assert calls, completion.text
         for call in calls:
             if isinstance(choice, dict):
                 assert call.name == "get_weather"

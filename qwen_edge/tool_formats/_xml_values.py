@@ -15,8 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["STRING_TERMINAL", "as_text", "bound_schema", "convert", "kind_of", "property_schema", "strip_newlines",
-           "value_grammar"]
+__all__ = ["STRING_TERMINAL", "as_text", "bound_schema", "convert", "kind_of",
+           "property_schema", "strip_newlines", "value_grammar"]
 
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _NULLS = ("null", "None")  # JSON's, and what the template's `| string` writes for None

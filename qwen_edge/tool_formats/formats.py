@@ -31,7 +31,7 @@ DEFAULT_FORMAT = "hermes"
 
 def _hermes_parse(text: str, tools: ToolsArg | None, strict: bool) -> tuple[Any, ...]:
     del tools  # JSON carries its own types
-    return hermes.parse_tool_calls(text, strict=strict)  # type: ignore[call-overload, no-any-return]
+    return hermes.parse_tool_calls(text) if strict else hermes.parse_tool_calls(text, strict=False)
 
 
 def _hermes_stream(tools: ToolsArg | None) -> StreamParser:
@@ -40,7 +40,9 @@ def _hermes_stream(tools: ToolsArg | None) -> StreamParser:
 
 
 def _xml_parse(text: str, tools: ToolsArg | None, strict: bool) -> tuple[Any, ...]:
-    return qwen3_xml.parse_tool_calls(text, tools=tools, strict=strict)  # type: ignore[call-overload, no-any-return]
+    if strict:
+        return qwen3_xml.parse_tool_calls(text, tools=tools)
+    return qwen3_xml.parse_tool_calls(text, tools=tools, strict=False)
 
 
 def _grammar(module: Any) -> Any:

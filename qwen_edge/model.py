@@ -266,9 +266,11 @@ class Model:
             msg = (f"thinking_budget={cfg.thinking_budget}: this tokenizer has no "
                    f"{THINK_START} / {THINK_END} tokens (not a thinking model)")
             raise ConfigError(msg)
+        tool_call = self.tokenizer.token_to_id(self.tool_format.call_start)
         budget = ThinkingBudget(cfg.thinking_budget, think_start=ids[0], think_end=ids[1],
                                 vocab_size=self.engine.vocab_size,
-                                started=thinking_started(prompt, ids[0], ids[1]))
+                                started=thinking_started(prompt, ids[0], ids[1]),
+                                implicit_ends=() if tool_call is None else (tool_call,))
         return budget if grammar is None else AllOf(budget, grammar)
 
     def _grammar_constraint(self, cfg: GenerationConfig) -> TokenProcessor | None:

@@ -17,7 +17,8 @@ The reasoning is returned without the newlines around it and the answer without 
 that follow ``</think>``, the way the templates strip them when they render the turn again
 (vLLM's reasoning parsers and the DeepSeek API call the two parts ``reasoning_content`` and
 ``content``). An output that does not open a thought has no reasoning (None); a thought that is
-never closed (``max_tokens``) is all reasoning.
+never closed (``max_tokens``) is all reasoning, unless a ``<tool_call>`` ends it: Qwen3.5 may
+start a call without writing ``</think>`` (vLLM's Qwen3 reasoning parser treats it the same way).
 
 ``ThinkingBudget`` is a token-level processor, used by ``generate_step`` like a grammar
 constraint: after ``budget`` thinking tokens it allows only ``</think>``, then the model answers
@@ -43,6 +44,7 @@ __all__ = [
 
 THINK_START = "<think>"
 THINK_END = "</think>"
+TOOL_CALL_START = "<tool_call>"  # Qwen3.5 may call a tool without closing its thought
 
 
 def _partial_suffix(text: str, marker: str) -> int:
@@ -108,13 +110,16 @@ class ReasoningSplitter:
             self._state = "content"
             return True
         if self._state == "thinking":
-            end = buffer.find(THINK_END)
-            if end >= 0:
-                text = buffer[:end].rstrip("\n")
+            end, call = buffer.find(THINK_END), buffer.find(TOOL_CALL_START)
+            if end >= 0 or call >= 0:
+                implicit = call >= 0 and (end < 0 or call < end)  # a call ends the thought too
+                cut = call if implicit else end
+                text = buffer[:cut].rstrip("\n")
                 reasoning.append(text if self._reasoning_started else text.lstrip("\n"))
-                self._state, self._buffer = "after", buffer[end + len(THINK_END):]
+                self._state = "content" if implicit else "after"
+                self._buffer = buffer[cut:] if implicit else buffer[end + len(THINK_END):]
                 return True
-            keep = _partial_suffix(buffer, THINK_END)
+            keep = max(_partial_suffix(buffer, THINK_END), _partial_suffix(buffer, TOOL_CALL_START))
             ready = buffer[:len(buffer) - keep]
             if not self._reasoning_started:
                 ready = ready.lstrip("\n")
@@ -182,10 +187,11 @@ class ThinkingBudget:
         think_start / think_end: the ids of ``<think>`` and ``</think>``.
         vocab_size: the logits' length.
         started: the prompt ends inside a thought (see ``thinking_started``).
+        implicit_ends: tokens that end a thought without ``</think>`` (``<tool_call>``).
     """
 
     def __init__(self, budget: int, *, think_start: int, think_end: int, vocab_size: int,
-                 started: bool = False) -> None:
+                 started: bool = False, implicit_ends: Sequence[int] = ()) -> None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             msg = f"thinking_budget={budget!r}: must be an int >= 0"
             raise ConfigError(msg)
@@ -194,6 +200,7 @@ class ThinkingBudget:
             raise ConfigError(msg)
         self.budget = budget
         self._start, self._end = think_start, think_end
+        self._ends = {think_end, *implicit_ends}
         self._state = "thinking" if started else "before"
         self.thinking_tokens = 0
         self._force = np.zeros((vocab_size + 31) // 32, np.uint32)
@@ -209,7 +216,7 @@ class ThinkingBudget:
             if token == self._start:
                 self._state = "thinking"
         elif self._state == "thinking":
-            if token == self._end:
+            if token in self._ends:
                 self._state = "answer"
             else:
                 self.thinking_tokens += 1

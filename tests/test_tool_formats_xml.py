@@ -311,18 +311,66 @@ def test_unknown_format_is_a_config_error_listing_the_known_ones() -> None:
     assert sorted(FORMATS) == ["hermes", "qwen3_xml"]
 
 
-def test_hermes_through_the_family_is_unchanged() -> None:
-    """vLLM tests/tool_parsers/test_hermes_tool_parser.py: a call with content before it."""
-    text = ('Sure.\n<tool_call>\n{"name": "get_current_weather", "arguments": {"city": "Dallas",'
-            ' "state": "TX", "unit": "fahrenheit"}}\n</tool_call>')
-    expected = ("Sure.", [ToolCall("get_current_weather", DALLAS_ARGS, "call_0")])
+# vLLM tests/tool_parsers/test_hermes_tool_parser.py, restated: (id, text, content, calls)
+HERMES_CASES: list[tuple[str, str, str, list[tuple[str, Any]]]] = [
+    ("just-forward-text", "This is some prior text that has nothing to do with tool calling.",
+     "This is some prior text that has nothing to do with tool calling.", []),
+    ("bug-19056", ('<tool_call>\n{"name": "final_answer", "arguments": {"trigger": true}}\n'
+     "</tool_call>"), "", [("final_answer", {"trigger": True})]),
+    ("line-breaks-in-json", ('<tool_call>{"name": "get_current_temperature",\n"arguments": '
+     '{"location":\n"San Francisco, California, United States", "unit": "celsius"}}</tool_call>'),
+     "", [("get_current_temperature", {"location": "San Francisco, California, United States",
+                                       "unit": "celsius"})]),
+    ("content-then-call", ('Sure, let me check the weather.<tool_call>{"name": "get_weather", '
+     '"arguments": {"city": "NYC"}}</tool_call>'), "Sure, let me check the weather.",
+     [("get_weather", {"city": "NYC"})]),
+    ("two-calls", ('<tool_call>{"name": "search", "arguments": {"q": "cats"}}</tool_call>'
+     '<tool_call>{"name": "search", "arguments": {"q": "dogs"}}</tool_call>'), "",
+     [("search", {"q": "cats"}), ("search", {"q": "dogs"})]),
+    ("serialized-arguments", ('<tool_call>\n{"name": "get_db_config", "arguments": '
+     '"{\\"param\\": \\"max_connections\\"}"}\n</tool_call>'), "",
+     [("get_db_config", {"param": "max_connections"})]),
+]
+
+
+@pytest.mark.parametrize("size", range(1, 9))
+@pytest.mark.parametrize(("text", "content", "calls"), [c[1:] for c in HERMES_CASES],
+                         ids=[c[0] for c in HERMES_CASES])
+def test_hermes_through_the_family(text: str, content: str, calls: list[tuple[str, Any]],
+                                   size: int) -> None:
+    """Same parse as before, and the format's stream parser adds name-first deltas to the
+    unchanged events of ``hermes.ToolCallStreamParser``."""
+    from qwen_edge.tool_formats import ToolCallStreamParser
+
+    expected = (content, expected_calls(calls))
     assert parse_tool_calls(text) == expected
     assert parse_tool_calls(text, format="hermes", tools=VLLM_TOOLS) == expected
     hermes = get_format("hermes")
-    assert hermes.parse(text, None, True) == expected
-    parser = hermes.stream_parser(None)
-    events = parser.feed(text) + parser.finish()
+    parser, plain = hermes.stream_parser(None), ToolCallStreamParser()
+    events: list[Any] = []
+    old: list[Any] = []
+    for i in range(0, len(text), size):
+        events += parser.feed(text[i:i + size])
+        old += plain.feed(text[i:i + size])
+    events += parser.finish()
+    old += plain.finish()
+    assert [e for e in events if not isinstance(e, ToolCallDelta)] == old
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == content
     assert [e.call for e in events if isinstance(e, ToolCallEvent)] == expected[1]
+    for i, (name, args) in enumerate(calls):
+        deltas = [e for e in events if isinstance(e, ToolCallDelta) and e.index == i]
+        assert (deltas[0].id, deltas[0].name) == (f"call_{i}", name)
+        assert "".join(d.arguments for d in deltas) == json.dumps(args, ensure_ascii=False)
+
+
+def test_hermes_name_is_streamed_before_the_call_ends() -> None:
+    parser = get_format("hermes").stream_parser(None)
+    assert parser.feed('<tool_call>\n{"name": "get_wea') == []
+    assert parser.feed('ther", "arguments": {"city": ') == [
+        ToolCallDelta(0, "call_0", "get_weather", "")]
+    assert parser.feed('"Oslo"}}\n</tool_call>') == [
+        ToolCallDelta(0, "", None, '{"city": "Oslo"}'),
+        ToolCallEvent(ToolCall("get_weather", {"city": "Oslo"}, "call_0"))]
 
 
 # -- grammar ----------------------------------------------------------------------------------

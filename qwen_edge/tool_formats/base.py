@@ -10,8 +10,8 @@ Stream parsers emit, for any split of the text into deltas:
 - ``TextDelta``: content outside calls, as soon as it cannot be the start of a call;
 - ``ToolCallDelta``: OpenAI's streamed ``tool_calls[i]`` fragments. The first one of a call
   carries its ``id`` and ``name`` (as soon as the name is complete), the next ones pieces of
-  ``arguments`` JSON text whose concatenation is ``json.dumps(call.arguments)``. Formats that
-  cannot know a call before it ends (Hermes JSON) emit none;
+  ``arguments`` JSON text whose concatenation is ``json.dumps(call.arguments)`` (Hermes JSON
+  gives its arguments in one piece, when the call ends);
 - ``ToolCallEvent``: the finished call, authoritative (the deltas are a preview of it);
 - ``ToolCallError``: a block that does not parse; its text is then emitted as content.
 """

@@ -22,6 +22,7 @@ from typing import Any, Literal, overload
 from ..chat import ToolCall
 from ..errors import ConfigError
 from . import hermes, qwen3_xml
+from ._hermes_deltas import HermesDeltaParser
 from .base import StreamParser, ToolCallError, ToolFormat, ToolsArg
 
 __all__ = ["DEFAULT_FORMAT", "FORMATS", "detect_format", "get_format", "parse_tool_calls"]
@@ -36,7 +37,7 @@ def _hermes_parse(text: str, tools: ToolsArg | None, strict: bool) -> tuple[Any,
 
 def _hermes_stream(tools: ToolsArg | None) -> StreamParser:
     del tools
-    return hermes.ToolCallStreamParser()
+    return HermesDeltaParser()
 
 
 def _xml_parse(text: str, tools: ToolsArg | None, strict: bool) -> tuple[Any, ...]:

@@ -470,6 +470,10 @@ def test_grammar_accepts_template_calls_and_rejects_invalid_ones(qwen: tuple[Any
     named = get_format("qwen3_xml").grammar(
         GRAMMAR_TOOLS, {"type": "function", "function": {"name": "set_lights"}}, None)
     assert not _accepts(ll, hf, named, GOOD[0])
+    one = _render(("set_lights", {"rooms": ["hall"], "on": True}))
+    assert _accepts(ll, hf, named, one)
+    assert not _accepts(ll, hf, named, one + "\n" + one)  # a named choice is exactly one call
+    assert _accepts(ll, hf, forced, one + "\n" + one)
 
 
 @pytest.mark.parametrize(("choice", "match"), [

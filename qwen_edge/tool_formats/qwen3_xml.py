@@ -367,7 +367,7 @@ def tool_call_grammar(tools: ToolsArg, *, tool_choice: str | Mapping[str, Any] =
 
     ``tool_choice`` works as in ``hermes.tool_call_grammar``: "auto" starts after the
     model's own ``<tool_call>`` (lazy), "required" and a named function start at the first
-    token. Each call is ``\\n<function=NAME>\\n`` then the tool's parameters in schema order
+    token; a named function allows exactly one call (OpenAI's and vLLM's meaning). Each call is ``\\n<function=NAME>\\n`` then the tool's parameters in schema order
     (required ones present, optional ones optional), each value typed by its schema (see
     ``_xml_values.value_grammar``), then ``</function>\\n</tool_call>``.
 
@@ -398,8 +398,9 @@ def tool_call_grammar(tools: ToolsArg, *, tool_choice: str | Mapping[str, Any] =
                "{'type': 'function', 'function': {'name': ...}} ('none' needs no grammar)")
         raise ConfigError(msg)
     spans = quotable_spans(grounding) if grounding is not None else []
+    more = "" if isinstance(tool_choice, Mapping) else ' ("\\n" <tool_call> call)*'
     lines = [
-        f"start: {'<tool_call> ' if forced else ''}call (\"\\n\" <tool_call> call)* <|im_end|>",
+        f"start: {'<tool_call> ' if forced else ''}call{more} <|im_end|>",
         (f'call: "\\n" ({" | ".join(f"fn_{i}" for i in range(len(offered)))}) '
          f'"{FUNCTION_END}\\n" </tool_call>'),
     ]

@@ -74,54 +74,62 @@ def render_calls(calls: Sequence[ToolCall]) -> str:
 # -- one block --------------------------------------------------------------------------------
 
 
-def _scan(body: str) -> tuple[str | None, list[tuple[str, str]], bool, str]:
-    """Read a block body, complete or not: (name, [(key, raw value)], ended, problem).
+_Scan = tuple[str | None, list[tuple[str, str]], bool, str, int]
+
+
+def _scan(body: str, resume: _Scan | None = None) -> _Scan:
+    """Read a block body, complete or not: (name, [(key, raw value)], ended, problem, pos).
 
     ``name`` is None until ``<function=NAME>`` is complete; parameters are listed once their
     end is in ``body`` (``</parameter>``, the next ``<parameter=`` or ``</function>``);
     ``ended`` is True after ``</function>``. ``problem`` says what makes the body invalid
-    ("" if nothing does yet); a body that is still a prefix of a valid call has none.
+    ("" if nothing does yet); a body that is still a prefix of a valid call has none. ``pos``
+    is where reading stopped: a longer ``body`` with the same start can resume from this
+    result (the stream parser does, so a long value is not read again at every delta).
     """
     text = body.lstrip()
-    if not text.startswith(FUNCTION_START):
-        if FUNCTION_START.startswith(text):
-            return None, [], False, ""
-        return None, [], False, f"the block must start with {FUNCTION_START}NAME>"
-    close = text.find(">", len(FUNCTION_START))
-    if close < 0:
-        return None, [], False, ""
-    name = text[len(FUNCTION_START):close].strip()
-    if not name or "\n" in name or "<" in name:
-        return None, [], False, f"bad function name {text[len(FUNCTION_START):close]!r}"
-    params: list[tuple[str, str]] = []
-    pos = close + 1
+    if resume is not None and resume[0] is not None and not resume[2] and not resume[3]:
+        name, params, pos = resume[0], list(resume[1]), resume[4]
+    else:
+        if not text.startswith(FUNCTION_START):
+            if FUNCTION_START.startswith(text):
+                return None, [], False, "", 0
+            return None, [], False, f"the block must start with {FUNCTION_START}NAME>", 0
+        close = text.find(">", len(FUNCTION_START))
+        if close < 0:
+            return None, [], False, "", 0
+        name = text[len(FUNCTION_START):close].strip()
+        if not name or "\n" in name or "<" in name:
+            return None, [], False, f"bad function name {text[len(FUNCTION_START):close]!r}", 0
+        params, pos = [], close + 1
     while True:
         while pos < len(text) and text[pos].isspace():
             pos += 1
-        rest = text[pos:]
-        if not rest:
-            return name, params, False, ""
-        if rest.startswith(FUNCTION_END):
-            tail = rest[len(FUNCTION_END):].strip()
+        if pos == len(text):
+            return name, params, False, "", pos
+        if text.startswith(FUNCTION_END, pos):
+            tail = text[pos + len(FUNCTION_END):].strip()
             problem = f"text after {FUNCTION_END}: {tail[:40]!r}" if tail else ""
-            return name, params, True, problem
-        if not rest.startswith(PARAMETER_START):
-            if PARAMETER_START.startswith(rest) or FUNCTION_END.startswith(rest):
-                return name, params, False, ""
+            return name, params, True, problem, pos
+        if not text.startswith(PARAMETER_START, pos):
+            rest = text[pos:pos + len(PARAMETER_START)]
+            if len(text) - pos < len(PARAMETER_START) and (
+                    PARAMETER_START.startswith(rest) or FUNCTION_END.startswith(rest)):
+                return name, params, False, "", pos
             return name, params, False, (f"expected {PARAMETER_START}KEY> or {FUNCTION_END}, "
-                                         f"got {rest[:40]!r}")
+                                         f"got {text[pos:pos + 40]!r}"), pos
         key_end = text.find(">", pos + len(PARAMETER_START))
         if key_end < 0:
-            return name, params, False, ""
+            return name, params, False, "", pos
         key = text[pos + len(PARAMETER_START):key_end].strip()
         if not key or "\n" in key:
-            return name, params, False, f"bad parameter name {key!r}"
+            return name, params, False, f"bad parameter name {key!r}", pos
         start = key_end + 1
         ends = [(i, n) for i, n in ((text.find(PARAMETER_END, start), len(PARAMETER_END)),
                                     (text.find(PARAMETER_START, start), 0),
                                     (text.find(FUNCTION_END, start), 0)) if i >= 0]
         if not ends:
-            return name, params, False, ""
+            return name, params, False, "", pos
         end, skip = min(ends)
         params.append((key, values.strip_newlines(text[start:end])))
         pos = end + skip
@@ -137,7 +145,7 @@ def _type_arguments(name: str, params: list[tuple[str, str]],
 def _parse_block(body: str, block: int, call_index: int,
                  tools: Mapping[str, Mapping[str, Any]] | None) -> ToolCall:
     """The body between the markers -> ToolCall, or ToolCallParseError saying what is wrong."""
-    name, params, _, problem = _scan(body)
+    name, params, _, problem, _ = _scan(body)
     if not problem and name is None:
         problem = "the block is empty" if not body.strip() else f"{FUNCTION_START}NAME> is incomplete"
     keys = [key for key, _ in params]
@@ -269,6 +277,7 @@ class XmlStreamParser(ToolCallStreamParser):
         self._named = False  # the open call's name fragment was emitted
         self._sent = 0  # parameters of the open call already emitted
         self._args = ""  # arguments text emitted for the open call
+        self._last_scan: _Scan | None = None  # where reading the open call stopped
 
     def finish(self) -> list[Event]:
         if self._finished:
@@ -302,7 +311,7 @@ class XmlStreamParser(ToolCallStreamParser):
                 self._buffer = buffer[start + len(TOOL_CALL_START):]
                 self._in_call, self._scan = True, 0
                 self._ws_before_call, self._held_ws = self._held_ws, ""
-                self._named, self._sent, self._args = False, 0, ""
+                self._named, self._sent, self._args, self._last_scan = False, 0, "", None
                 continue
             end = buffer.find(TOOL_CALL_END, self._scan)
             if end < 0:
@@ -330,12 +339,16 @@ class XmlStreamParser(ToolCallStreamParser):
         """Emit the fragments that ``body`` (an open call) makes certain."""
         # A marker may be split: text up to a partial </tool_call> is not final yet.
         body = body[:len(body) - _partial_suffix(body, TOOL_CALL_END)]
-        name, params, _, problem = _scan(body)
+        scan = _scan(body, self._last_scan)
+        self._last_scan = scan
+        name, params, _, problem, _ = scan
         if problem or name is None:
             return
         if not self._named:
             events.append(ToolCallDelta(self._calls, f"call_{self._calls}", name, ""))
             self._named = True
+        if len(params) == self._sent:
+            return
         arguments = _type_arguments(name, params, self._tools)
         keys = list(arguments)
         if len(keys) != len(params):  # a repeated key: the call will not parse

@@ -109,6 +109,9 @@ def test_budget_masks_and_counts() -> None:
     assert (early.mask(), early.thinking_tokens) == (None, 0)
     with pytest.raises(ConfigError, match="thinking_budget=-1"):
         ThinkingBudget(-1, think_start=5, think_end=40, vocab_size=70)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="thinking_budget"):
+            qwen_edge.GenerationConfig(thinking_budget=bad)
 
 
 def test_all_of_intersects_masks_and_ends_when_one_is_done() -> None:

@@ -185,3 +185,19 @@ def test_budget_on_a_model_without_think_tokens_is_a_config_error(package: Any) 
     qwen25 = qwen_edge.load(package("tiny-qwen2", "int4"), threads=1)
     with pytest.raises(ConfigError, match="no <think>"):
         qwen25.generate("Hi", thinking_budget=3, max_tokens=2)
+
+
+def test_cli_thinking_budget_and_tool_format_flags(package: Any, capsys: Any) -> None:
+    from qwen_edge.cli import main
+
+    pkg = str(package("tiny-qwen3", "int4"))
+    prompt = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    argv = ["run", pkg, prompt, "--max-tokens", "6", "--temperature", "0", "--threads", "1"]
+    assert main(argv) == 0
+    assert "</think>" not in capsys.readouterr().out  # greedy noise does not close the thought
+    assert main([*argv, "--thinking-budget", "2"]) == 0
+    assert "</think>" in capsys.readouterr().out
+    assert main([*argv, "--tool-format", "qwen3_xml"]) == 0
+    with pytest.raises(SystemExit):
+        main([*argv, "--tool-format", "yaml"])
+    assert "invalid choice: 'yaml'" in capsys.readouterr().err

@@ -211,6 +211,9 @@ CASES: list[tuple[str, str, list[dict[str, Any]] | None, str, list[tuple[str, An
     ("llama-html", indented("html_function", ("content", ("<script>alert('xss')</script>"
                                                     "<img src=x onerror=alert(1)>"))), L_TOOLS, "",
      [("html_function", {"content": "<script>alert('xss')</script><img src=x onerror=alert(1)>"})]),
+    ("complete-call-cut-before-closing-tag", ("Checking.\n<tool_call>\n<function=search_function>"
+     "\n<parameter=query>\nlaptops\n</parameter>\n</function>\n"), L_TOOLS, "Checking.",
+     [("search_function", {"query": "laptops"})]),
     # ours: the fallback vLLM has and we do not (the markers are required)
     ("no-markers-is-content", ("<function=get_current_weather>\n<parameter=city>\nDallas\n"
      "</parameter>\n</function>"), VLLM_TOOLS,
@@ -283,6 +286,8 @@ MALFORMED = [
      "text after </function>"),
     ("repeated-parameter", xml("f", ("a", "1"), ("a", "2")), "parameter 'a' is given twice"),
     ("unterminated", "Sure.\n<tool_call>\n<function=f>\n<parameter=a>\n1", "unterminated"),
+    ("unterminated-after-parameter", "<tool_call>\n<function=f>\n<parameter=a>\n1\n</parameter>\n",
+     "unterminated"),
 ]
 
 
@@ -296,7 +301,7 @@ def test_malformed_blocks_raise_our_error_and_stay_content(text: str, problem: s
     assert calls == []
     assert len(errors) == 1
     assert errors[0].raw in text
-    assert content == text.strip()
+    assert content.strip() == text.strip()  # a malformed block is content, as written
     for size in (1, 3, 8):
         events = _stream(text, None, size)
         assert [e.message for e in events if isinstance(e, ToolCallError)] == [errors[0].message]

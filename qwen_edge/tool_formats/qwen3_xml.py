@@ -182,6 +182,14 @@ def _tool_map(tools: ToolsArg | None) -> dict[str, Mapping[str, Any]] | None:
     return out
 
 
+def _final_call(body: str, block: int, call_index: int,
+                tools: Mapping[str, Mapping[str, Any]] | None) -> ToolCall | None:
+    """The last block of an output that ended after ``</function>`` without ``</tool_call>``
+    (the output was cut, or the model stopped there): a complete call, as vLLM reads it."""
+    _, _, ended, problem, _ = _scan(body)
+    return _parse_block(body, block, call_index, tools) if ended and not problem else None
+
+
 def _unterminated(block: int, raw: str) -> str:
     snippet = raw if len(raw) <= _SNIPPET_CHARS else raw[:_SNIPPET_CHARS] + "..."
     return (f"tool call {block}: unterminated, {TOOL_CALL_END} is missing.\n"
@@ -215,7 +223,9 @@ def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool =
 
     Raises:
         ToolCallParseError: (strict only) a block without ``<function=NAME>``, stray text, a
-            repeated parameter or a missing ``</tool_call>``; the message shows the format.
+            repeated parameter, or a last block cut before ``</function>`` (one that ends
+            after ``</function>`` without ``</tool_call>`` is a call); the message shows the
+            format.
 
     Example:
         >>> parse_tool_calls("<tool_call>\\n<function=f>\\n<parameter=n>\\n2\\n</parameter>\\n"
@@ -234,8 +244,14 @@ def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool =
         body_start = start + len(TOOL_CALL_START)
         end = text.find(TOOL_CALL_END, body_start)
         if end < 0:
-            raw = text[start:]
-            errors.append(ToolCallError(_unterminated(block, raw), raw))
+            final = _final_call(text[body_start:], block, len(calls), by_name)
+            if final is None:
+                raw = text[start:]
+                errors.append(ToolCallError(_unterminated(block, raw), raw))
+            else:
+                calls.append(final)
+                pieces.append((current + text[pos:start], after_call, True))
+                current, after_call, pos = "", True, len(text)
             break
         stop = end + len(TOOL_CALL_END)
         try:
@@ -287,6 +303,12 @@ class XmlStreamParser(ToolCallStreamParser):
         self._finished = True
         events: list[Event] = []
         self._blocks += 1
+        final = _final_call(self._buffer, self._blocks, self._calls, self._tools)
+        if final is not None:  # complete up to </function>: the output just ended there
+            self._finish_preview(final, events)
+            self._calls += 1
+            self._buffer, self._held_ws = "", ""
+            return [*events, ToolCallEvent(final)]
         raw = TOOL_CALL_START + self._buffer
         events.append(ToolCallError(_unterminated(self._blocks, raw), raw))
         self._held_ws = self._ws_before_call

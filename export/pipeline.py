@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen_edge.errors import ConfigError, TokenizerError
+from qwen_edge.tool_formats import detect_format, get_format
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .passes import default_pipeline
@@ -53,6 +54,9 @@ class ExportConfig:
         scale_search: with ``symmetric``, choose each block's scale by least squares over a
             few clipping ratios instead of round-to-nearest from the block's range
             (``export.quant.quantize_blockwise(search=True)``); ignored when asymmetric.
+        tool_format: the tool-call format recorded in the manifest (``"hermes"``,
+            ``"qwen3_xml"``); None detects it from the package's chat template
+            (``qwen_edge.tool_formats.detect_format``).
     """
 
     quant: str = "int4"
@@ -61,6 +65,7 @@ class ExportConfig:
     max_context: int | None = None
     symmetric: bool = True
     scale_search: bool = True
+    tool_format: str | None = None
 
     def __post_init__(self) -> None:
         if self.quant not in QUANT_METHODS:
@@ -75,6 +80,8 @@ class ExportConfig:
         if self.max_context is not None and self.max_context < 1:
             msg = f"max_context={self.max_context}: must be >= 1"
             raise ConfigError(msg)
+        if self.tool_format is not None:
+            get_format(self.tool_format)  # ConfigError listing the known formats
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,7 +175,7 @@ def build_manifest(ckpt: Checkpoint, cfg: ExportConfig, *, max_context: int,
         "tokenizer": {"file": TOKENIZER_FILE, "special_tokens": special},
         "stop_token_ids": _stop_token_ids(ckpt, special),
         "chat_template": chat_template,
-        "tool_format": "hermes",
+        "tool_format": cfg.tool_format or detect_format(chat_template),
         "generation": {k: ckpt.generation_config[k] for k in _GENERATION_KEYS
                        if k in ckpt.generation_config},
         "source": {"checkpoint": src},

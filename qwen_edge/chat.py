@@ -3,7 +3,7 @@
 The Jinja environment mirrors transformers': a sandbox with ``trim_blocks`` and
 ``lstrip_blocks``, the ``loopcontrols`` extension, a ``tojson`` filter that keeps non-ASCII
 characters unescaped, and the ``raise_exception`` / ``strftime_now`` globals. Packages without
-a template use the built-in Qwen2.5 / Qwen3 templates shipped in ``qwen_edge/templates``.
+a template use the built-in Qwen2.5 / Qwen3 / Qwen3.5 templates shipped in ``qwen_edge/templates``.
 """
 
 from __future__ import annotations
@@ -77,10 +77,20 @@ def _compile(template: str) -> jinja2.Template:
         raise TokenizerError(msg) from exc
 
 
+_BUILTIN_TEMPLATES = {
+    "Qwen3ForCausalLM": "qwen3.jinja",
+    "Qwen3_5ForCausalLM": "qwen3_5.jinja",
+    "Qwen3_5ForConditionalGeneration": "qwen3_5.jinja",
+}
+
+
 def builtin_template(architecture: str) -> str:
-    """The Qwen3 template for Qwen3 models, the Qwen2.5 template otherwise."""
-    name = "qwen3.jinja" if architecture == "Qwen3ForCausalLM" else "qwen2_5.jinja"
-    return resources.files("qwen_edge").joinpath("templates", name).read_text(encoding="utf-8")
+    """The published template of the architecture's family; Qwen2.5's for anything else.
+
+    The sources of each file are listed in ``qwen_edge/templates/README.md``.
+    """
+    name = _BUILTIN_TEMPLATES.get(architecture, "qwen2_5.jinja")
+    return resources.files("qwen_edge").joinpath("templates").joinpath(name).read_text(encoding="utf-8")
 
 
 def _check_messages(messages: Sequence[Message]) -> None:

@@ -102,6 +102,9 @@ class GenerationConfig:
         speculative_tokens: propose up to this many n-gram draft tokens per step (prompt
             lookup; 0 = off). Output is token-identical with and without; it pays off when
             the output echoes the context (tool-call arguments, code edits).
+        thinking_budget: most tokens a thinking model (Qwen3, Qwen3.5) may write inside
+            ``<think>``; then ``</think>`` is forced and the model answers (None = no limit;
+            ``qwen_edge.reasoning.ThinkingBudget``).
         sampling: the sampler options.
     """
 
@@ -113,6 +116,7 @@ class GenerationConfig:
     grammar: str | None = None
     grammar_trigger: str | None = None
     speculative_tokens: int = 0
+    thinking_budget: int | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def __post_init__(self) -> None:
@@ -129,6 +133,9 @@ class GenerationConfig:
                "grammar_trigger", self.grammar_trigger, "a token string, with a constraint")
         _check(_is_int(self.speculative_tokens) and 0 <= self.speculative_tokens <= 16,
                "speculative_tokens", self.speculative_tokens, "in [0, 16]")
+        _check(self.thinking_budget is None or (_is_int(self.thinking_budget)
+                                                and self.thinking_budget >= 0),
+               "thinking_budget", self.thinking_budget, "None or an int >= 0")
 
     @classmethod
     def resolve(cls, defaults: Mapping[str, Any] | None = None, **kwargs: Any) -> GenerationConfig:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .errors import GrammarError
 
-__all__ = ["Constraint", "ConstraintFactory", "LazyConstraint"]
+__all__ = ["AllOf", "Constraint", "ConstraintFactory", "LazyConstraint", "TokenProcessor"]
 
 _JSON_OPTIONS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
@@ -140,3 +140,41 @@ class ConstraintFactory:
             msg = f"invalid constraint: {matcher.get_error()}"
             raise GrammarError(msg)
         return Constraint(matcher, self._vocab_size)
+
+
+class TokenProcessor(Protocol):
+    """What ``generate_step`` applies to every draw: a grammar, a thinking budget, or several.
+
+    ``mask()`` is the allowed-token bitmask for the next position (None = no restriction),
+    ``advance(token)`` feeds the chosen token, ``done`` ends generation.
+    """
+
+    def mask(self) -> np.ndarray | None: ...
+
+    def advance(self, token: int) -> None: ...
+
+    @property
+    def done(self) -> bool: ...
+
+
+class AllOf:
+    """Several processors as one: their masks are intersected, every token advances each,
+    and generation ends when any of them is done (a finished grammar)."""
+
+    def __init__(self, *parts: TokenProcessor | None) -> None:
+        self.parts = [p for p in parts if p is not None]
+
+    def mask(self) -> np.ndarray | None:
+        masks: list[np.ndarray] = [m for m in (p.mask() for p in self.parts) if m is not None]
+        if len(masks) < 2:
+            return masks[0] if masks else None
+        out: np.ndarray = np.bitwise_and.reduce(np.stack(masks), axis=0)
+        return out
+
+    def advance(self, token: int) -> None:
+        for p in self.parts:
+            p.advance(token)
+
+    @property
+    def done(self) -> bool:
+        return any(p.done for p in self.parts)

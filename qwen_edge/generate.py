@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from .cache import KVCache
 from .config import GenerationConfig
-from .constrain import Constraint, LazyConstraint
+from .constrain import TokenProcessor
 from .engine import Engine
 from .sampling import Sampled, SampleFn
 from .tokenizer import StreamDecoder, Tokenizer
@@ -30,7 +30,7 @@ def generate_step(
     *,
     sample: SampleFn,
     context: Sequence[int] = (),
-    constraint: Constraint | LazyConstraint | None = None,
+    constraint: TokenProcessor | None = None,
     speculative_tokens: int = 0,
 ) -> Iterator[Sampled]:
     """Prefill ``new_tokens`` into ``cache``, then yield (token, logprob, entropy) forever.
@@ -44,7 +44,8 @@ def generate_step(
         new_tokens: tokens not yet in the cache (at least one).
         sample: from ``make_sampler``.
         context: the tokens already in the cache (for n-gram drafting).
-        constraint: grammar state; its mask is applied to every draw.
+        constraint: grammar state and/or thinking budget (``TokenProcessor``); its mask
+            is applied to every draw.
         speculative_tokens: n-gram draft length (0 = off). Drafts are verified in one
             forward pass returning k+1 logits; each position is sampled exactly as without
             speculation (penalties, grammar mask, one RNG draw per token, in order) and the
@@ -145,7 +146,7 @@ def stream_generate(
     sample: SampleFn,
     stop_token_ids: Sequence[int],
     context: Sequence[int] = (),
-    constraint: Constraint | LazyConstraint | None = None,
+    constraint: TokenProcessor | None = None,
     stats: StreamStats | None = None,
     on_token: Callable[[int], None] | None = None,
 ) -> Iterator[GenerationChunk]:

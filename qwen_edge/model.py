@@ -20,13 +20,15 @@ import numpy as np
 from .cache import KVCache
 from .chat import builtin_template, render_chat
 from .config import GenerationConfig
-from .constrain import Constraint, ConstraintFactory, LazyConstraint
+from .constrain import AllOf, ConstraintFactory, LazyConstraint, TokenProcessor
 from .engine import Engine
 from .errors import ConfigError, ContextLengthError, IncompatiblePackageError, PackageError
 from .generate import GenerationChunk, StreamStats, stream_generate
 from .package import ModelPackage, read_package
+from .reasoning import THINK_END, THINK_START, ThinkingBudget, thinking_started
 from .sampling import make_sampler
 from .tokenizer import Tokenizer
+from .tool_formats import ToolFormat, get_format
 
 if TYPE_CHECKING:
     from .trust import TrustedKeys
@@ -108,7 +110,7 @@ class Completion:
 def load(path: str | os.PathLike[str], *, threads: int | None = None,
          max_context: int | None = None, verify: bool = True,
          trusted_keys: TrustedKeys | None = None, verify_cache: bool = True,
-         huge_pages: bool = True) -> Model:
+         huge_pages: bool = True, tool_format: str | None = None) -> Model:
     """Open a model package: verify it, then open one tuned onnxruntime session.
 
     Args:
@@ -126,6 +128,9 @@ def load(path: str | os.PathLike[str], *, threads: int | None = None,
         huge_pages: after loading, move the weights onto transparent huge pages in the
             background (Linux >= 6.1 with THP not "never"; fewer TLB misses, faster decode,
             same memory). False leaves the pages as onnxruntime allocated them.
+        tool_format: the tool-call format the model writes (``"hermes"``, ``"qwen3_xml"``;
+            ``qwen_edge.tool_formats.FORMATS``), overriding the manifest's (which the exporter
+            detected from the chat template; packages without one are Hermes).
 
     Raises:
         SignatureError: ``trusted_keys`` given and the package is unsigned or not signed by
@@ -144,15 +149,18 @@ def load(path: str | os.PathLike[str], *, threads: int | None = None,
         verify_package(path, trusted_keys, cache=verify_cache)
         verify = False  # the signature covered every file, the manifest included
     package = read_package(path, verify=verify)
-    return Model(package, threads=threads, max_context=max_context, huge_pages=huge_pages)
+    return Model(package, threads=threads, max_context=max_context, huge_pages=huge_pages,
+                 tool_format=tool_format)
 
 
 class Model:
     """A loaded package. Create with ``qwen_edge.load``."""
 
     def __init__(self, package: ModelPackage, *, threads: int | None = None,
-                 max_context: int | None = None, huge_pages: bool = True) -> None:
+                 max_context: int | None = None, huge_pages: bool = True,
+                 tool_format: str | None = None) -> None:
         self.package = package
+        self.tool_format: ToolFormat = _tool_format(package, tool_format)
         self.tokenizer = Tokenizer(package.tokenizer_file)
         self.engine = Engine(package, threads=threads, huge_pages=huge_pages)
         if max_context is not None and not 1 <= max_context <= package.max_context:
@@ -248,7 +256,24 @@ class Model:
     def _config(self, options: Mapping[str, Any]) -> GenerationConfig:
         return GenerationConfig.resolve(self.package.generation, **options)
 
-    def _constraint(self, cfg: GenerationConfig) -> Constraint | LazyConstraint | None:
+    def _constraint(self, cfg: GenerationConfig, prompt: Sequence[int] = ()
+                    ) -> TokenProcessor | None:
+        grammar = self._grammar_constraint(cfg)
+        if cfg.thinking_budget is None:
+            return grammar
+        ids = [self.tokenizer.token_to_id(THINK_START), self.tokenizer.token_to_id(THINK_END)]
+        if ids[0] is None or ids[1] is None:
+            msg = (f"thinking_budget={cfg.thinking_budget}: this tokenizer has no "
+                   f"{THINK_START} / {THINK_END} tokens (not a thinking model)")
+            raise ConfigError(msg)
+        tool_call = self.tokenizer.token_to_id(self.tool_format.call_start)
+        budget = ThinkingBudget(cfg.thinking_budget, think_start=ids[0], think_end=ids[1],
+                                vocab_size=self.engine.vocab_size,
+                                started=thinking_started(prompt, ids[0], ids[1]),
+                                implicit_ends=() if tool_call is None else (tool_call,))
+        return budget if grammar is None else AllOf(budget, grammar)
+
+    def _grammar_constraint(self, cfg: GenerationConfig) -> TokenProcessor | None:
         if cfg.json_schema is None and cfg.regex is None and cfg.grammar is None:
             return None
         grammar = self._constraints.grammar(json_schema=cfg.json_schema, regex=cfg.regex,
@@ -261,6 +286,18 @@ class Model:
             msg = f"grammar_trigger={cfg.grammar_trigger!r} is not a token of this tokenizer"
             raise ConfigError(msg)
         return LazyConstraint(constraint, trigger)
+
+
+def _tool_format(package: ModelPackage, override: str | None) -> ToolFormat:
+    if override is not None:
+        return get_format(override)  # ConfigError listing the known names
+    name = package.tool_format
+    try:
+        return get_format(name)
+    except ConfigError as exc:
+        msg = (f"{package.path}: the manifest's tool_format {name!r} is unknown to this "
+               f"qwen-edge ({exc}); upgrade qwen-edge or pass load(..., tool_format=...)")
+        raise IncompatiblePackageError(msg) from None
 
 
 class Session:
@@ -321,7 +358,7 @@ class Session:
         try:
             new, reused = self._prepare(prompt)
             stats.reused_tokens = reused
-            constraint = self.model._constraint(cfg)
+            constraint = self.model._constraint(cfg, prompt=[*self.tokens, *new])
             sample = make_sampler(cfg.sampling)
             stop_ids = cfg.stop_token_ids if cfg.stop_token_ids is not None else \
                 self.model.stop_token_ids

@@ -84,6 +84,12 @@ class ModelPackage:
         return None if template is None else str(template)
 
     @property
+    def tool_format(self) -> str:
+        """The tool-call format the model writes; packages from before it was recorded are
+        Hermes (Qwen2.5 / Qwen3)."""
+        return str(self.manifest.get("tool_format") or "hermes")
+
+    @property
     def generation(self) -> dict[str, Any]:
         return dict(self.manifest.get("generation", {}))
 
@@ -204,6 +210,8 @@ def _check_fields(manifest: dict[str, Any], manifest_path: Path) -> None:
         raise bad("max_context must be >= 1")
     if not isinstance(manifest.get("chat_template", ""), (str, type(None))):
         raise bad("chat_template must be a string or null")
+    if not isinstance(manifest.get("tool_format", ""), (str, type(None))):
+        raise bad("tool_format must be a string or null")
     if not isinstance(manifest.get("generation", {}), dict):
         raise bad("generation must be an object")
 

@@ -15,6 +15,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: cores)")
     p.add_argument("--max-context", type=int, default=None,
                    help="KV cache tokens to reserve (default: min(package, 4096))")
+    p.add_argument("--tool-format", choices=("hermes", "qwen3_xml"), default=None,
+                   help="tool-call format the model writes (default: the package's)")
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
@@ -31,6 +33,8 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
     g.add_argument("--speculative-tokens", type=int, default=None,
                    help="n-gram draft tokens per step (same output, fewer passes)")
+    g.add_argument("--thinking-budget", type=int, default=None,
+                   help="most tokens inside <think> (Qwen3 / Qwen3.5); then </think> is forced")
     c = g.add_mutually_exclusive_group()
     c.add_argument("--json-schema", default=None, help="JSON schema file (or inline JSON)")
     c.add_argument("--regex", default=None, help="constrain the output to this regex")
@@ -38,7 +42,8 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 
 _NAMES = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
-          "presence_penalty", "frequency_penalty", "seed", "stop", "speculative_tokens", "regex")
+          "presence_penalty", "frequency_penalty", "seed", "stop", "speculative_tokens", "regex",
+          "thinking_budget")
 
 
 def sampling_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from ..policy import Policy, confirm_on_terminal
 
     tools = load_tools(args.tools)
-    model = load(args.package, threads=args.threads, max_context=args.max_context)
+    model = load(args.package, threads=args.threads, max_context=args.max_context,
+                 tool_format=args.tool_format)
     policy = Policy(default="confirm", confirm=confirm_on_terminal()) if args.confirm else None
     audit = AuditLog(args.audit) if args.audit else None
     agent = Agent(model, tools, system=args.system, max_steps=args.max_steps,

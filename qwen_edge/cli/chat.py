@@ -29,7 +29,8 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import load
 
-    model = load(args.package, threads=args.threads, max_context=args.max_context)
+    model = load(args.package, threads=args.threads, max_context=args.max_context,
+                 tool_format=args.tool_format)
     session = model.session()
     options = sampling_options(args)
     system = args.system

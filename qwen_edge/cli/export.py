@@ -34,6 +34,9 @@ def add_parser(subparsers: Any) -> None:
                         "onnxruntime's and llama.cpp's quantizers do (faster export)")
     p.add_argument("--max-context", type=int, default=None,
                    help="longest context the package supports (default: the model's)")
+    p.add_argument("--tool-format", choices=("hermes", "qwen3_xml"), default=None,
+                   help="tool-call format recorded in the package (default: detected from the "
+                        "chat template: qwen3_xml for Qwen3.5 / Qwen3-Coder, else hermes)")
     p.add_argument("--revision", default=None, help="hub revision (hub ids only)")
     p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     symmetric = {} if args.symmetric is None else {"symmetric": args.symmetric}
     cfg = ExportConfig(quant=args.quant, block_size=args.block_size,
                        accuracy_level=args.accuracy_level, max_context=args.max_context,
-                       scale_search=args.scale_search, **symmetric)
+                       scale_search=args.scale_search, tool_format=args.tool_format,
+                       **symmetric)
     result = export_model(args.src, args.output, cfg, force=args.force, revision=args.revision,
                           show_progress=sys.stderr.isatty() and not args.json)
     summary = {

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import load
 
     text = sys.stdin.read() if args.prompt == "-" else args.prompt
-    model = load(args.package, threads=args.threads, max_context=args.max_context)
+    model = load(args.package, threads=args.threads, max_context=args.max_context,
+                 tool_format=args.tool_format)
     prompt: Any = text
     if args.chat:
         prompt = ([{"role": "system", "content": args.system}] if args.system else [])

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise QwenEdgeError(msg) from exc
     from .. import load
 
-    model = load(args.package, threads=args.threads, max_context=args.max_context)
+    model = load(args.package, threads=args.threads, max_context=args.max_context,
+                 tool_format=args.tool_format)
     app = create_app(model, api_key=api_key, max_queue=args.max_queue,
                      max_request_bytes=args.max_request_bytes,
                      max_tokens_limit=args.max_tokens_limit, model_name=args.model_name)

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, overload
+from typing import Any, Literal, overload
 
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
 from ..tools import Tool, as_tool, quotable_spans
+from .base import Event, TextDelta, ToolCallError, ToolCallEvent
 
 __all__ = [
     "TOOL_CALL_END",
@@ -36,6 +36,7 @@ __all__ = [
     "ToolCallStreamParser",
     "constraint_options",
     "parse_tool_calls",
+    "render_calls",
     "tool_call_grammar",
 ]
 
@@ -47,34 +48,6 @@ _EXPECTED = (f'Write each call as:\n{TOOL_CALL_START}\n{{"name": <function-name>
 _SNIPPET_CHARS = 200
 
 
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """Content text outside tool calls."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallEvent:
-    """A complete, parsed tool call."""
-
-    call: ToolCall
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallError:
-    """A ``<tool_call>`` block that does not parse; its text stays in the content.
-
-    Attributes:
-        message: what is wrong and the expected format, meant to be shown to the model.
-        raw: the block as written, markers included.
-    """
-
-    message: str
-    raw: str
-
-
-Event: TypeAlias = TextDelta | ToolCallEvent | ToolCallError
 
 
 # -- one block --------------------------------------------------------------------------------
@@ -471,3 +444,11 @@ def constraint_options(tools: Sequence[Tool | Mapping[str, Any]], tool_choice: A
     if tool_choice == "auto":
         options["grammar_trigger"] = TOOL_CALL_START
     return options
+
+
+def render_calls(calls: Sequence[ToolCall]) -> str:
+    """The calls as the Qwen2.5 / Qwen3 templates write them: one block each, joined by "\n"."""
+    return "\n".join(
+        f"{TOOL_CALL_START}\n"
+        + json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False)
+        + f"\n{TOOL_CALL_END}" for c in calls)

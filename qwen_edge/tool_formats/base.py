@@ -1,0 +1,126 @@
+"""What every tool-call format provides: the stream events and the ``ToolFormat`` record.
+
+A format is four functions over text (render the calls as the chat template writes them, parse
+a finished message, parse a stream, build the llguidance grammar) plus the generation options
+that implement OpenAI's ``tool_choice`` with that grammar. ``formats.get_format(name)`` returns
+one of the known ``ToolFormat`` values; the chat path calls them without knowing which it has.
+
+Stream parsers emit, for any split of the text into deltas:
+
+- ``TextDelta``: content outside calls, as soon as it cannot be the start of a call;
+- ``ToolCallDelta``: OpenAI's streamed ``tool_calls[i]`` fragments. The first one of a call
+  carries its ``id`` and ``name`` (as soon as the name is complete), the next ones pieces of
+  ``arguments`` JSON text whose concatenation is ``json.dumps(call.arguments)`` (Hermes JSON
+  gives its arguments in one piece, when the call ends);
+- ``ToolCallEvent``: the finished call, authoritative (the deltas are a preview of it);
+- ``ToolCallError``: a block that does not parse; its text is then emitted as content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
+
+from ..chat import ToolCall
+from ..tools import Tool
+
+__all__ = [
+    "Event",
+    "StreamParser",
+    "TextDelta",
+    "ToolCallDelta",
+    "ToolCallError",
+    "ToolCallEvent",
+    "ToolFormat",
+    "ToolsArg",
+]
+
+ToolsArg: TypeAlias = "Sequence[Tool | Mapping[str, Any]]"
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """Content text outside tool calls."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEvent:
+    """A complete, parsed tool call."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallError:
+    """A ``<tool_call>`` block that does not parse; its text stays in the content.
+
+    Attributes:
+        message: what is wrong and the expected format, meant to be shown to the model.
+        raw: the block as written, markers included.
+    """
+
+    message: str
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of the call at ``index`` (OpenAI's ``choices[0].delta.tool_calls[i]``).
+
+    Attributes:
+        index: the call's position in the message (its final ``id`` is ``call_<index>``).
+        id: set on the first fragment of a call, "" on the next ones.
+        name: set on the first fragment, None on the next ones.
+        arguments: a piece of the arguments JSON text ("" on the first fragment).
+    """
+
+    index: int
+    id: str
+    name: str | None
+    arguments: str
+
+
+Event: TypeAlias = TextDelta | ToolCallDelta | ToolCallEvent | ToolCallError
+
+
+class StreamParser(Protocol):
+    """Incremental parsing of one assistant message."""
+
+    def feed(self, delta: str) -> list[Event]:
+        """Add generated text; return the events it completes."""
+        ...
+
+    def finish(self) -> list[Event]:
+        """End of the message: flush held text, report an unterminated call."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolFormat:
+    """One tool-call format, as values the chat path calls.
+
+    Attributes:
+        name: the name in manifests, ``load(tool_format=)`` and ``parse_tool_calls(format=)``.
+        call_start / call_end: the markers around each call (the lazy grammar's trigger is
+            ``call_start``).
+        parse: ``(text, tools, strict)`` -> ``(content, calls)`` or, with ``strict=False``,
+            ``(content, calls, errors)``; ``tools`` types values where the format needs it.
+        stream_parser: ``tools`` -> a fresh ``StreamParser`` for one message.
+        grammar: ``(tools, tool_choice, grounding)`` -> the Lark grammar of the calls.
+        constraint_options: ``(tools, tool_choice, tool_call_token, grounding)`` -> the
+            generation options (``grammar``, ``grammar_trigger``, ``logit_bias``).
+        render_calls: the calls as the chat template writes them in an assistant turn.
+    """
+
+    name: str
+    call_start: str
+    call_end: str
+    parse: Callable[[str, ToolsArg | None, bool], tuple[Any, ...]]
+    stream_parser: Callable[[ToolsArg | None], StreamParser]
+    grammar: Callable[[ToolsArg, str | Mapping[str, Any], Sequence[str] | None], str]
+    constraint_options: Callable[[ToolsArg, Any, int | None, Sequence[str] | None],
+                                 dict[str, Any]]
+    render_calls: Callable[[Sequence[ToolCall]], str]

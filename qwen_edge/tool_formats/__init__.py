@@ -11,6 +11,7 @@ from .hermes import (
     ToolCallEvent,
     ToolCallStreamParser,
     constraint_options,
+    ends_inside_call,
     parse_tool_calls,
     tool_call_grammar,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "ToolCallEvent",
     "ToolCallStreamParser",
     "constraint_options",
+    "ends_inside_call",
     "parse_tool_calls",
     "tool_call_grammar",
 ]

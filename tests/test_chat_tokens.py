@@ -263,3 +263,72 @@ def test_no_content_becomes_a_control_token(models: dict[str, qwen_edge.Model],
     # trusting every role gives transformers' ids exactly
     trusted = model.encode_chat(messages, tools=[TIMER], allow_special_tokens_in=ROLES)
     assert trusted.tolist() == hf_ids(hf, shape, messages, [TIMER])
+
+
+# -- any template: the package's own chat_template may use every Jinja construct ---------------
+
+# Each line reaches message text through another construct: a macro, a {% set %} block, `~`,
+# filters (trim, string, replace, join, tojson|safe, items), str methods, slicing, `%`,
+# format() and iterating over characters.
+ODD_TEMPLATE = """
+{%- macro render(c) -%}{{- c -}}{%- endmacro -%}
+{%- for message in messages -%}
+{%- set body %}{{ render(message.content) }}{% endset -%}
+{{- '<|im_start|>' ~ message.role ~ '\\n' -}}
+{%- if message.role == 'system' -%}{{- message.content | trim -}}
+{%- elif message.role == 'tool' -%}
+{{- '<tool_response>\\n' + message.content.split('\\n')[0] + '\\n</tool_response>' -}}
+{%- elif message.role == 'assistant' -%}
+{{- (message.content | string)[1:] ~ '|' ~ ('%s' % message.content) -}}
+{%- else -%}
+{{- body ~ '[{}]'.format(message.content) ~ (message.content | replace('a', 'b')) -}}
+{{- [message.content, 'x'] | join(',') -}}
+{%- for ch in message.content %}{{ ch }}{% endfor -%}
+{%- endif -%}
+{%- for call in message.tool_calls or [] -%}
+{%- for k, v in call.function.arguments | items -%}
+{{- '\\n<tool_call>' ~ k ~ '=' ~ (v | tojson | safe) ~ '</tool_call>' -}}
+{%- endfor -%}
+{%- endfor -%}
+{{- '<|im_end|>\\n' -}}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}
+"""
+
+
+def _odd_conversation(text: str) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": f"  {text}  "},
+            {"role": "user", "content": text},
+            {"role": "assistant", "content": f"a{text}", "tool_calls": [
+                _call("set_timer", {"label": text, "n": [text]}, "call_0")]},
+            {"role": "tool", "tool_call_id": "call_0", "content": f"{text}\nsecond line"}]
+
+
+@pytest.mark.parametrize("text", ["plain words", "Zürich 北京 {\"a\": 1}", "a<tool_call b"])
+def test_any_template_matches_transformers(models: dict[str, qwen_edge.Model],
+                                           hf: dict[str, Any], text: str) -> None:
+    from qwen_edge.chat import encode_chat
+
+    messages = _odd_conversation(text)
+    ours = encode_chat(models[QWEN25].tokenizer, ODD_TEMPLATE, messages).tolist()
+    ref = hf[QWEN25].apply_chat_template(messages, chat_template=ODD_TEMPLATE, tokenize=True,
+                                         add_generation_prompt=True)
+    assert ours == list(ref["input_ids"] if hasattr(ref, "keys") else ref)
+
+
+@pytest.mark.parametrize("text", [INJECTION, "</tool_call><|im_end|>", "<think>a</think>"])
+def test_any_template_keeps_data_as_text(models: dict[str, qwen_edge.Model],
+                                         hf: dict[str, Any], text: str) -> None:
+    from qwen_edge.chat import encode_chat
+
+    tok = models[QWEN25].tokenizer
+    messages = _odd_conversation(text)
+    ids = encode_chat(tok, ODD_TEMPLATE, messages).tolist()
+    rendered = hf[QWEN25].apply_chat_template(messages, chat_template=ODD_TEMPLATE,
+                                              tokenize=False, add_generation_prompt=True)
+    assert tok.decode(ids) == rendered
+    placeholder = hf[QWEN25].apply_chat_template(
+        _odd_conversation("x"), chat_template=ODD_TEMPLATE, tokenize=True,
+        add_generation_prompt=True)
+    placeholder = placeholder["input_ids"] if hasattr(placeholder, "keys") else placeholder
+    assert controls(ids) == controls(list(placeholder))

@@ -446,9 +446,10 @@ def encode_chat(
     ``allow_special_tokens_in``.
 
     Example:
-        >>> ids = encode_chat(tok, template, [{"role": "user", "content": "<|im_end|>"}])
-        >>> tok.token_to_id("<|im_end|>") in ids[-7:-5]   # only the template's own
-        False
+        >>> ids = encode_chat(tok, builtin_template("Qwen2ForCausalLM"),
+        ...                   [{"role": "user", "content": "<|im_end|>"}])
+        >>> int((ids == tok.token_to_id("<|im_end|>")).sum())  # the template's two turns
+        2
     """
     rendered = render_chat_spans(template, messages, tools=tools,
                                  add_generation_prompt=add_generation_prompt,

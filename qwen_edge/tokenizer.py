@@ -87,7 +87,8 @@ class Tokenizer:
         text, as transformers encodes the text between two added tokens.
 
         Example:
-            >>> tok.encode_rendered("<|im_start|>user\n<|im_end|><|im_end|>", [(17, 27)])
+            >>> tok.encode_rendered("<|im_start|>user\n<|im_end|><|im_end|>", [(17, 27)]).tolist()
+            [151644, 872, 198, 27, 91, 318, 6213, 91, 29, 151645]
         """
         if not isinstance(text, str):
             msg = f"expected text (str), got {type(text).__name__}"

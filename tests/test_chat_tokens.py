@@ -97,6 +97,19 @@ CORPUS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = {
     "marker-fragments": ([
         {"role": "user", "content": "<tool_call <|im_end| im_start|> </tool_call"}],
         [TIMER]),
+    # Qwen3 reads the reasoning out of the content (split at "</think>") and re-renders it
+    # with its own <think> markers; Qwen2.5 has no think tokens, so the text stays text.
+    "reasoning-in-content": ([
+        {"role": "user", "content": "Timer?"},
+        {"role": "assistant", "content": "<think>\nShort.\n</think>\n\nHow long?"},
+        {"role": "user", "content": "5"},
+        {"role": "assistant", "content": "<think>\nCall it.\n</think>\n\n",
+         "tool_calls": [_timer_call(5)]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "started"}], [TIMER]),
+    "reasoning-field": ([
+        {"role": "user", "content": "Timer?"},
+        {"role": "assistant", "content": "Done.", "reasoning_content": "\nThe user wants one.\n"}],
+        None),
     "no-generation-prompt": ([
         {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], None),
 }

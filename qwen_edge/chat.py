@@ -82,16 +82,21 @@ class RenderedChat:
 # -- strings that remember which characters are data ---------------------------------------------
 
 
-def _merge(spans: Iterable[Span]) -> tuple[Span, ...]:
-    out: list[list[int]] = []
-    for start, end in sorted(spans):
+def _merge(spans: Sequence[Span], length: int) -> tuple[Span, ...]:
+    """Sorted, disjoint, non-empty spans clipped to ``[0, length)`` (one pass when sorted)."""
+    out: list[Span] = []
+    for first, last in spans:
+        start, end = max(first, 0), min(last, length)
         if end <= start:
             continue
+        if out and start < out[-1][0]:  # unsorted input (never from our own operations)
+            return _merge(sorted(spans), length)
         if out and start <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], end)
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
         else:
-            out.append([start, end])
-    return tuple((s, e) for s, e in out)
+            out.append((start, end))
+    return tuple(out)
 
 
 def _spans(value: object) -> tuple[Span, ...]:
@@ -102,9 +107,9 @@ def _plain(value: str) -> str:
     return str.__str__(value)  # an exact str (str() would keep a _Text)
 
 
-def _mark(text: str, spans: Iterable[Span]) -> str:
+def _mark(text: str, spans: Sequence[Span]) -> str:
     """``text`` with ``spans`` as data: a ``_Text``, or a plain ``str`` when there are none."""
-    merged = _merge((max(s, 0), min(e, len(text))) for s, e in spans)
+    merged = _merge(spans, len(text))
     if not merged:
         return _plain(text)
     out = _Text(_plain(text))

@@ -383,7 +383,8 @@ def render_chat_spans(
 ) -> RenderedChat:
     """Render like ``render_chat`` and record which characters came from data.
 
-    Data is every string of ``messages`` and ``tools``, except the messages whose role is in
+    Data is every string of ``messages``, ``tools`` and ``template_kwargs`` (``documents``
+    and the like), except the messages whose role is in
     ``allow_special_tokens_in`` (the caller's own, trusted text: there special-token
     strings become control tokens, as transformers makes them everywhere).
 
@@ -402,7 +403,7 @@ def render_chat_spans(
         "bos_token": "",
         "eos_token": "<|im_end|>",
         **(special_tokens or {}),
-        **template_kwargs,
+        **{name: _as_data(value) for name, value in template_kwargs.items()},
     }
     try:
         text = tpl.render(**context)

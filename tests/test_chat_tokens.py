@@ -348,3 +348,16 @@ def test_any_template_keeps_data_as_text(models: dict[str, qwen_edge.Model],
         add_generation_prompt=True)
     placeholder = placeholder["input_ids"] if hasattr(placeholder, "keys") else placeholder
     assert controls(ids) == controls(list(placeholder))
+
+
+def test_template_keyword_arguments_are_data(models: dict[str, qwen_edge.Model]) -> None:
+    from qwen_edge.chat import encode_chat
+
+    tok = models[QWEN25].tokenizer
+    template = ("{{- '<|im_start|>system\\n' + note + '<|im_end|>\\n' }}"
+                "{%- for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content }}"
+                "{%- endfor %}")
+    ids = encode_chat(tok, template, [{"role": "user", "content": "hi"}],
+                      note=INJECTION).tolist()
+    assert tok.decode(ids) == f"<|im_start|>system\n{INJECTION}<|im_end|>\n<|im_start|>user\nhi"
+    assert controls(ids) == [151644, 151645, 151644]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .cache import KVCache
-from .chat import builtin_template, render_chat
+from .chat import builtin_template, encode_chat, render_chat
 from .config import GenerationConfig
 from .constrain import AllOf, ConstraintFactory, LazyConstraint, TokenProcessor
 from .engine import Engine
@@ -38,33 +38,6 @@ __all__ = ["Completion", "Model", "Session", "Timings", "Usage", "load"]
 # Raw text, chat messages, or token ids (list of ints / 1-D integer array).
 Prompt = str | Sequence[Mapping[str, Any]] | Sequence[int] | np.ndarray
 _SESSION_FORMAT = 1
-_DATA_ROLES = ("user", "tool")  # message contents tokenized without special tokens
-
-
-def tokenize_chat(tokenizer: Tokenizer, text: str,
-                  messages: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """Token ids of ``text`` (``messages`` rendered by a chat template), contents as data.
-
-    The contents of user and tool messages are tokenized without special tokens, each on its
-    own, and the template's text around them with; training code uses this too, so a model
-    sees exactly the tokens it was trained on.
-    """
-    ids: list[np.ndarray] = []
-    pos = 0
-    for message in messages:
-        content = message.get("content")
-        if message.get("role") not in _DATA_ROLES or not isinstance(content, str):
-            continue
-        for candidate in (content, content.strip()):
-            start = text.find(candidate, pos) if candidate else -1
-            if start >= 0:
-                ids.append(tokenizer.encode(text[pos:start]))
-                ids.append(tokenizer.encode(candidate, special=False))
-                pos = start + len(candidate)
-                break
-    ids.append(tokenizer.encode(text[pos:]))
-    return np.concatenate(ids)
-
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -206,14 +179,17 @@ class Model:
         return ids
 
     def encode_chat(self, messages: Sequence[Mapping[str, Any]],
-                    tools: Sequence[Mapping[str, Any]] | None = None) -> np.ndarray:
-        """Render and tokenize a conversation; user and tool contents are data.
+                    tools: Sequence[Mapping[str, Any]] | None = None, *,
+                    allow_special_tokens_in: Collection[str] = ()) -> np.ndarray:
+        """Render and tokenize a conversation; message contents and tools are data.
 
-        Special-token strings inside a user or tool message (``<|im_end|>``, ``<tool_call>``)
-        are tokenized as plain text, so a tool result cannot close its turn or open a call.
+        Special-token strings inside messages (``<|im_end|>``, ``<tool_call>``) are tokenized
+        as plain text, so a tool result cannot close its turn or open a call; only the
+        template's own markers are control tokens. ``allow_special_tokens_in`` names roles
+        whose text is the caller's own (e.g. ``("system",)``): there they are control tokens.
         """
-        text = self.apply_chat_template(messages, tools=tools)
-        return tokenize_chat(self.tokenizer, text, messages)
+        return encode_chat(self.tokenizer, self.chat_template, messages, tools=tools,
+                           allow_special_tokens_in=allow_special_tokens_in)
 
     # -- generation -------------------------------------------------------------------------
 

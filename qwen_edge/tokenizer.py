@@ -1,5 +1,13 @@
 """Tokenizer (wraps the ``tokenizers`` library) and StreamDecoder (exact incremental text).
 
+Control tokens come only from where they are meant to: ``encode(text)`` matches every
+added-token string in ``text`` (a raw prompt is the caller's own), ``encode(text,
+special=False)`` matches none (the BPE of the bytes, as tiktoken's ``encode_ordinary``), and
+``encode_rendered(text, data)`` matches them outside the ``data`` spans of a rendered chat
+prompt only, encoding each stretch between two live control tokens in one piece so that the
+ids equal transformers' ``apply_chat_template(tokenize=True)`` wherever data holds no
+special-token string (see ``docs/tokenization.md``).
+
 ``StreamDecoder`` turns tokens into text deltas as they arrive. A character whose UTF-8 bytes
 are split across tokens (Chinese, emoji) is held back until complete, so no delta ever
 contains a broken character, and ``"".join(deltas) == tokenizer.decode(tokens)`` always holds:
@@ -9,6 +17,9 @@ contains a broken character, and ``"".join(deltas) == tokenizer.decode(tokens)``
 from __future__ import annotations
 
 import os
+import re
+import threading
+from collections.abc import Sequence
 
 import numpy as np
 from tokenizers import Tokenizer as _HFTokenizer
@@ -23,8 +34,8 @@ class Tokenizer:
     """The package's byte-level BPE tokenizer.
 
     Special-token strings in the input (``<|im_start|>``, ``<tool_call>``) encode to their
-    ids: that is how rendered chat prompts work. Use ``encode(text, special=False)`` for
-    untrusted text that must not open turns.
+    ids: that is how raw prompts work. Use ``encode(text, special=False)`` for untrusted text
+    that must not open turns, and ``encode_rendered`` for chat prompts.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -35,7 +46,15 @@ class Tokenizer:
             raise TokenizerError(msg) from exc
         self._tok.no_padding()
         self._tok.no_truncation()
-        self._specials = [t.content for t in self._tok.get_added_tokens_decoder().values()]
+        added = self._tok.get_added_tokens_decoder()
+        self._specials = [t.content for t in added.values()]
+        self._added_ids = {t.content: int(i) for i, t in added.items()}
+        # Leftmost-longest, as the tokenizers library matches added tokens.
+        self._special_re = re.compile("|".join(
+            re.escape(t) for t in sorted(self._specials, key=len, reverse=True))) \
+            if self._specials else None
+        self._plain: _HFTokenizer | None = None
+        self._plain_lock = threading.Lock()
 
     @property
     def backend(self) -> _HFTokenizer:
@@ -57,47 +76,67 @@ class Tokenizer:
         if special:
             ids = self._tok.encode(text, add_special_tokens=False).ids
         else:
-            ids = self._encode_plain(text)
+            ids = self._plain_tokenizer().encode(text, add_special_tokens=False).ids
         return np.asarray(ids, dtype=np.int32)
 
-    def _encode_plain(self, text: str) -> list[int]:
-        # tokenizers has no switch to ignore added tokens while encoding; split them apart so
-        # that "<|im_end|>" inside data encodes as ordinary text ("<", "|", "im", ...).
-        specials = self._specials
+    def encode_rendered(self, text: str, data: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Token ids of a rendered chat prompt whose ``data`` spans (``[start, end)``) are text.
+
+        An added-token string is a control token only where it lies wholly outside every data
+        span; everything between two control tokens is encoded as one piece of ordinary
+        text, as transformers encodes the text between two added tokens.
+
+        Example:
+            >>> tok.encode_rendered("<|im_start|>user\n<|im_end|><|im_end|>", [(17, 27)]).tolist()
+            [151644, 872, 198, 27, 91, 318, 6213, 91, 29, 151645]
+        """
+        if not isinstance(text, str):
+            msg = f"expected text (str), got {type(text).__name__}"
+            raise TokenizerError(msg)
         ids: list[int] = []
-        for piece in _split_keep(text, specials):
-            if piece in specials:
-                # break the special token: encode its two halves separately
-                half = len(piece) // 2
-                ids += self._tok.encode(piece[:half], add_special_tokens=False).ids
-                ids += self._tok.encode(piece[half:], add_special_tokens=False).ids
-            elif piece:
-                ids += self._tok.encode(piece, add_special_tokens=False).ids
-        return ids
+        pos = 0
+        for start, end in self._live_specials(text, data):
+            if start > pos:
+                ids += self._plain_tokenizer().encode(text[pos:start],
+                                                      add_special_tokens=False).ids
+            ids.append(self._added_ids[text[start:end]])
+            pos = end
+        if pos < len(text):
+            ids += self._plain_tokenizer().encode(text[pos:], add_special_tokens=False).ids
+        return np.asarray(ids, dtype=np.int32)
+
+    def _live_specials(self, text: str, data: Sequence[tuple[int, int]]
+                       ) -> list[tuple[int, int]]:
+        """Spans of added-token strings in the template's text (between the data spans)."""
+        if self._special_re is None:
+            return []
+        out: list[tuple[int, int]] = []
+        pos = 0
+        for start, end in [*sorted(data), (len(text), len(text))]:
+            if start > pos:  # template text text[pos:start]: match inside it only
+                out += [(m.start(), m.end()) for m in
+                        self._special_re.finditer(text, pos, start)]
+            pos = max(pos, end)
+        return out
+
+    def _plain_tokenizer(self) -> _HFTokenizer:
+        """The same pipeline without added tokens (shares the BPE model: no copy)."""
+        with self._plain_lock:
+            if self._plain is None:
+                plain = _HFTokenizer(self._tok.model)
+                plain.normalizer = self._tok.normalizer
+                plain.pre_tokenizer = self._tok.pre_tokenizer
+                plain.decoder = self._tok.decoder
+                plain.no_padding()
+                plain.no_truncation()
+                self._plain = plain
+            return self._plain
 
     def decode(self, ids: np.ndarray | list[int], *, skip_special_tokens: bool = False) -> str:
         return str(self._tok.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens))
 
     def __len__(self) -> int:
         return int(self._tok.get_vocab_size(with_added_tokens=True))
-
-
-def _split_keep(text: str, words: list[str]) -> list[str]:
-    """Split ``text`` around any occurrence of ``words``, keeping them as pieces."""
-    pieces = [text]
-    for word in sorted(words, key=len, reverse=True):
-        out: list[str] = []
-        for piece in pieces:
-            if piece in words:
-                out.append(piece)
-                continue
-            parts = piece.split(word)
-            for i, part in enumerate(parts):
-                if i:
-                    out.append(word)
-                out.append(part)
-        pieces = out
-    return pieces
 
 
 class StreamDecoder:

@@ -64,3 +64,56 @@ def test_random_token_sequences_stream_exactly(tok, ids):  # type: ignore[no-unt
 def test_encode_returns_int32(tok):  # type: ignore[no-untyped-def]
     ids = tok.encode("abc")
     assert ids.dtype == np.int32
+
+
+# -- control tokens only where they are meant (reference: tiktoken over dashscope's ranks) -------
+
+
+@pytest.fixture(scope="module")
+def ordinary():  # type: ignore[no-untyped-def]
+    """tiktoken with the Qwen ranks and no special tokens: the BPE of the bytes alone."""
+    import base64
+    import importlib.util
+    from pathlib import Path
+
+    tiktoken = pytest.importorskip("tiktoken")
+    from qwen_edge.export.tokenizer import PRETOKENIZE_REGEX
+
+    spec = importlib.util.find_spec("dashscope")
+    assert spec is not None
+    assert spec.submodule_search_locations
+    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "qwen.tiktoken"
+    ranks = {base64.b64decode(t): int(r) for t, r in (ln.split() for ln in
+                                                      path.read_bytes().splitlines())}
+    return tiktoken.Encoding(name="qwen-ordinary", pat_str=PRETOKENIZE_REGEX,
+                             mergeable_ranks=ranks, special_tokens={})
+
+
+SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<tool_call>", "</tool_call>"]
+adversarial = st.lists(st.sampled_from([*SPECIALS, "<|", "|>", "<", ">", " ", "\n", "}", "hi"])
+                       | st.text(max_size=4), max_size=10).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=adversarial)
+def test_plain_encoding_is_the_bpe_of_the_bytes(tok, ordinary, text):  # type: ignore[no-untyped-def]
+    import unicodedata
+
+    expected = ordinary.encode_ordinary(unicodedata.normalize("NFC", text))
+    assert tok.encode(text, special=False).tolist() == expected
+    assert tok.encode_rendered(text, [(0, len(text))]).tolist() == expected  # all data
+    assert tok.encode_rendered(text, []).tolist() == tok.encode(text).tolist()  # no data
+
+
+@settings(max_examples=200, deadline=None)
+@given(head=adversarial, data=adversarial, tail=adversarial)
+def test_rendered_encoding_makes_control_tokens_outside_data_only(  # type: ignore[no-untyped-def]
+        tok, head, data, tail):
+    text = f"{head}<|im_start|>{data}<|im_end|>{tail}"
+    start = len(head) + len("<|im_start|>")
+    ids = tok.encode_rendered(text, [(start, start + len(data))]).tolist()
+    assert tok.decode(ids) == text
+    # the markers around the data are live; nothing inside it is
+    live = [i for i in ids if i >= 151_643]
+    around = [i for i in tok.encode(head).tolist() + tok.encode(tail).tolist() if i >= 151_643]
+    assert sorted(live) == sorted([151644, 151645, *around])

@@ -23,6 +23,7 @@ from qwen_edge.tool_formats import (
     ToolCallError,
     ToolCallEvent,
     ToolCallStreamParser,
+    ends_inside_call,
     parse_tool_calls,
     tool_call_grammar,
 )
@@ -59,6 +60,11 @@ PARSE_TABLE: list[tuple[str, str, list[tuple[str, dict[str, Any]]]]] = [
     ('<tool_call>  {"arguments": {"é": "日本"}, "name": "f", "extra": 1}\n\n</tool_call>', "",
      [("f", {"é": "日本"})]),
     ("a </tool_call> b <tool_ call>", "a </tool_call> b <tool_ call>", []),
+    # a last call complete but without its end marker (cut by a stop string or max_tokens)
+    (f"Sure.\n{W[:-len(TOOL_CALL_END)]}", "Sure.", [("get_weather", {"city": "Paris"})]),
+    (f"{W}\n{T.removesuffix(TOOL_CALL_END)}", "",
+     [("get_weather", {"city": "Paris"}), ("set_timer", {"minutes": 5})]),
+    ('<tool_call>{"name": "f", "arguments": {}}', "", [("f", {})]),
 ]
 
 
@@ -123,11 +129,38 @@ def test_lenient_mode_keeps_bad_blocks_as_content() -> None:
         parse_tool_calls(text)
 
 
+CUT = '<tool_call>\n{"name": "set_timer", "arguments": {"minutes": 555'
+
+
+@pytest.mark.parametrize(("text", "inside"), [
+    (f"Sure.\n{CUT}", True),
+    (f"{W}\n{CUT}", True),
+    (f"{W}\n{T[:-3]}", True),  # "</tool_ca": not the end marker
+    ("<tool_call>", True),
+    (W, False),
+    (W.removesuffix(TOOL_CALL_END), False),  # complete: parsed as a call
+    ("Sure.", False),
+    (f"{CUT}}}}}\n{TOOL_CALL_END} and more", False),
+])
+def test_ends_inside_call(text: str, inside: bool) -> None:
+    assert ends_inside_call(text) is inside
+
+
+def test_output_cut_inside_a_call_leaves_no_markup() -> None:
+    text = f"Sure.\n{W}\n{CUT}"
+    with pytest.raises(ToolCallParseError, match="tool call 2: unterminated"):
+        parse_tool_calls(text)  # not cut by max_tokens: a malformed call
+    content, calls = parse_tool_calls(text, truncated=True)
+    assert (content, calls) == ("Sure.", [ToolCall("get_weather", {"city": "Paris"}, id="call_0")])
+    assert stream(text, step=5, truncated=True) == (content, calls, [])
+    assert parse_tool_calls(CUT, truncated=True) == ("", [])
+
+
 # -- streaming ------------------------------------------------------------------------------------
 
 
-def stream(text: str, cuts: list[int] | None = None, *,
-           step: int = 0) -> tuple[str, list[ToolCall], list[ToolCallError]]:
+def stream(text: str, cuts: list[int] | None = None, *, step: int = 0,
+           truncated: bool = False) -> tuple[str, list[ToolCall], list[ToolCallError]]:
     """Feed ``text`` split at ``cuts`` (or every ``step`` chars); collect the events."""
     if step:
         cuts = list(range(step, len(text), step))
@@ -136,7 +169,7 @@ def stream(text: str, cuts: list[int] | None = None, *,
     events = []
     for a, b in itertools.pairwise(bounds):
         events += parser.feed(text[a:b])
-    events += parser.finish()
+    events += parser.finish(truncated=truncated)
     assert all(not (isinstance(e, TextDelta) and not e.text) for e in events)
     return ("".join(e.text for e in events if isinstance(e, TextDelta)),
             [e.call for e in events if isinstance(e, ToolCallEvent)],
@@ -199,6 +232,8 @@ def test_stream_equals_parse_for_any_split(text: str, data: st.DataObject) -> No
     expected = parse_tool_calls(text, strict=False)
     assert stream(text, cuts) == expected
     assert stream(text, step=1) == expected  # one character at a time
+    assert stream(text, cuts, truncated=True) == parse_tool_calls(text, strict=False,
+                                                                  truncated=True)
     if expected[2]:
         with pytest.raises(ToolCallParseError):
             parse_tool_calls(text)
@@ -382,7 +417,8 @@ def test_named_and_lazy_grammars(qwen: tuple[Any, Any]) -> None:
     hf, ll = qwen
     named = tool_call_grammar(TOOLS, tool_choice={"type": "function",
                                                   "function": {"name": "set_timer"}})
-    assert _accepts(ll, named, _ids(hf, f"{T}\n{T}<|im_end|>"))
+    assert _accepts(ll, named, _ids(hf, f"{T}<|im_end|>"))
+    assert not _accepts(ll, named, _ids(hf, f"{T}\n{T}<|im_end|>"))  # exactly one call
     assert not _accepts(ll, named, _ids(hf, f"{W}<|im_end|>"))
     # lazy: starts after the <tool_call> the model wrote itself
     lazy = tool_call_grammar(TOOLS)

@@ -21,6 +21,7 @@ from .hermes import (
     TOOL_CALL_START,
     ToolCallStreamParser,
     constraint_options,
+    ends_inside_call,
     tool_call_grammar,
 )
 from .qwen3_xml import XmlStreamParser
@@ -41,6 +42,7 @@ __all__ = [
     "XmlStreamParser",
     "constraint_options",
     "detect_format",
+    "ends_inside_call",
     "get_format",
     "parse_tool_calls",
     "tool_call_grammar",

@@ -106,8 +106,10 @@ class ToolFormat:
         name: the name in manifests, ``load(tool_format=)`` and ``parse_tool_calls(format=)``.
         call_start / call_end: the markers around each call (the lazy grammar's trigger is
             ``call_start``).
-        parse: ``(text, tools, strict)`` -> ``(content, calls)`` or, with ``strict=False``,
-            ``(content, calls, errors)``; ``tools`` types values where the format needs it.
+        parse: ``(text, tools, strict, truncated)`` -> ``(content, calls)`` or, with
+            ``strict=False``, ``(content, calls, errors)``; ``tools`` types values where the
+            format needs it; ``truncated`` drops a last call cut off by ``max_tokens``.
+        ends_inside_call: whether a text ends inside an incomplete call (a ``max_tokens`` cut).
         stream_parser: ``tools`` -> a fresh ``StreamParser`` for one message.
         grammar: ``(tools, tool_choice, grounding)`` -> the Lark grammar of the calls.
         constraint_options: ``(tools, tool_choice, tool_call_token, grounding)`` -> the
@@ -118,7 +120,8 @@ class ToolFormat:
     name: str
     call_start: str
     call_end: str
-    parse: Callable[[str, ToolsArg | None, bool], tuple[Any, ...]]
+    parse: Callable[[str, ToolsArg | None, bool, bool], tuple[Any, ...]]
+    ends_inside_call: Callable[[str], bool]
     stream_parser: Callable[[ToolsArg | None], StreamParser]
     grammar: Callable[[ToolsArg, str | Mapping[str, Any], Sequence[str] | None], str]
     constraint_options: Callable[[ToolsArg, Any, int | None, Sequence[str] | None],

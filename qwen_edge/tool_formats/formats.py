@@ -30,9 +30,12 @@ __all__ = ["DEFAULT_FORMAT", "FORMATS", "detect_format", "get_format", "parse_to
 DEFAULT_FORMAT = "hermes"
 
 
-def _hermes_parse(text: str, tools: ToolsArg | None, strict: bool) -> tuple[Any, ...]:
+def _hermes_parse(text: str, tools: ToolsArg | None, strict: bool,
+                  truncated: bool = False) -> tuple[Any, ...]:
     del tools  # JSON carries its own types
-    return hermes.parse_tool_calls(text) if strict else hermes.parse_tool_calls(text, strict=False)
+    if strict:
+        return hermes.parse_tool_calls(text, truncated=truncated)
+    return hermes.parse_tool_calls(text, strict=False, truncated=truncated)
 
 
 def _hermes_stream(tools: ToolsArg | None) -> StreamParser:
@@ -40,10 +43,11 @@ def _hermes_stream(tools: ToolsArg | None) -> StreamParser:
     return HermesDeltaParser()
 
 
-def _xml_parse(text: str, tools: ToolsArg | None, strict: bool) -> tuple[Any, ...]:
+def _xml_parse(text: str, tools: ToolsArg | None, strict: bool,
+               truncated: bool = False) -> tuple[Any, ...]:
     if strict:
-        return qwen3_xml.parse_tool_calls(text, tools=tools)
-    return qwen3_xml.parse_tool_calls(text, tools=tools, strict=False)
+        return qwen3_xml.parse_tool_calls(text, tools=tools, truncated=truncated)
+    return qwen3_xml.parse_tool_calls(text, tools=tools, strict=False, truncated=truncated)
 
 
 def _grammar(module: Any) -> Any:
@@ -64,11 +68,13 @@ def _options(module: Any) -> Any:
 FORMATS: dict[str, ToolFormat] = {
     "hermes": ToolFormat(
         name="hermes", call_start=hermes.TOOL_CALL_START, call_end=hermes.TOOL_CALL_END,
-        parse=_hermes_parse, stream_parser=_hermes_stream, grammar=_grammar(hermes),
+        parse=_hermes_parse, ends_inside_call=hermes.ends_inside_call,
+        stream_parser=_hermes_stream, grammar=_grammar(hermes),
         constraint_options=_options(hermes), render_calls=hermes.render_calls),
     "qwen3_xml": ToolFormat(
         name="qwen3_xml", call_start=qwen3_xml.TOOL_CALL_START, call_end=qwen3_xml.TOOL_CALL_END,
-        parse=_xml_parse, stream_parser=qwen3_xml.XmlStreamParser, grammar=_grammar(qwen3_xml),
+        parse=_xml_parse, ends_inside_call=qwen3_xml.ends_inside_call,
+        stream_parser=qwen3_xml.XmlStreamParser, grammar=_grammar(qwen3_xml),
         constraint_options=_options(qwen3_xml), render_calls=qwen3_xml.render_calls),
 }
 """Every known format by name (the manifest's ``tool_format`` values)."""
@@ -100,14 +106,17 @@ def detect_format(chat_template: str | None) -> str:
 
 @overload
 def parse_tool_calls(text: str, *, format: str = ..., tools: ToolsArg | None = ...,
-                     strict: Literal[True] = True) -> tuple[str, list[ToolCall]]: ...
+                     strict: Literal[True] = True, truncated: bool = ...
+                     ) -> tuple[str, list[ToolCall]]: ...
 @overload
 def parse_tool_calls(text: str, *, format: str = ..., tools: ToolsArg | None = ...,
-                     strict: Literal[False]) -> tuple[str, list[ToolCall], list[ToolCallError]]: ...
+                     strict: Literal[False], truncated: bool = ...
+                     ) -> tuple[str, list[ToolCall], list[ToolCallError]]: ...
 
 
 def parse_tool_calls(text: str, *, format: str = DEFAULT_FORMAT,
-                     tools: ToolsArg | None = None, strict: bool = True
+                     tools: ToolsArg | None = None, strict: bool = True,
+                     truncated: bool = False
                      ) -> tuple[str, list[ToolCall]] | tuple[str, list[ToolCall], list[ToolCallError]]:
     """Split a complete assistant message into content and tool calls.
 
@@ -121,6 +130,8 @@ def parse_tool_calls(text: str, *, format: str = DEFAULT_FORMAT,
             JSON carries its own types and ignores them.
         strict: raise on a malformed block (default). With ``strict=False`` a malformed block
             stays in the content and is reported in a third element, the list of errors.
+        truncated: the output was cut off (``max_tokens``): a last call left incomplete is
+            dropped (see ``ends_inside_call``); the caller reports ``finish_reason="length"``.
 
     Returns:
         ``(content, calls)``, or ``(content, calls, errors)`` when ``strict=False``.
@@ -134,4 +145,4 @@ def parse_tool_calls(text: str, *, format: str = DEFAULT_FORMAT,
         >>> parse_tool_calls('On it.\\n<tool_call>\\n{"name": "f", "arguments": {}}\\n</tool_call>')
         ('On it.', [ToolCall(name='f', arguments={}, id='call_0')])
     """
-    return get_format(format).parse(text, tools, strict)
+    return get_format(format).parse(text, tools, strict, truncated)

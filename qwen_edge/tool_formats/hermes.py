@@ -12,19 +12,27 @@ tokenizer; the published chat templates join parallel calls with one newline.
 Content is the text outside the blocks. Whitespace next to a parsed call is dropped and the
 remaining pieces are joined with one newline (as vLLM's hermes parser and Qwen-Agent keep
 ``"Let me check."`` from ``"Let me check.\\n<tool_call>..."``); text without calls is returned
-unchanged. A block that does not parse stays in the content, as text.
+unchanged. A block that does not parse stays in the content, as text. A last block without
+``</tool_call>`` whose body is a complete call is a call (vLLM's and Qwen-Agent's parsers do
+the same: a stop string or ``max_tokens`` can cut the end marker). Output cut off inside a
+call (``max_tokens``) is told apart with ``ends_inside_call``; pass ``truncated=True`` and the
+cut call is dropped from the content instead of left there as raw markup.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, overload
 
+from .._schema import bound_schema
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
 from ..tools import Tool, as_tool, quotable_spans
 from .base import Event, TextDelta, ToolCallError, ToolCallEvent
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "TOOL_CALL_END",
@@ -35,6 +43,7 @@ __all__ = [
     "ToolCallEvent",
     "ToolCallStreamParser",
     "constraint_options",
+    "ends_inside_call",
     "parse_tool_calls",
     "render_calls",
     "tool_call_grammar",
@@ -119,14 +128,14 @@ def _json_type(value: Any) -> str:
 
 
 @overload
-def parse_tool_calls(text: str, *,
-                     strict: Literal[True] = True) -> tuple[str, list[ToolCall]]: ...
+def parse_tool_calls(text: str, *, strict: Literal[True] = True,
+                     truncated: bool = False) -> tuple[str, list[ToolCall]]: ...
 @overload
-def parse_tool_calls(text: str, *, strict: Literal[False]
+def parse_tool_calls(text: str, *, strict: Literal[False], truncated: bool = False
                      ) -> tuple[str, list[ToolCall], list[ToolCallError]]: ...
 
 
-def parse_tool_calls(text: str, *, strict: bool = True
+def parse_tool_calls(text: str, *, strict: bool = True, truncated: bool = False
                      ) -> tuple[str, list[ToolCall]] | tuple[str, list[ToolCall], list[ToolCallError]]:
     """Split a complete assistant message into content and tool calls.
 
@@ -136,14 +145,17 @@ def parse_tool_calls(text: str, *, strict: bool = True
         text: the decoded message, without ``<|im_end|>``.
         strict: raise on a malformed block (default). With ``strict=False`` a malformed block
             stays in the content and is reported in a third element, the list of errors.
+        truncated: the output was cut off (``max_tokens``): a last block that is unterminated
+            and incomplete (``ends_inside_call``) is dropped, neither content nor an error;
+            the caller reports ``finish_reason="length"``.
 
     Returns:
         ``(content, calls)``, or ``(content, calls, errors)`` when ``strict=False``.
 
     Raises:
         ToolCallParseError: (strict only) invalid JSON, a missing ``name``, non-object
-            ``arguments`` or an unterminated block; the message says what is wrong and shows
-            the expected format, so it can be fed back to the model.
+            ``arguments`` or an unterminated block that is not a complete call; the message
+            says what is wrong and shows the expected format, so it can be fed back to the model.
 
     Example:
         >>> parse_tool_calls('On it.\\n<tool_call>\\n{"name": "f", "arguments": {}}\\n</tool_call>')
@@ -159,8 +171,19 @@ def parse_tool_calls(text: str, *, strict: bool = True
         body_start = start + len(TOOL_CALL_START)
         end = text.find(TOOL_CALL_END, body_start)
         if end < 0:
-            raw = text[start:]
-            errors.append(ToolCallError(_unterminated(block, raw), raw))
+            call = _unterminated_call(text[body_start:], block, len(calls))
+            if call is not None:
+                calls.append(call)
+                pieces.append((current + text[pos:start], after_call, True))
+                current, after_call, pos = "", True, len(text)
+            elif truncated:
+                logger.info("output cut off inside tool call %d; dropped: %.80r", block,
+                            text[start:])
+                pieces.append((current + text[pos:start], after_call, True))
+                current, pos = "", len(text)
+            else:
+                raw = text[start:]
+                errors.append(ToolCallError(_unterminated(block, raw), raw))
             break
         stop = end + len(TOOL_CALL_END)
         try:
@@ -182,6 +205,28 @@ def parse_tool_calls(text: str, *, strict: bool = True
         more = f"\n({len(errors) - 1} more malformed tool calls)" if len(errors) > 1 else ""
         raise ToolCallParseError(errors[0].message + more)
     return content, calls
+
+
+def ends_inside_call(text: str) -> bool:
+    """Whether ``text`` ends inside a tool call: an unterminated last block that is no call.
+
+    The chat path uses it when generation stops at ``max_tokens``: then the response says
+    ``finish_reason="length"`` and parses with ``truncated=True``, so the cut call leaves no
+    raw ``<tool_call>`` markup in the content. A last block that is a complete call without
+    its ``</tool_call>`` is parsed as a call, and this returns False.
+    """
+    start = text.rfind(TOOL_CALL_START)
+    if start < 0 or text.find(TOOL_CALL_END, start) >= 0:
+        return False
+    return _unterminated_call(text[start + len(TOOL_CALL_START):], 0, 0) is None
+
+
+def _unterminated_call(body: str, block: int, call_index: int) -> ToolCall | None:
+    """The call of a last block without its end marker, when the body is complete."""
+    try:
+        return _parse_block(body, block, call_index)
+    except ToolCallParseError:
+        return None
 
 
 def _strip(piece: str, lead: bool, trail: bool) -> str:
@@ -248,18 +293,37 @@ class ToolCallStreamParser:
         self._drain(events)
         return events
 
-    def finish(self) -> list[Event]:
-        """End of the message: flush held text; an open call is reported as unterminated."""
+    @property
+    def in_call(self) -> bool:
+        """The text so far ends inside a ``<tool_call>`` block."""
+        return self._in_call
+
+    def finish(self, *, truncated: bool = False) -> list[Event]:
+        """End of the message: flush held text and the open call, if any.
+
+        An open call whose body is a complete call is a ``ToolCallEvent``; otherwise it is
+        reported as unterminated, or dropped when ``truncated`` (cut off by ``max_tokens``;
+        as ``parse_tool_calls(..., truncated=True)``).
+        """
         if self._finished:
             return []
         self._finished = True
         events: list[Event] = []
         if self._in_call:
             self._blocks += 1
+            call = _unterminated_call(self._buffer, self._blocks, self._calls)
             raw = TOOL_CALL_START + self._buffer
-            events.append(ToolCallError(_unterminated(self._blocks, raw), raw))
-            self._held_ws = self._ws_before_call
-            self._text(raw, events)
+            if call is not None:
+                self._calls += 1
+                events.append(ToolCallEvent(call))
+                self._after_call, self._piece_has_text = True, False
+            elif truncated:
+                logger.info("output cut off inside tool call %d; dropped: %.80r",
+                            self._blocks, raw)
+            else:
+                events.append(ToolCallError(_unterminated(self._blocks, raw), raw))
+                self._held_ws = self._ws_before_call
+                self._text(raw, events)
         else:
             self._text(self._buffer, events)
         self._buffer = ""
@@ -334,8 +398,9 @@ def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
     another call or ``<|im_end|>``. ``"required"`` and a named function
     (``{"type": "function", "function": {"name": ...}}``) give the *forced* grammar, which
     starts at the first token of the assistant message with ``<tool_call>``; a named function
-    restricts every call to that function. Arguments follow each tool's schema, written
-    compactly with ``", "`` and ``": "`` separators like ``json.dumps``.
+    allows exactly one call, to that function. Arguments follow each tool's schema, bounded
+    by ``bound_schema`` (numbers of at most 16 integral digits, the schema's own ranges), and
+    written compactly with ``", "`` and ``": "`` separators like ``json.dumps``.
 
     ``grounding`` (the user's messages) restricts each tool's ``grounded`` parameters to
     ``quotable_spans`` of those texts; None (or texts without a word) leaves them free.
@@ -359,14 +424,16 @@ def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
         msg = f"duplicate tool names: {', '.join(duplicates)}; each tool needs its own name"
         raise ConfigError(msg)
     forced = tool_choice != "auto"
+    named = isinstance(tool_choice, Mapping)
     if isinstance(tool_choice, Mapping):
         offered = [_named_tool(tool_choice, offered)]
     elif tool_choice not in ("auto", "required"):
         msg = (f"tool_choice={tool_choice!r}: must be 'auto', 'required' or "
                "{'type': 'function', 'function': {'name': ...}} ('none' needs no grammar)")
         raise ConfigError(msg)
+    more = "" if named else ' ("\\n" <tool_call> call)*'  # a named function: one call
     lines = [
-        f"start: {'<tool_call> ' if forced else ''}call (\"\\n\" <tool_call> call)* <|im_end|>",
+        f"start: {'<tool_call> ' if forced else ''}call{more} <|im_end|>",
         f'call: "\\n" ({" | ".join(f"fn_{i}" for i in range(len(offered)))}) "\\n" </tool_call>',
     ]
     spans = quotable_spans(grounding) if grounding is not None else []
@@ -391,7 +458,7 @@ def _named_tool(choice: Mapping[str, Any], offered: list[Tool]) -> Tool:
 
 def _call_schema(t: Tool, spans: list[str]) -> dict[str, Any]:
     # One %json per tool; "x-guidance" is only read at the root of each %json schema.
-    arguments = _rebase_refs(t.parameters, "#/properties/arguments")
+    arguments = bound_schema(_rebase_refs(t.parameters, "#/properties/arguments"))
     if spans and t.grounded:
         properties = arguments["properties"]
         for name in t.grounded:

@@ -201,13 +201,16 @@ def _unterminated(block: int, raw: str) -> str:
 
 @overload
 def parse_tool_calls(text: str, *, tools: ToolsArg | None = None,
-                     strict: Literal[True] = True) -> tuple[str, list[ToolCall]]: ...
+                     strict: Literal[True] = True, truncated: bool = False
+                     ) -> tuple[str, list[ToolCall]]: ...
 @overload
-def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: Literal[False]
+def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: Literal[False],
+                     truncated: bool = False
                      ) -> tuple[str, list[ToolCall], list[ToolCallError]]: ...
 
 
-def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool = True
+def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool = True,
+                     truncated: bool = False
                      ) -> tuple[str, list[ToolCall]] | tuple[str, list[ToolCall], list[ToolCallError]]:
     """Split a complete assistant message into content and XML tool calls.
 
@@ -217,6 +220,8 @@ def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool =
             by its parameter's schema. Without them every value is a string.
         strict: raise on a malformed block (default); with ``strict=False`` it stays in the
             content and is reported in a third element.
+        truncated: the output was cut off (``max_tokens``): a last block that is unterminated
+            and incomplete (``ends_inside_call``) is dropped, neither content nor an error.
 
     Returns:
         ``(content, calls)``, or ``(content, calls, errors)`` when ``strict=False``.
@@ -245,7 +250,10 @@ def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool =
         end = text.find(TOOL_CALL_END, body_start)
         if end < 0:
             final = _final_call(text[body_start:], block, len(calls), by_name)
-            if final is None:
+            if final is None and truncated:
+                pieces.append((current + text[pos:start], after_call, True))
+                current, pos = "", len(text)
+            elif final is None:
                 raw = text[start:]
                 errors.append(ToolCallError(_unterminated(block, raw), raw))
             else:
@@ -272,6 +280,17 @@ def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool =
         more = f"\n({len(errors) - 1} more malformed tool calls)" if len(errors) > 1 else ""
         raise ToolCallParseError(errors[0].message + more)
     return content, calls
+
+
+def ends_inside_call(text: str) -> bool:
+    """Whether ``text`` ends inside a call: an unterminated last block that is no call."""
+    start = text.rfind(TOOL_CALL_START)
+    if start < 0 or text.find(TOOL_CALL_END, start) >= 0:
+        return False
+    try:
+        return _final_call(text[start + len(TOOL_CALL_START):], 0, 0, None) is None
+    except ToolCallParseError:
+        return True
 
 
 # -- streaming --------------------------------------------------------------------------------

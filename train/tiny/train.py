@@ -39,10 +39,9 @@ sys.path[:0] = [str(HERE)]
 import corpus
 from model import TinyConfig, TinyQwen2
 
-from qwen_edge.chat import builtin_template, render_chat
+from qwen_edge.chat import builtin_template, encode_chat, render_chat
 from qwen_edge.default_model import DEFAULT_SYSTEM
 from qwen_edge.demo import home_tools
-from qwen_edge.model import tokenize_chat
 from qwen_edge.tokenizer import Tokenizer
 from qwen_edge.tools import as_tool
 
@@ -94,15 +93,16 @@ class Encoder:
     def full(self, system: str | None, messages: list[dict]) -> np.ndarray:
         """What the runtime would tokenize (for checking ``row``)."""
         msgs = [*self._system(system), *messages]
-        text = render_chat(self.template, msgs, tools=self.tools, add_generation_prompt=False)
-        return tokenize_chat(self.tok, text, msgs)
+        return encode_chat(self.tok, self.template, msgs, tools=self.tools,
+                           add_generation_prompt=False)
 
     def row(self, prefix: int, messages: list[dict]) -> Row:
         marker = "<|im_start|>system\nS<|im_end|>\n"
-        text = render_chat(self.template, [{"role": "system", "content": "S"}, *messages],
-                           add_generation_prompt=False)
-        assert text.startswith(marker)
-        ids = tokenize_chat(self.tok, text[len(marker):], messages)
+        ids = encode_chat(self.tok, self.template, [{"role": "system", "content": "S"},
+                                                    *messages], add_generation_prompt=False)
+        head = self.tok.encode(marker)
+        assert ids[:len(head)].tolist() == head.tolist()  # ends with <|im_end|>\n: a boundary
+        ids = ids[len(head):]
         mask = np.zeros(len(ids), dtype=bool)
         i = 0
         while i < len(ids) - 3:

@@ -577,3 +577,28 @@ def test_constrained_calls_on_random_weights_parse_and_validate(model: Any, choi
             tools[call.name].validate(call.arguments)
         n_calls += len(calls)
     assert n_calls >= 4
+
+
+CUT_XML = "Checking.\n<tool_call>\n<function=get_weather>\n<parameter=city>\nLis"
+DONE_XML = ("<tool_call>\n<function=get_weather>\n<parameter=city>\nLisbon\n</parameter>\n"
+            "</function>\n")
+
+
+@pytest.mark.parametrize(("text", "inside"), [
+    (CUT_XML, True),
+    (DONE_XML, False),  # complete up to </function>: a call, not a cut
+    ("no call at all", False),
+    (DONE_XML + "</tool_call>", False),
+])
+def test_xml_ends_inside_call(text: str, inside: bool) -> None:
+    fmt = qwen_edge.tool_formats.get_format("qwen3_xml")
+    assert fmt.ends_inside_call(text) is inside
+
+
+def test_xml_truncated_drops_the_cut_call_and_keeps_content() -> None:
+    with pytest.raises(ToolCallParseError):
+        qwen_edge.parse_tool_calls(CUT_XML, format="qwen3_xml")  # not cut: malformed
+    assert qwen_edge.parse_tool_calls(CUT_XML, format="qwen3_xml", truncated=True) == (
+        "Checking.", [])
+    content, calls = qwen_edge.parse_tool_calls(DONE_XML, format="qwen3_xml", truncated=True)
+    assert (content, [c.arguments for c in calls]) == ("", [{"city": "Lisbon"}])

@@ -104,8 +104,9 @@ def held(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
 
     After ``HELD_AFTER`` chunks its generation waits until the server cancels a job (what a
     client's disconnect does), then goes on, so the worker meets the cancellation at its next
-    chunk. Whatever the machine's speed, such a request ends by cancellation, after exactly
-    ``HELD_AFTER + 1`` tokens. Returns the event set when the server cancels a job.
+    chunk. Whatever the machine's speed, such a request ends by cancellation, with at most
+    ``HELD_AFTER + 1`` completion tokens (fewer when the cancellation comes before the hold).
+    Returns the event set when the server cancels a job.
     """
     from qwen_edge.model import Session
     from qwen_edge.server import app as server_app
@@ -431,7 +432,7 @@ def test_disconnect_cancels_generation(server: Server, client: openai.OpenAI,
     records = _cancelled_records(caplog, lambda r: getattr(r, "usage", None) is not None)
     assert held.is_set()
     # held: generation stopped at the first chunk after the cancellation, not at max_tokens
-    assert records[0].usage.completion_tokens == HELD_AFTER + 1
+    assert 3 <= records[0].usage.completion_tokens <= HELD_AFTER + 1
     assert "cancelled" in records[0].getMessage()
     server.wait_until(lambda h: h["generating"] == 0, WAIT_S)
     assert _create(client, max_tokens=2).usage.completion_tokens == 2  # still serving
@@ -446,8 +447,8 @@ def test_disconnect_cancels_a_plain_request(server: Server, client: openai.OpenA
         _create(client.with_options(timeout=0.5), **SLOW)
     records = _cancelled_records(caplog, lambda r: getattr(r, "http_status", 0) == 499)
     assert held.is_set()
-    # cancelled while waiting (0 tokens) or while held (HELD_AFTER + 1), never run to the end
-    assert records[0].usage.completion_tokens in (0, HELD_AFTER + 1)
+    # cancelled while waiting (0 tokens), generating or held, never run to the end
+    assert records[0].usage.completion_tokens <= HELD_AFTER + 1
     server.wait_until(lambda h: h["generating"] == 0, WAIT_S)
 
 
@@ -455,7 +456,8 @@ def _cancelled_records(caplog: pytest.LogCaptureFixture,
                        match: Callable[[logging.LogRecord], bool]) -> list[Any]:
     """The access-log records of cancelled requests, once the first one is written."""
     deadline = time.monotonic() + WAIT_S
-    while not (records := [r for r in caplog.records if match(r) and r.usage.cancelled]):
+    while not (records := [r for r in caplog.records if match(r)
+                           and getattr(r, "usage", None) is not None and r.usage.cancelled]):
         assert time.monotonic() < deadline, "no log line for the cancelled request"
         time.sleep(0.02)
     return records

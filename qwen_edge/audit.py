@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import sqlite3
@@ -50,7 +49,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import AuditLogError, AuditTamperedError, ConfigError
+from ._chain import GENESIS_HASH, ChainCheck, check_chain, record_hash
+from .errors import AuditLogError, ConfigError
 from .redaction import Redaction
 
 __all__ = ["DECISIONS", "EVENTS", "GENESIS_HASH", "AuditLog", "AuditRecord", "ChainCheck",
@@ -61,9 +61,6 @@ EVENTS = ("tool_call", "escalation")
 
 DECISIONS = ("allow", "deny", "confirm-approved", "confirm-denied", "confirm-edited")
 """Outcomes of a tool call's permission check (``Verdict.outcome`` in ``qwen_edge.policy``)."""
-
-GENESIS_HASH = "0" * 64
-"""The ``prev_hash`` of a log's first record."""
 
 _SCHEMA_VERSION = 2  # 2: prev_hash and hash (the chain); 1: without them (still readable)
 _TABLE = "audit_log"
@@ -312,32 +309,13 @@ class AuditLog:
                    "(schema version 1); it cannot be verified")
             raise ConfigError(msg)
         sql = f"SELECT {', '.join(_COLUMNS)} FROM {_TABLE} ORDER BY id"
-        prev, count, seen_head, previous_id = GENESIS_HASH, 0, head is None, 0
         with self._lock, self._sqlite_errors("read"):
             conn = self._require_open()
             conn.execute("BEGIN")  # one snapshot, even while another process appends
             try:
-                for row in conn.execute(sql):
-                    row_id, stored_prev, stored = row[0], row[-2], row[-1]
-                    if stored_prev != prev:
-                        what = ("the record before it was deleted, or records were reordered "
-                                "or inserted" if count else "records before it were deleted")
-                        raise AuditTamperedError(
-                            f"{self.path}: record {row_id} does not follow record "
-                            f"{previous_id or '(none)'} in the hash chain: {what}", row_id)
-                    if record_hash(row[:-1]) != stored:
-                        raise AuditTamperedError(
-                            f"{self.path}: record {row_id} was changed after it was written "
-                            "(its content does not match its hash)", row_id)
-                    prev, previous_id, count = stored, row_id, count + 1
-                    seen_head = seen_head or stored == head
+                return check_chain(str(self.path), conn.execute(sql), head)
             finally:
                 conn.execute("COMMIT")
-        if not seen_head:
-            raise AuditTamperedError(
-                f"{self.path}: the head hash {head} is no longer in the chain: records were "
-                "removed from the end, or the log was rewritten", previous_id)
-        return ChainCheck(records=count, head=prev)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -497,22 +475,6 @@ def _utf8(text: str | None) -> str | None:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
-
-
-def record_hash(row: Any) -> str:
-    """SHA-256 (hex) of a record: every column but ``hash`` in table order, id and
-    ``prev_hash`` included, as compact JSON (strings as written, floats as Python writes them,
-    which reads back to the same double)."""
-    canonical = json.dumps(list(row), ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class ChainCheck:
-    """What ``AuditLog.verify`` found: ``records`` chained records ending in ``head``."""
-
-    records: int
-    head: str
 
 
 def _from_row(columns: tuple[str, ...], row: tuple[Any, ...]) -> AuditRecord:

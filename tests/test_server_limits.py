@@ -142,6 +142,8 @@ _LIMITS: list[tuple[str, dict[str, Any] | bytes, str, str]] = [
     ("top_logprobs 21", {"messages": USER, "top_logprobs": 21}, "top_logprobs", "less than"),
     ("stop_token_ids 2**40", {"messages": USER, "stop_token_ids": [2**40]}, "stop_token_ids.0",
      "less than"),
+    ("logit_bias superscript", {"messages": USER, "logit_bias": {"\u00b2": 1}}, "logit_bias",
+     "is not a token id"),
     ("temperature NaN",
      b'{"messages": [{"role": "user", "content": "Hi"}], "temperature": NaN}', "temperature",
      "finite"),
@@ -194,6 +196,27 @@ def test_authentication_comes_before_parsing(http: httpx.Client) -> None:
     _still_answers(http)
 
 
+@pytest.mark.network
+def test_an_unexpected_error_is_a_json_500_and_the_connection_survives(
+        http: httpx.Client, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from qwen_edge.server import app as server_app
+
+    def explode(*_: Any, **__: Any) -> None:
+        def deeper(n: int) -> int:
+            return deeper(n + 1) + 1
+        deeper(0)  # a RecursionError, the way a deep structure used to fail
+
+    monkeypatch.setattr(server_app, "_plan", explode)
+    with caplog.at_level("ERROR", logger="qwen_edge.server"):
+        error = _error(_post(http, {"messages": USER, "max_tokens": 1}), 500)
+    assert error["type"] == "server_error"
+    [record] = [r for r in caplog.records if "RecursionError" in r.getMessage()]
+    assert record.exc_info is None  # one summary line, not a thousand-frame trace
+    monkeypatch.undo()
+    _still_answers(http)
+
+
 # -- fuzzing the request shape --------------------------------------------------------------------
 
 _SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
@@ -242,7 +265,8 @@ _FIELDS: dict[str, st.SearchStrategy[Any]] = {
                      "repetition_penalty"), _FLOATS),
     "logprobs": st.booleans() | _JSON,
     "stop": st.text(max_size=4) | st.lists(st.text(max_size=4), max_size=3) | _JSON,
-    "logit_bias": st.dictionaries(st.sampled_from(["0", "5", "-1", "x", "99999999999"]),
+    "logit_bias": st.dictionaries(st.sampled_from(["0", "5", "-1", "x", "99999999999",
+                                                   "\u00b2", "\u0661"]),
                                   _FLOATS, max_size=2) | _JSON,
     "stop_token_ids": st.lists(_INTS, max_size=2) | _JSON,
     "ignore_eos": st.booleans() | _JSON,

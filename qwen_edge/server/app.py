@@ -388,7 +388,8 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
 def _logit_bias(bias: Mapping[str, float] | None, vocab_size: int) -> dict[int, float]:
     out: dict[int, float] = {}
     for key, value in (bias or {}).items():
-        if not key.isdigit() or int(key) >= vocab_size:
+        # isascii: superscript and Arabic-Indic digits pass str.isdigit; int() refuses "²"
+        if not (key.isascii() and key.isdigit()) or int(key) >= vocab_size:
             msg = f"logit_bias: {key!r} is not a token id (0 to {vocab_size - 1})"
             raise _APIError(400, msg, param="logit_bias")
         out[int(key)] = value

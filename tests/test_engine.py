@@ -39,7 +39,7 @@ def _shape(key: str, value: int) -> Callable[[dict[str, Any]], None]:
                                       r"\(missing input 'past_key_values.2.key'\)")),
     (_shape("num_hidden_layers", 1), (r"the manifest says 1 layers, the graph has inputs for 2 "
                                       r"\(unexpected input 'past_key_values.1.key'\)")),
-])
+], ids=["kv-heads", "head-dim", "vocab", "more-layers", "fewer-layers"])
 def test_a_manifest_that_does_not_match_the_graph_is_refused_at_load(
         package: Callable[..., Path], tmp_path: Path, edit: Callable[[dict[str, Any]], None],
         match: str) -> None:

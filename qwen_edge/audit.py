@@ -256,6 +256,8 @@ class AuditLog:
                    "record into a new file")
             raise ConfigError(msg)
         try:
+            if arguments is not None:  # as JSON first, so a repr()'d value is redacted too
+                arguments = json.loads(_to_json(arguments))
             arguments, _ = self.redaction.apply(arguments, parameters)
             if error is not None:
                 error, _ = self.redaction.apply(error)

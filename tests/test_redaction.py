@@ -144,6 +144,17 @@ def test_the_audit_log_redacts_before_it_writes(tmp_path: Path, main: Callable[[
         assert secret not in printed
 
 
+def test_values_stored_as_repr_are_redacted_too(tmp_path: Path) -> None:
+    class Client:
+        def __repr__(self) -> str:
+            return f"Client(key={SK!r}, owner: bob@example.com)"
+
+    with AuditLog(tmp_path / "a.db") as log:
+        log.record(tool="t", decision="allow", arguments={"client": Client()})
+        assert log.query()[0].arguments == {"client": "Client(key='[API_KEY]', owner: [EMAIL])"}
+    assert SK not in _raw_text(tmp_path / "a.db")
+
+
 def test_redaction_can_be_turned_off(tmp_path: Path) -> None:
     off = Redaction(secret_keys=None, credentials={}, pii={})
     with AuditLog(tmp_path / "a.db", redaction=off) as log:

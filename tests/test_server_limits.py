@@ -108,7 +108,7 @@ def _deep_list(depth: int) -> str:
 # -- bounded requests -----------------------------------------------------------------------------
 
 _DEEP = {"messages": USER, "max_tokens": 2, "tools": [_tool(_nested(300))]}
-_LIMITS: list[tuple[str, dict[str, Any] | bytes, str, str]] = [
+_LIMITS: list[tuple[str, dict[str, Any] | bytes, str | None, str]] = [
     ("deep tool schema", _DEEP, "tools.0.function.parameters", "nests more than"),
     ("deep response schema",
      {"messages": USER, "response_format": {"type": "json_schema",
@@ -144,6 +144,9 @@ _LIMITS: list[tuple[str, dict[str, Any] | bytes, str, str]] = [
      "less than"),
     ("logit_bias superscript", {"messages": USER, "logit_bias": {"\u00b2": 1}}, "logit_bias",
      "is not a token id"),
+    ("a body nested deeper than JSON parsing goes",
+     b'{"messages": [{"role": "user", "content": "Hi"}], "foo": '
+     + _deep_list(100_000).encode() + b"}", None, "error parsing the body"),
     ("temperature NaN",
      b'{"messages": [{"role": "user", "content": "Hi"}], "temperature": NaN}', "temperature",
      "finite"),
@@ -159,7 +162,8 @@ _LIMITS: list[tuple[str, dict[str, Any] | bytes, str, str]] = [
 @pytest.mark.parametrize(("body", "param", "message"), [case[1:] for case in _LIMITS],
                          ids=[case[0] for case in _LIMITS])
 def test_out_of_bounds_requests_are_400s_naming_the_field(
-        http: httpx.Client, body: dict[str, Any] | bytes, param: str, message: str) -> None:
+        http: httpx.Client, body: dict[str, Any] | bytes, param: str | None,
+        message: str) -> None:
     response = _post(http, raw=body) if isinstance(body, bytes) else _post(http, body)
     error = _error(response, 400)
     assert error["type"] == "invalid_request_error"

@@ -12,6 +12,7 @@ from .config import GenerationConfig, SamplingConfig
 from .default_model import load_default
 from .errors import (
     AuditLogError,
+    AuditTamperedError,
     BrokenStreamError,
     CheckpointError,
     ConfigError,
@@ -57,6 +58,7 @@ __all__ = [
     "Agent",
     "AgentResult",
     "AuditLogError",
+    "AuditTamperedError",
     "BrokenStreamError",
     "CheckpointError",
     "Completion",

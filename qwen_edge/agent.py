@@ -490,5 +490,6 @@ class Agent:
                 run_id=self.run_id, step=step, tool=call.name, arguments=arguments,
                 decision=result.decision, result_nbytes=len(result.content.encode()),
                 duration_ms=result.duration_s * 1000, error=error, remote=False,
+                parameters=tool.parameters if tool is not None else None,
             )
         return result

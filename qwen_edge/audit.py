@@ -13,9 +13,24 @@ Append-only and durable::
   NORMAL would survive a process crash too, but may lose the last commits on power loss
   (the WAL is synced only at checkpoints). One fsync per tool call is cheap next to the call.
 - Append-only: there is no update/delete API, and triggers abort UPDATE, DELETE and
-  ``INSERT OR REPLACE`` of an existing id. (This guards against mistakes, not against someone
-  with write access to the file, who can drop the triggers.)
+  ``INSERT OR REPLACE`` of an existing id. The triggers guard against mistakes; someone with
+  write access to the file can drop them, so the records are also hash-chained:
+- Hash-chained: each row stores ``prev_hash``, the ``hash`` of the row before it (64 zeros
+  for the first), and its own ``hash``, the SHA-256 of a canonical encoding of all its other
+  columns, id and ``prev_hash`` included (``record_hash``). ``verify()`` (``qwen-edge audit
+  LOG --verify``) recomputes the chain and names the first record that was edited, deleted,
+  reordered or inserted. A chain does not stop whoever can write the file from recomputing
+  every hash after an edit, nor show that the last records were cut off: keep the head hash
+  ``verify`` reports somewhere the writer cannot reach, and pass it back
+  (``verify(head=...)``) to detect both.
+- Secrets never reach the disk: ``record`` redacts the arguments and the error first
+  (``qwen_edge.redaction.Redaction``: values under secret-named keys or marked
+  ``"x-secret": true`` in the tool's schema, credential-shaped strings, and by default the
+  router's personal-data rules). Pass ``redaction=`` to change the rules.
 - Thread-safe: one connection, used under a lock.
+
+Logs written before the chain (schema version 1) can still be read; appending to one, or
+verifying it, raises ``ConfigError`` naming the fix (start a new log).
 """
 
 from __future__ import annotations
@@ -27,16 +42,19 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ._chain import GENESIS_HASH, ChainCheck, check_chain, record_hash
 from .errors import AuditLogError, ConfigError
+from .redaction import Redaction
 
-__all__ = ["DECISIONS", "EVENTS", "AuditLog", "AuditRecord"]
+__all__ = ["DECISIONS", "EVENTS", "GENESIS_HASH", "AuditLog", "AuditRecord", "ChainCheck",
+           "record_hash"]
 
 EVENTS = ("tool_call", "escalation")
 """Known ``event`` kinds. The column is free text, so a new kind needs no migration."""
@@ -44,10 +62,11 @@ EVENTS = ("tool_call", "escalation")
 DECISIONS = ("allow", "deny", "confirm-approved", "confirm-denied", "confirm-edited")
 """Outcomes of a tool call's permission check (``Verdict.outcome`` in ``qwen_edge.policy``)."""
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: prev_hash and hash (the chain); 1: without them (still readable)
 _TABLE = "audit_log"
-_COLUMNS = ("id", "time", "unix_time", "event", "run_id", "step", "tool", "arguments",
-            "decision", "result_nbytes", "duration_ms", "error", "remote")
+_V1_COLUMNS = ("id", "time", "unix_time", "event", "run_id", "step", "tool", "arguments",
+               "decision", "result_nbytes", "duration_ms", "error", "remote")
+_COLUMNS = (*_V1_COLUMNS, "prev_hash", "hash")
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {_TABLE} (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -62,7 +81,9 @@ CREATE TABLE IF NOT EXISTS {_TABLE} (
     result_nbytes INTEGER,
     duration_ms   REAL,
     error         TEXT,
-    remote        INTEGER NOT NULL CHECK (remote IN (0, 1))
+    remote        INTEGER NOT NULL CHECK (remote IN (0, 1)),
+    prev_hash     TEXT    NOT NULL,  -- the hash of the record before (GENESIS_HASH first)
+    hash          TEXT    NOT NULL   -- record_hash() of this row
 );
 CREATE INDEX IF NOT EXISTS {_TABLE}_unix_time ON {_TABLE}(unix_time);
 CREATE INDEX IF NOT EXISTS {_TABLE}_run_id ON {_TABLE}(run_id);
@@ -93,6 +114,7 @@ class AuditRecord:
         result_nbytes / duration_ms: size of the result (UTF-8 bytes) and how long it took.
         error: what went wrong, or None.
         remote: the model that asked for the call ran remotely.
+        prev_hash / hash: the record's links in the hash chain (None in a pre-chain log).
     """
 
     id: int
@@ -108,6 +130,8 @@ class AuditRecord:
     duration_ms: float | None
     error: str | None
     remote: bool
+    prev_hash: str | None = None
+    hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,15 +144,23 @@ class AuditLog:
         path: the database file (created with its table if missing, unless ``create=False``).
         create: False to open only an existing audit log (what ``qwen-edge audit`` does).
         timeout_s: how long to wait for another process holding the write lock.
+        redaction: what ``record`` removes before writing (``qwen_edge.redaction``); the
+            default redacts secrets, credentials and personal data.
 
     Raises:
         ConfigError: the file cannot be opened or created, is not an SQLite database or not
             an audit log, or the filesystem does not support WAL.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True, timeout_s: float = 10.0) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, timeout_s: float = 10.0,
+                 redaction: Redaction | None = None) -> None:
         self.path = Path(path)
+        self.redaction = Redaction() if redaction is None else redaction
+        if not isinstance(self.redaction, Redaction):
+            msg = f"redaction={redaction!r}: must be a qwen_edge.redaction.Redaction"
+            raise ConfigError(msg)
         self._lock = threading.Lock()
+        self._columns: tuple[str, ...] = _COLUMNS  # _V1_COLUMNS for a pre-chain log
         if not create and not self.path.is_file():
             msg = f"{self.path}: no such audit log"
             raise ConfigError(msg)
@@ -177,6 +209,9 @@ class AuditLog:
             msg = (f"{self.path}: audit log schema version {version} is newer than this "
                    f"qwen-edge supports ({_SCHEMA_VERSION}); upgrade qwen-edge")
             raise ConfigError(msg)
+        if columns == _V1_COLUMNS:  # written before the chain: readable, not appendable
+            self._columns = _V1_COLUMNS
+            return
         if columns != _COLUMNS:
             msg = (f"{self.path}: table {_TABLE} has columns {', '.join(columns)}, not those of "
                    "a qwen-edge audit log; pass another path")
@@ -197,31 +232,92 @@ class AuditLog:
         duration_ms: float | None = None,
         error: str | None = None,
         remote: bool = False,
+        parameters: Mapping[str, Any] | None = None,
     ) -> int:
-        """Append one record and commit it; returns its id.
+        """Redact, append one record to the chain and commit it; returns its id.
 
         When this returns, the record is on disk (see the module docstring). ``arguments``
         is stored as JSON; values JSON cannot represent are stored as their ``repr``.
+        ``arguments`` and ``error`` are redacted first (``self.redaction``); ``parameters``,
+        the tool's JSON schema, lets it mark parameters ``"x-secret": true``.
 
         Raises:
             ConfigError: an invalid field (unknown event or decision, a tool call without a
-                tool or decision, a negative size, ...), or the log is closed.
+                tool or decision, a negative size, ...), the log is closed, or it was written
+                before the hash chain (start a new log).
             AuditLogError: SQLite could not write (disk full, locked for ``timeout_s``).
         """
         _validate(event=event, tool=tool, decision=decision, run_id=run_id, step=step,
                   result_nbytes=result_nbytes, duration_ms=duration_ms, error=error,
                   remote=remote)
+        if self._columns != _COLUMNS:
+            msg = (f"{self.path}: this audit log was written before records were hash-chained "
+                   "(schema version 1) and cannot be appended to; keep it for reading and "
+                   "record into a new file")
+            raise ConfigError(msg)
+        try:
+            if arguments is not None:  # as JSON first, so a repr()'d value is redacted too
+                arguments = json.loads(_to_json(arguments))
+            arguments, _ = self.redaction.apply(arguments, parameters)
+            if error is not None:
+                error, _ = self.redaction.apply(error)
+            args_json = None if arguments is None else _to_json(arguments)
+        except RecursionError:
+            msg = "arguments: nested too deeply to be recorded; flatten them"
+            raise ConfigError(msg) from None
         now = time.time()
         stamp = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds")
-        args_json = None if arguments is None else _to_json(arguments)
-        values = (stamp, now, event, _utf8(run_id), step, _utf8(tool), args_json, decision,
+        values = [stamp, now, event, _utf8(run_id), step, _utf8(tool), args_json, decision,
                   result_nbytes, None if duration_ms is None else float(duration_ms),
-                  _utf8(error), int(remote))
-        sql = (f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS[1:])}) "
-               f"VALUES ({', '.join('?' * len(values))})")
+                  _utf8(error), int(remote)]
+        sql = (f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) "
+               f"VALUES ({', '.join('?' * len(_COLUMNS))})")
         with self._lock, self._sqlite_errors("write to"):
-            cursor = self._require_open().execute(sql, values)
-            return int(cursor.lastrowid or 0)
+            conn = self._require_open()
+            # IMMEDIATE: the write lock is ours from the read of the chain's head to the commit,
+            # so two processes appending to one log cannot both link to the same record.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                last = conn.execute(
+                    f"SELECT id, hash FROM {_TABLE} ORDER BY id DESC LIMIT 1").fetchone()
+                row_id, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
+                row = [row_id, *values, prev]
+                conn.execute(sql, (*row, record_hash(row)))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return int(row_id)
+
+    # -- checking --------------------------------------------------------------------------
+
+    def verify(self, *, head: str | None = None) -> ChainCheck:
+        """Recompute the hash chain from the first record to the last.
+
+        Args:
+            head: a head hash kept elsewhere from an earlier ``verify``; the chain must still
+                contain it (a log cut back to before it, or rewritten, is reported).
+
+        Returns:
+            The number of records and the last record's hash.
+
+        Raises:
+            AuditTamperedError: naming the first record that was edited, deleted, reordered
+                or inserted.
+            ConfigError: a log written before the chain (nothing to verify).
+        """
+        if self._columns != _COLUMNS:
+            msg = (f"{self.path}: this audit log was written before records were hash-chained "
+                   "(schema version 1); it cannot be verified")
+            raise ConfigError(msg)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM {_TABLE} ORDER BY id"
+        with self._lock, self._sqlite_errors("read"):
+            conn = self._require_open()
+            conn.execute("BEGIN")  # one snapshot, even while another process appends
+            try:
+                return check_chain(str(self.path), conn.execute(sql), head)
+            finally:
+                conn.execute("COMMIT")
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -279,7 +375,7 @@ class AuditLog:
                 params.append(value)
         if errors_only:
             where.append("error IS NOT NULL")
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM {_TABLE}"
+        sql = f"SELECT {', '.join(self._columns)} FROM {_TABLE}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         if limit is not None:
@@ -294,7 +390,7 @@ class AuditLog:
             rows = self._require_open().execute(sql, params).fetchall()
         if limit is not None:
             rows.reverse()
-        return [_from_row(row) for row in rows]
+        return [_from_row(self._columns, row) for row in rows]
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -383,8 +479,8 @@ def _utf8(text: str | None) -> str | None:
     return text
 
 
-def _from_row(row: tuple[Any, ...]) -> AuditRecord:
-    values = dict(zip(_COLUMNS, row, strict=True))
+def _from_row(columns: tuple[str, ...], row: tuple[Any, ...]) -> AuditRecord:
+    values = dict(zip(columns, row, strict=True))
     if values["arguments"] is not None:
         values["arguments"] = json.loads(values["arguments"])
     values["remote"] = bool(values["remote"])

@@ -61,7 +61,8 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         _check(_is_number(self.temperature) and self.temperature >= 0, "temperature",
                self.temperature, ">= 0 (0 = greedy)")
-        _check(_is_int(self.top_k) and self.top_k >= 0, "top_k", self.top_k, "an int >= 0")
+        _check(_is_int(self.top_k) and 0 <= self.top_k < 2**63, "top_k", self.top_k,
+               "an int in [0, 2**63)")
         _check(_is_number(self.top_p) and 0 < self.top_p <= 1, "top_p", self.top_p, "in (0, 1]")
         _check(_is_number(self.min_p) and 0 <= self.min_p <= 1, "min_p", self.min_p, "in [0, 1]")
         _check(_is_number(self.repetition_penalty) and self.repetition_penalty > 0,
@@ -72,11 +73,13 @@ class SamplingConfig:
         _check(isinstance(self.logit_bias, Mapping), "logit_bias", self.logit_bias,
                "a mapping of token id -> bias")
         for token, bias in self.logit_bias.items():
-            _check(_is_int(token) and token >= 0, "logit_bias", token, "keyed by token ids >= 0")
+            _check(_is_int(token) and 0 <= token < 2**31, "logit_bias", token,
+                   "keyed by token ids in [0, 2**31)")
             _check(_is_number(bias) and -100 <= bias <= 100, f"logit_bias[{token}]", bias,
                    "in [-100, 100]")
-        _check(self.seed is None or (_is_int(self.seed) and self.seed >= 0), "seed", self.seed,
-               "None or an int >= 0")
+        # the native sampler's seed is a uint64: larger ints cannot be passed to it
+        _check(self.seed is None or (_is_int(self.seed) and 0 <= self.seed < 2**64), "seed",
+               self.seed, "None or an int in [0, 2**64)")
 
     @property
     def greedy(self) -> bool:

@@ -33,7 +33,7 @@ import onnxruntime as ort
 
 from . import _core
 from .cache import KVCache
-from .errors import ConfigError, GenerationError, PackageError
+from .errors import ConfigError, CorruptPackageError, GenerationError, PackageError, QwenEdgeError
 from .package import ModelPackage
 
 __all__ = ["DEFAULT_MAX_CONTEXT", "Engine", "native_errors", "open_session", "session_options"]
@@ -43,16 +43,22 @@ PREFILL_CHUNK = 512
 _MAX_BUFFERS = 8  # per cache, of each kind (ids, logits)
 
 
+# Every exception class onnxruntime's bindings define (Fail, InvalidArgument, NoSuchFile,
+# InvalidProtobuf, EPFail, NotImplemented, ...), plus RuntimeError: its Python wrappers re-raise
+# errors of run / run_with_iobinding as plain RuntimeError ("Error in execution: ...").
+_ORT_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, *(
+    cls for cls in vars(ort.capi.onnxruntime_pybind11_state).values()
+    if isinstance(cls, type) and issubclass(cls, Exception)))
+
+
 @contextlib.contextmanager
 def native_errors(what: str) -> Iterator[None]:
     """Translate onnxruntime's exceptions into ours, once, at the boundary."""
     try:
         yield
-    except (ort.capi.onnxruntime_pybind11_state.Fail,
-            ort.capi.onnxruntime_pybind11_state.InvalidArgument,
-            ort.capi.onnxruntime_pybind11_state.RuntimeException,
-            ort.capi.onnxruntime_pybind11_state.InvalidGraph,
-            ort.capi.onnxruntime_pybind11_state.NoSuchFile) as exc:
+    except QwenEdgeError:
+        raise
+    except _ORT_ERRORS as exc:
         msg = f"{what}: {exc}"
         raise (PackageError if "load" in what else GenerationError)(msg) from exc
 
@@ -157,6 +163,7 @@ class Engine:
             (f"past_key_values.{i}.{kind}", f"present.{i}.{kind}")
             for i in range(self.layers) for kind in ("key", "value")
         ]
+        _check_graph(self.session, package, self._kv_names)
         # Per cache (so threads with their own caches never share a buffer): an IOBinding
         # with every input and output bound once (see the module docstring).
         self._bindings: weakref.WeakKeyDictionary[KVCache, _Binding] = (
@@ -179,18 +186,21 @@ class Engine:
     def _binding(self, cache: KVCache) -> _Binding:
         bound = self._bindings.get(cache)
         if bound is None:
-            io = self.session.io_binding()
-            for (past, present), value in zip(self._kv_names, cache.values, strict=True):
-                io.bind_ortvalue_input(past, value)
-                io.bind_ortvalue_output(present, value)
-            seqlens, total, keep = (_buffer((1,), np.int32), _buffer((), np.int32),
-                                    _buffer((), np.int64))
-            io.bind_ortvalue_input("seqlens_k", seqlens[1])
-            io.bind_ortvalue_input("total_sequence_length", total[1])
-            io.bind_ortvalue_input("num_logits_to_keep", keep[1])
-            bound = self._bindings[cache] = _Binding(
-                io, seqlens=seqlens[0], total=total[0], keep=keep[0])
+            with native_errors("bind the cache"):
+                bound = self._bindings[cache] = self._new_binding(cache)
         return bound
+
+    def _new_binding(self, cache: KVCache) -> _Binding:
+        io = self.session.io_binding()
+        for (past, present), value in zip(self._kv_names, cache.values, strict=True):
+            io.bind_ortvalue_input(past, value)
+            io.bind_ortvalue_output(present, value)
+        seqlens, total, keep = (_buffer((1,), np.int32), _buffer((), np.int32),
+                                _buffer((), np.int64))
+        io.bind_ortvalue_input("seqlens_k", seqlens[1])
+        io.bind_ortvalue_input("total_sequence_length", total[1])
+        io.bind_ortvalue_input("num_logits_to_keep", keep[1])
+        return _Binding(io, seqlens=seqlens[0], total=total[0], keep=keep[0])
 
     def forward(self, tokens: np.ndarray, cache: KVCache, *, num_logits: int = 1) -> np.ndarray:
         """Append ``tokens`` (int, [n]) to ``cache``; logits [num_logits, vocab] of the last positions.
@@ -218,7 +228,8 @@ class Engine:
         total = cache.offset + n
         bound = self._binding(cache)
         if bound.bound != (n, num_logits):
-            bound.rebind(n, num_logits, self.vocab_size)
+            with native_errors("bind the inputs"):
+                bound.rebind(n, num_logits, self.vocab_size)
         bound.ids[n][0][0] = tokens
         bound.seqlens[0] = total - 1
         bound.total[()] = total
@@ -227,3 +238,63 @@ class Engine:
             self.session.run_with_iobinding(bound.io)
         cache.offset = total
         return bound.logits[num_logits][0][0]
+
+
+_SCALAR_INPUTS = {"input_ids": "tensor(int64)", "seqlens_k": "tensor(int32)",
+                  "total_sequence_length": "tensor(int32)",
+                  "num_logits_to_keep": "tensor(int64)"}
+
+
+def _check_graph(session: ort.InferenceSession, package: ModelPackage,
+                 kv_names: list[tuple[str, str]]) -> None:
+    """The graph has exactly the inputs and outputs the manifest implies, with its shapes.
+
+    A manifest that does not describe its graph (edited, or from another export: hashes cover
+    the files, not the manifest, unless the package is signed) would otherwise load and fail
+    at the first generate with onnxruntime's message about dimensions.
+
+    Raises:
+        CorruptPackageError: naming the first input or output that does not match.
+    """
+    shapes = package.shapes
+    kv = ("batch_size", int(shapes["num_key_value_heads"]), "max_sequence_length",
+          int(shapes["head_dim"]))
+    expected_in: dict[str, tuple[str, tuple[object, ...] | None]] = {
+        name: (kind, None) for name, kind in _SCALAR_INPUTS.items()}
+    expected_out: dict[str, tuple[str, tuple[object, ...] | None]] = {
+        "logits": ("tensor(float)", (None, None, int(shapes["vocab_size"])))}
+    for past, present in kv_names:
+        expected_in[past] = ("tensor(float)", kv)
+        expected_out[present] = ("tensor(float)", kv)
+    where = f"{package.path}: qwen_edge.json does not match {package.model_file.name}"
+    fix = "re-export the model, or restore the package's original qwen_edge.json"
+    for kind, expected, actual in (("input", expected_in, session.get_inputs()),
+                                   ("output", expected_out, session.get_outputs())):
+        graph = {arg.name: arg for arg in actual}
+        missing = [name for name in expected if name not in graph]
+        extra = [name for name in graph if name not in expected]
+        if missing or extra:
+            layers = sum(name.startswith(("past_key_values.", "present.")) for name in graph) // 2
+            msg = (f"{where}: the manifest says {shapes['num_hidden_layers']} layers, the graph "
+                   f"has {kind}s for {layers} ("
+                   + (f"missing {kind} {missing[0]!r}" if missing else f"unexpected {kind} "
+                      f"{extra[0]!r}") + f"); {fix}")
+            raise CorruptPackageError(msg)
+        for name, (dtype, dims) in expected.items():
+            arg = graph[name]
+            if arg.type != dtype:
+                msg = f"{where}: {kind} {name!r} is {arg.type}, the engine feeds {dtype}; {fix}"
+                raise CorruptPackageError(msg)
+            if dims is None:
+                continue
+            for axis, (want, got) in enumerate(zip(dims, arg.shape, strict=False)):
+                # symbolic or unknown axes are bound at run time; fixed ones must agree
+                if isinstance(want, int) and isinstance(got, int) and want != got:
+                    field = _SHAPE_FIELD.get((name == "logits", axis), "shapes")
+                    msg = (f"{where}: {kind} {name!r} has {got} at axis {axis}, the manifest's "
+                           f"{field} is {want}; {fix}")
+                    raise CorruptPackageError(msg)
+
+
+_SHAPE_FIELD = {(True, 2): "shapes.vocab_size", (False, 1): "shapes.num_key_value_heads",
+                (False, 3): "shapes.head_dim"}

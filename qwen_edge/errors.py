@@ -27,6 +27,7 @@ One hierarchy, so that ``except QwenEdgeError`` catches everything the SDK repor
     │   ├── ToolPermissionError
     │   ├── ToolExecutionError
     │   └── AuditLogError                  the audit log cannot be written or read
+    │       └── AuditTamperedError         a record was edited, deleted or reordered
     ├── StoreError                         the on-device model store (qwen_edge.Store)
     │   └── UpdateError                    an update was refused (TUF metadata, archive)
     └── RemoteError
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuditLogError",
+    "AuditTamperedError",
     "BrokenStreamError",
     "CheckpointError",
     "ConfigError",
@@ -214,6 +216,19 @@ class ToolExecutionError(ToolError):
 
 class AuditLogError(ToolError):
     """The audit log (SQLite) cannot be written or read: disk full, locked too long."""
+
+
+class AuditTamperedError(AuditLogError):
+    """The audit log's hash chain is broken: a record was edited, deleted, reordered or
+    inserted after it was written. ``record_id`` is the first record that does not match.
+
+    Example: ``audit.db: record 7 was changed after it was written (its content does not
+    match its hash)``.
+    """
+
+    def __init__(self, message: str, record_id: int) -> None:
+        super().__init__(message)
+        self.record_id = record_id
 
 
 # -- model store --------------------------------------------------------------------------

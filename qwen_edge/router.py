@@ -52,6 +52,7 @@ from .errors import (
     RemoteUnavailableError,
 )
 from .model import Completion, Model, Prompt, Timings, Usage
+from .redaction import DEFAULT_REDACT, redact_text
 
 if TYPE_CHECKING:
     from .audit import AuditLog
@@ -71,25 +72,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_REDACT: Mapping[str, str] = MappingProxyType({
-    # local@domain.tld; the local part allows RFC 5322's specials, the domain IDN letters.
-    "email": r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+",
-    # CC + 2 check digits + 8..32 letters/digits, plain or in groups of four.
-    "iban": r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
-    # 7-15 digits in groups: +41 44 668 18 00, (555) 123-4567, 555.123.4567, 07700 900123,
-    # +4915123456789. Not dates (2024-01-31), year ranges (2019-2023), times, versions, IP
-    # addresses, decimals or bare numbers without "+". Greedy on purpose: "10 000 000" and
-    # "2019-202-3333" are redacted too; a leak costs more than a lost number.
-    "phone": (r"(?<![\w+/.:-])"
-              r"(?!\d{4}-\d{2}-\d{2}(?!\d)|(?:19|20)\d\d ?- ?(?:19|20)\d\d(?!\d))"
-              r"(?=(?:[\s().+-]{0,3}\d){7,15})"
-              r"(?:\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,5}"
-              r"|(?:\(\d{2,5}\)\s?|\d{2,5}[\s-])\d{2,8}(?:[\s-]\d{2,4}){0,3}"
-              r"|\d{3}\.\d{3}\.\d{4})"
-              r"(?![\w-]|\.\d)"),
-})
-"""Built-in redaction rules (name -> regex); each match becomes ``[NAME]``."""
 
 SCRIPTS = (
     "Arabic", "Armenian", "Bengali", "Cherokee", "Cyrillic", "Devanagari", "Ethiopic",
@@ -199,25 +181,6 @@ class RoutingPolicy:
 
 
 _DEFAULT_POLICY = RoutingPolicy()
-
-
-def redact_text(text: str, rules: Mapping[str, str] = DEFAULT_REDACT,
-                ) -> tuple[str, dict[str, int]]:
-    """Replace every match of each rule (in order) by ``[NAME]``.
-
-    Returns:
-        The redacted text and the number of matches per rule (rules without one left out).
-
-    Example:
-        >>> redact_text("mail bob@example.com or call +41 44 668 18 00")
-        ('mail [EMAIL] or call [PHONE]', {'email': 1, 'phone': 1})
-    """
-    counts: dict[str, int] = {}
-    for name, pattern in rules.items():
-        text, n = re.subn(pattern, f"[{name.upper()}]", text)
-        if n:
-            counts[name] = n
-    return text, counts
 
 
 def _redact_value(value: Any, rules: Mapping[str, str], counts: Counter[str],

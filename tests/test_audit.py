@@ -22,9 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qwen_edge import cli
-from qwen_edge.audit import DECISIONS, EVENTS, AuditLog, AuditRecord
+from qwen_edge.audit import DECISIONS, EVENTS, GENESIS_HASH, AuditLog, AuditRecord
 from qwen_edge.cli import audit as audit_command
 from qwen_edge.errors import ConfigError
+from qwen_edge.redaction import Redaction
+
+NO_REDACTION = Redaction(secret_keys=None, credentials={}, pii={})
 
 ISO_MS_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
 
@@ -54,7 +57,10 @@ def test_record_round_trip(log: AuditLog) -> None:
         id=rid, time=rec.time, unix_time=rec.unix_time, event="tool_call", run_id="run-1",
         step=3, tool="set_lights", arguments={"room": "kitchen", "on": True, "n": None},
         decision="confirm-edited", result_nbytes=57, duration_ms=1.25,
-        error="ValueError: brightness=150", remote=True)
+        error="ValueError: brightness=150", remote=True, prev_hash=GENESIS_HASH,
+        hash=rec.hash)
+    assert rec.hash is not None
+    assert re.fullmatch(r"[0-9a-f]{64}", rec.hash)
     assert ISO_MS_UTC.match(rec.time)
     assert before <= rec.unix_time <= after
     # the ISO time is the unix time truncated to milliseconds
@@ -106,7 +112,9 @@ _JSON = st.recursive(
 
 @pytest.fixture(scope="module")
 def shared_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditLog]:
-    with AuditLog(tmp_path_factory.mktemp("audit") / "shared.db") as audit_log:
+    # stored verbatim: random keys and text would otherwise be redacted (test_redaction.py)
+    with AuditLog(tmp_path_factory.mktemp("audit") / "shared.db",
+                  redaction=NO_REDACTION) as audit_log:
         yield audit_log
 
 
@@ -241,8 +249,8 @@ def test_triggers_block_update_delete_and_replace(log: AuditLog) -> None:
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 raw.execute(sql)
         # appending through raw SQL is still possible (the table is append-only, not closed)
-        raw.execute("INSERT INTO audit_log (time, unix_time, event, remote) "
-                    "VALUES ('t', 0, 'escalation', 0)")
+        raw.execute("INSERT INTO audit_log (time, unix_time, event, remote, prev_hash, hash) "
+                    "VALUES ('t', 0, 'escalation', 0, 'x', 'x')")
     finally:
         raw.close()
     assert log.query(event="tool_call") == original
@@ -254,7 +262,7 @@ def test_wal_and_synchronous_full(log: AuditLog) -> None:
     raw = sqlite3.connect(log.path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # persistent
-        assert raw.execute("PRAGMA user_version").fetchone() == (1,)
+        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
     finally:
         raw.close()
     # per-connection setting: FULL (2) syncs the WAL at every commit
@@ -355,6 +363,7 @@ def test_concurrent_writer_threads(log: AuditLog) -> None:
         records = log.query(run_id=f"t{k}")
         assert [r.id for r in records] == ids[k]  # each thread's ids increase
         assert [r.arguments for r in records] == [{"k": k, "i": i} for i in range(per_thread)]
+    assert log.verify().records == threads * per_thread
 
 
 _CHILD = """
@@ -414,6 +423,7 @@ def test_sigkill_loses_no_committed_record(tmp_path: Path) -> None:
             assert len(records) - len(reported) in (0, 1), (attempt, delay)
             assert log._conn is not None
             assert log._conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            assert log.verify().records == len(log.query())  # a kill never breaks the chain
             assert log.record(tool="after", decision="allow", run_id=run_id) > reported[-1][0]
 
 
@@ -428,6 +438,7 @@ def test_two_processes_share_a_log(tmp_path: Path) -> None:
             log.record(tool="parent", decision="allow", step=i)
         assert child.wait(timeout=60) == 0
         assert [r.step for r in log.query(tool="child")] == list(range(20))
+        assert log.verify().records == 40  # one chain: each append linked to the one before
         assert [r.step for r in log.query(tool="parent")] == list(range(20))
 
 

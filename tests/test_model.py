@@ -258,6 +258,10 @@ def test_context_limit(package):  # type: ignore[no-untyped-def]
         ({"json_schema": {"type": "object"}, "regex": "a+"}, "at most one"),
         ({"temprature": 0.5}, "unknown generation option"),
         ({"logit_bias": {5: 1000}}, "logit_bias"),
+        # beyond what the native sampler takes: a ConfigError, not pybind11's TypeError
+        ({"seed": 2**64}, r"seed=18446744073709551616: must be None or an int in \[0, 2\*\*64\)"),
+        ({"top_k": 2**63}, "top_k"),
+        ({"logit_bias": {2**31: 1.0}}, "logit_bias"),
     ],
 )
 def test_invalid_options(tiny, options, match):  # type: ignore[no-untyped-def]

@@ -544,14 +544,13 @@ def test_real_faults_fall_back(tiny: qwen_edge.Model, fault: str, reason: str) -
         url = f"http://127.0.0.1:{free_port()}/v1" if fault == "refused" else server.url
         with Remote(url, "big", timeout=timeout_s, backoff_s=0.01) as remote:
             router = Router(tiny, remote, RoutingPolicy(**RULES_ONLY))
-            start = time.monotonic()
             out = router.generate(messages, hard=True, **GREEDY)
-            elapsed = time.monotonic() - start
             assert out.route == "local-fallback"
             assert re.search(reason, out.route_reason), out.route_reason
             assert out.text == expected
             assert messages == [{"role": "user", "content": "Hello"}]
-            assert elapsed < timeout_s + 2.0  # one timeout at most, never one per retry
+            if fault == "stall":  # one timeout at most, never one per retry (counted, not timed)
+                assert len(server.requests) == 1
             stream = router.stream(messages, hard=True, **GREEDY)
             assert "".join(stream) == expected
             assert stream.route == "local-fallback"

@@ -8,6 +8,7 @@ same text) or against OpenAI's shapes, with jsonschema for tool arguments and JS
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
@@ -52,9 +53,11 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
          {"type": "function", "function": {"name": "set_timer", "description": "A timer",
                                            "parameters": TIMER}}]
 SCHEMAS = {"get_weather": WEATHER, "set_timer": TIMER}
-# Never ends on its own: ~1900 tokens take seconds on the tiny model.
+# A request that cannot end on its own while the `held` fixture is active (see there).
 SLOW: dict[str, Any] = {"max_tokens": MAX_TOKENS_LIMIT, "temperature": 0,
                         "extra_body": {"ignore_eos": True}}
+HELD_AFTER = 4  # chunks a held request generates before it waits for its cancellation
+WAIT_S = 60  # how long to wait for a state the server must reach (never a speed limit)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,42 @@ def server(package: Callable[..., Any]) -> Iterator[Server]:
     uv.should_exit = True
     thread.join(timeout=30)
     sock.close()
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make every SLOW request unable to finish before the server cancels it.
+
+    After ``HELD_AFTER`` chunks its generation waits until the server cancels a job (what a
+    client's disconnect does), then goes on, so the worker meets the cancellation at its next
+    chunk. Whatever the machine's speed, such a request ends by cancellation, with at most
+    ``HELD_AFTER + 1`` completion tokens (fewer when the cancellation comes before the hold).
+    Returns the event set when the server cancels a job.
+    """
+    from qwen_edge.model import Session
+    from qwen_edge.server import app as server_app
+
+    cancelled = threading.Event()
+    real_stream, real_cancel = Session.stream_chunks, server_app._Worker.cancel
+
+    def gated(chunks: Iterator[Any]) -> Iterator[Any]:
+        with contextlib.closing(chunks):  # type: ignore[type-var]
+            for i, chunk in enumerate(chunks):
+                if i >= HELD_AFTER:
+                    cancelled.wait(WAIT_S)  # a timeout lets it finish: the counts then fail
+                yield chunk
+
+    def stream_chunks(self: Session, prompt: Any, **options: Any) -> Iterator[Any]:
+        chunks = real_stream(self, prompt, **options)
+        return gated(chunks) if options.get("max_tokens") == MAX_TOKENS_LIMIT else chunks
+
+    def cancel(self: Any, job: Any) -> None:
+        real_cancel(self, job)
+        cancelled.set()  # after the job's own flag: the worker sees it at its next chunk
+
+    monkeypatch.setattr(Session, "stream_chunks", stream_chunks)
+    monkeypatch.setattr(server_app._Worker, "cancel", cancel)
+    return cancelled
 
 
 @pytest.fixture
@@ -359,13 +398,14 @@ def test_models_health_openapi(server: Server, client: openai.OpenAI) -> None:
 
 
 @pytest.mark.network
-def test_full_queue_answers_429(server: Server, client: openai.OpenAI) -> None:
+def test_full_queue_answers_429(server: Server, client: openai.OpenAI,
+                                held: threading.Event) -> None:
     running = _create(client, stream=True, **SLOW)  # returns once its first token is out
     waiting: list[Any] = []
     thread = threading.Thread(target=lambda: waiting.append(_create(client, max_tokens=2)))
     thread.start()
     try:
-        server.wait_until(lambda h: h["generating"] == 1 and h["waiting"] == MAX_QUEUE, 10)
+        server.wait_until(lambda h: h["generating"] == 1 and h["waiting"] == MAX_QUEUE, WAIT_S)
         with pytest.raises(openai.RateLimitError) as info:
             _create(client, max_tokens=2)
         assert int(info.value.response.headers["retry-after"]) >= 1
@@ -377,41 +417,50 @@ def test_full_queue_answers_429(server: Server, client: openai.OpenAI) -> None:
     assert waiting
     assert waiting[0].choices[0].finish_reason == "length"
     assert waiting[0].usage.completion_tokens == 2
-    server.wait_until(lambda h: h["generating"] == 0 and h["waiting"] == 0, 10)
+    assert held.is_set()
+    server.wait_until(lambda h: h["generating"] == 0 and h["waiting"] == 0, WAIT_S)
 
 
 @pytest.mark.network
 def test_disconnect_cancels_generation(server: Server, client: openai.OpenAI,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+                                       caplog: pytest.LogCaptureFixture,
+                                       held: threading.Event) -> None:
     caplog.set_level(logging.INFO, logger="qwen_edge.server")
     stream = _create(client, stream=True, **SLOW)
     assert len(list(itertools.islice(stream, 3))) == 3
     stream.close()
-    # ~1900 tokens would take seconds more: the worker must be free well before that
-    server.wait_until(lambda h: h["generating"] == 0, 2)
-    deadline = time.monotonic() + 5
-    while not (records := [r for r in caplog.records if getattr(r, "usage", None) is not None
-                           and r.usage.cancelled]):
-        assert time.monotonic() < deadline, "no log line for the cancelled request"
-        time.sleep(0.02)
-    assert 3 <= records[0].usage.completion_tokens < MAX_TOKENS_LIMIT // 2
+    records = _cancelled_records(caplog, lambda r: getattr(r, "usage", None) is not None)
+    assert held.is_set()
+    # held: generation stopped at the first chunk after the cancellation, not at max_tokens
+    assert 3 <= records[0].usage.completion_tokens <= HELD_AFTER + 1
     assert "cancelled" in records[0].getMessage()
+    server.wait_until(lambda h: h["generating"] == 0, WAIT_S)
     assert _create(client, max_tokens=2).usage.completion_tokens == 2  # still serving
 
 
 @pytest.mark.network
 def test_disconnect_cancels_a_plain_request(server: Server, client: openai.OpenAI,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+                                            caplog: pytest.LogCaptureFixture,
+                                            held: threading.Event) -> None:
     caplog.set_level(logging.INFO, logger="qwen_edge.server")
     with pytest.raises(openai.APITimeoutError):  # the client gives up and hangs up
         _create(client.with_options(timeout=0.5), **SLOW)
-    server.wait_until(lambda h: h["generating"] == 0, 2)
-    deadline = time.monotonic() + 5
-    while not (records := [r for r in caplog.records if getattr(r, "http_status", 0) == 499]):
+    records = _cancelled_records(caplog, lambda r: getattr(r, "http_status", 0) == 499)
+    assert held.is_set()
+    # cancelled while waiting (0 tokens), generating or held, never run to the end
+    assert records[0].usage.completion_tokens <= HELD_AFTER + 1
+    server.wait_until(lambda h: h["generating"] == 0, WAIT_S)
+
+
+def _cancelled_records(caplog: pytest.LogCaptureFixture,
+                       match: Callable[[logging.LogRecord], bool]) -> list[Any]:
+    """The access-log records of cancelled requests, once the first one is written."""
+    deadline = time.monotonic() + WAIT_S
+    while not (records := [r for r in caplog.records if match(r)
+                           and getattr(r, "usage", None) is not None and r.usage.cancelled]):
         assert time.monotonic() < deadline, "no log line for the cancelled request"
         time.sleep(0.02)
-    assert records[0].usage.cancelled
-    assert records[0].usage.completion_tokens < MAX_TOKENS_LIMIT // 2
+    return records
 
 
 # -- the command --------------------------------------------------------------------------------

@@ -556,3 +556,76 @@ def test_cli_wrong_key_and_bad_key(signed, keys, tmp_path):  # type: ignore[no-u
     assert out.returncode == 1
     assert "private key" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+# -- qwen-edge inspect: says what it checked ----------------------------------------------------
+
+
+def _inspect(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, str]]:
+    """Exit code and the check rows (hashes, signature, graph vs manifest) of the table."""
+    from qwen_edge.cli import main
+
+    code = main(["inspect", *argv])
+    out = capsys.readouterr().out
+    rows = {}
+    for line in out.splitlines():
+        for key in ("hashes", "signature", "graph vs manifest", "verified"):
+            if line.startswith(f"  {key} "):
+                rows[key] = line[2 + 22 + 1:]
+    return code, rows
+
+
+def test_inspect_unsigned(package, capsys):  # type: ignore[no-untyped-def]
+    pkg = package("tiny-qwen2", "int4")
+    code, rows = _inspect(str(pkg), capsys=capsys)
+    assert code == 0
+    n = len(read_package(pkg, verify=False).files)
+    assert rows["hashes"] == f"ok: {n} files match the sizes and sha256 in qwen_edge.json"
+    assert rows["signature"].startswith("none (unsigned")
+    assert rows["graph vs manifest"] == "checked when the package is loaded"
+    assert "verified" not in rows
+
+
+def test_inspect_signed(signed, keys, capsys):  # type: ignore[no-untyped-def]
+    code, rows = _inspect(str(signed), capsys=capsys)
+    assert code == 0
+    assert rows["signature"].startswith(f"model.sig (key id {trust.key_fingerprint(keys['a'][1])[:16]})"
+                                        ": its digests match every file; the signer was NOT "
+                                        "authenticated")
+    code, rows = _inspect(str(signed), "--trusted-keys", str(keys["a"][1]), capsys=capsys)
+    assert code == 0
+    assert rows["signature"].startswith(f"verified: signed by trusted key {keys['a'][1]}")
+
+
+def test_inspect_does_not_pass_a_manifest_edited_after_signing(signed, keys, capsys):  # type: ignore[no-untyped-def]
+    """The reproduction of issue 24: the hashes still match the (edited) manifest, verify
+    fails, and inspect used to print "verified ok"."""
+    manifest = json.loads((signed / MANIFEST_NAME).read_text())
+    manifest["generation"] = {**manifest.get("generation", {}), "temperature": 1.9}
+    (signed / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(IntegrityError):
+        trust.verify_package(signed, keys["a"][1])
+    code, rows = _inspect(str(signed), capsys=capsys)
+    assert code == 1
+    assert rows["hashes"].startswith("ok: ")  # true, and all it claims
+    assert rows["signature"].startswith("FAILED: model.sig (key id ")
+    assert f"changed since signing: {MANIFEST_NAME}" in rows["signature"]
+    assert "verified" not in rows
+
+    (signed / "extra.txt").write_text("x")
+    (signed / "tokenizer.json").unlink()
+    manifest["files"].pop("tokenizer.json")
+    manifest["tokenizer"]["file"] = "model.onnx"  # still readable without it
+    (signed / MANIFEST_NAME).write_text(json.dumps(manifest))
+    code, rows = _inspect(str(signed), capsys=capsys)
+    assert code == 1
+    assert "not signed: extra.txt" in rows["signature"]
+    assert "missing: tokenizer.json" in rows["signature"]
+
+    from qwen_edge.cli import main
+
+    assert main(["inspect", str(signed), "--json"]) == 1
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert checks == {"hashes": "ok", "signature": "mismatch", "graph": "checked at load"}
+    assert main(["inspect", str(signed), "--trusted-keys", str(keys["a"][1])]) == 1
+    assert capsys.readouterr().err.startswith("error: ")

@@ -1,4 +1,5 @@
-"""``qwen-edge audit LOG``: list and filter an agent's audit log (a table, or --json lines)."""
+"""``qwen-edge audit LOG``: list and filter an agent's audit log (a table, or --json lines);
+``--verify`` checks its hash chain instead and names the first broken record."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="only the N most recent matching records")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--verify", action="store_true",
+                   help="check the hash chain instead of listing: exit 0 and print the record "
+                   "count and head hash when intact, exit 1 naming the first broken record")
+    p.add_argument("--head", default=None, metavar="HASH",
+                   help="with --verify: a head hash from an earlier --verify, kept elsewhere; "
+                   "detects records cut from the end and a rewritten chain")
     p.set_defaults(run=run)
 
 
@@ -71,6 +78,19 @@ def _table(records: list[Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..audit import AuditLog
 
+    if args.head is not None and not args.verify:
+        print("error: --head needs --verify", file=sys.stderr)  # noqa: T201
+        return 2
+    if args.verify:
+        with AuditLog(args.log, create=False) as log:
+            check = log.verify(head=args.head)  # AuditTamperedError: "error: ..." and exit 1
+        if args.json:
+            print(json.dumps({"ok": True, "records": check.records,  # noqa: T201
+                              "head": check.head}))
+        else:
+            print(f"OK {args.log}: {check.records} records, hash chain intact, "  # noqa: T201
+                  f"head {check.head}")
+        return 0
     with AuditLog(args.log, create=False) as log:
         records = log.query(tool=args.tool, decision=args.decision, since=args.since,
                             until=args.until, run_id=args.run_id, event=args.event,

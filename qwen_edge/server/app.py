@@ -295,11 +295,15 @@ def _message(i: int, message: schemas.ChatMessage) -> dict[str, Any]:
         for call in message.tool_calls:
             try:
                 arguments = json.loads(call.function.arguments or "{}")
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # bad JSON, huge ints, deep nesting
                 arguments = None
             if not isinstance(arguments, dict):
                 msg = (f"messages[{i}].tool_calls: the arguments of {call.function.name!r} are "
                        "not a JSON object")
+                raise _APIError(400, msg, param=f"messages[{i}].tool_calls")
+            if schemas.json_depth(arguments, schemas.MAX_JSON_DEPTH) > schemas.MAX_JSON_DEPTH:
+                msg = (f"messages[{i}].tool_calls: the arguments of {call.function.name!r} nest "
+                       f"more than {schemas.MAX_JSON_DEPTH} objects or arrays")
                 raise _APIError(400, msg, param=f"messages[{i}].tool_calls")
             calls.append({"id": call.id, "type": "function",
                           "function": {"name": call.function.name, "arguments": arguments}})
@@ -385,7 +389,8 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
 def _logit_bias(bias: Mapping[str, float] | None, vocab_size: int) -> dict[int, float]:
     out: dict[int, float] = {}
     for key, value in (bias or {}).items():
-        if not key.isdigit() or int(key) >= vocab_size:
+        # isascii: superscript and Arabic-Indic digits pass str.isdigit; int() refuses "²"
+        if not (key.isascii() and key.isdigit()) or int(key) >= vocab_size:
             msg = f"logit_bias: {key!r} is not a token id (0 to {vocab_size - 1})"
             raise _APIError(400, msg, param="logit_bias")
         out[int(key)] = value
@@ -558,6 +563,66 @@ class _BodyLimit:
         await error.response()(scope, receive, send)
 
 
+class _Auth:
+    """Checks ``Authorization: Bearer <key>`` on ``/v1`` before anything reads the body, so
+    a client without the key learns nothing about the request's validity (401 before 400 or
+    413) and never makes the server parse its body."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.api_key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not (path == "/v1" or path.startswith("/v1/")):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, key = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not key.strip():
+            msg = "missing API key: send the header Authorization: Bearer <key>"
+        elif not hmac.compare_digest(key.strip(), self.api_key):
+            msg = "incorrect API key provided"
+        else:
+            await self.app(scope, receive, send)
+            return
+        # The body is left unread: close the connection rather than parse it to keep it alive.
+        error = _APIError(401, msg, code="invalid_api_key",
+                          headers={"WWW-Authenticate": "Bearer", "Connection": "close"})
+        await error.response()(scope, receive, send)
+
+
+class _ServerErrors:
+    """The last boundary: an exception no handler translated becomes OpenAI's JSON 500 (not
+    Starlette's plain-text one), is logged once, and goes no further, so the server keeps the
+    connection and answers the client's next request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            # A RecursionError's trace is thousands of identical frames: log its summary.
+            logger.error("%s %s failed: %s: %s", scope.get("method"), scope.get("path"),
+                         type(exc).__name__, str(exc)[:200],
+                         exc_info=None if isinstance(exc, RecursionError) else exc)
+            if started:  # a stream broke mid-way: the client sees the connection end
+                raise
+            await _api_error(exc).response()(scope, receive, send)
+
+
 class _AccessLog:
     """One line per request on ``qwen_edge.server``: method, path, status, tokens, ms."""
 
@@ -636,7 +701,11 @@ def create_app(model: Model, *, api_key: str | None = None, max_queue: int = 16,
 
     app = FastAPI(title="qwen-edge", version=__version__, lifespan=lifespan,
                   summary="OpenAI-compatible chat completions from a model on this device")
+    # outermost last: access log -> authentication -> body limit -> JSON 500s -> routes
+    app.add_middleware(_ServerErrors)
     app.add_middleware(_BodyLimit, max_bytes=max_request_bytes)
+    if api_key is not None:
+        app.add_middleware(_Auth, api_key=api_key)
     app.add_middleware(_AccessLog)
 
     async def on_error(request: Request, exc: Exception) -> Response:

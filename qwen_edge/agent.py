@@ -312,7 +312,10 @@ class Agent:
         route, reason, confidence = "local", "", None
         usage = None
         content = ""
-        if hard:
+        local_only = self.routing is not None and self.routing.local_only
+        if hard and local_only:
+            route, reason = "local", "local_only (would escalate: hard=True)"
+        elif hard:
             remote = self._remote_step(messages, choice, options, "hard=True")
             if isinstance(remote, str):
                 route, reason = "local-fallback", remote
@@ -327,7 +330,8 @@ class Agent:
             # With a cascading router, the local text is held until it is scored: text
             # already shown could not be taken back if the step escalates. A router without
             # a server still scores: a step it would escalate is a "local-fallback".
-            cascade = not hard and self.routing is not None and self.routing.cascade
+            cascade = (not hard and not local_only and self.routing is not None
+                       and self.routing.cascade)
             held: list[AgentEvent] = []
             local = self._local_step(messages, choice, options, calls, errors)
             while True:

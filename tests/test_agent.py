@@ -328,3 +328,18 @@ def test_router_without_server_still_scores_steps(model):  # type: ignore[no-unt
     agent = Agent(model, [get_weather], max_steps=1, remote=keeping, tool_choice="none",
                   temperature=0, max_tokens=8)
     assert agent.run("Weather?").steps[0].route == "local"
+
+
+def test_local_only_policy_keeps_hard_steps_on_the_device(model):  # type: ignore[no-untyped-def]
+    pytest.importorskip("httpx")
+    from qwen_edge.router import Router, RoutingPolicy
+
+    seen: list = []
+    answer = {"role": "assistant", "content": "remote answer"}
+    router = Router(model, _server(answer, seen), RoutingPolicy(local_only=True))
+    agent = Agent(model, [get_weather], max_steps=1, remote=router, tool_choice="none",
+                  temperature=0, max_tokens=8)
+    step = agent.run("My IBAN is private: weather?", hard=True).steps[0]
+    assert seen == []  # nothing left the device
+    assert step.route == "local" and step.route_reason.startswith("local_only")
+    assert step.completion_tokens > 0

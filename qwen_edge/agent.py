@@ -388,7 +388,8 @@ class Agent:
                     ) -> Generator[AgentEvent, None, tuple[str, float, StreamStats]]:
         """Generate one step on the device; returns (content, confidence, stats)."""
         prompt = self.model.encode_chat(messages, tools=self._schemas or None)
-        parser = hermes.ToolCallStreamParser()
+        # "none": no call runs, whatever the model writes (call-shaped text is content).
+        parser = hermes.ToolCallStreamParser() if choice != "none" else None
         raw: list[str] = []
         logprobs: list[float] = []
         entropies: list[float] = []
@@ -411,7 +412,12 @@ class Agent:
             if chunk.logprob is not None and chunk.entropy is not None:
                 logprobs.append(chunk.logprob)
                 entropies.append(chunk.entropy)
-            yield from handle(parser.feed(chunk.text))
+            if parser is None:
+                yield from handle([hermes.TextDelta(chunk.text)])
+            else:
+                yield from handle(parser.feed(chunk.text))
+        if parser is None:
+            return "".join(raw), confidence_of(logprobs, entropies), self.session.last_stats
         yield from handle(parser.finish())
         content, _, _ = hermes.parse_tool_calls("".join(raw), strict=False)
         return content, confidence_of(logprobs, entropies), self.session.last_stats
@@ -436,6 +442,8 @@ class Agent:
                                       tool_choice=choice if self._schemas else None, **sampling)
         except RemoteError as exc:
             return f"remote unavailable: {exc}"
+        if choice == "none":  # the server was told; if it called anyway, nothing runs
+            return answer.text, []
         return answer.text, [self._new_call(c.name, c.arguments) for c in answer.tool_calls]
 
     def _outgoing(self, message: dict[str, Any]) -> dict[str, Any]:

@@ -343,3 +343,57 @@ def test_local_only_policy_keeps_hard_steps_on_the_device(model):  # type: ignor
     assert seen == []  # nothing left the device
     assert step.route == "local" and step.route_reason.startswith("local_only")
     assert step.completion_tokens > 0
+
+
+def _written(monkeypatch, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Make every local generation write ``text`` (a model that ignores its masks)."""
+    from qwen_edge.generate import GenerationChunk
+    from qwen_edge.model import Session
+
+    def stream_chunks(self, prompt, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for piece in (text[:5], text[5:17], text[17:]):
+            yield GenerationChunk(piece, 1, -0.1, 0.1)
+        yield GenerationChunk("", None, None, None, finish_reason="stop")
+
+    monkeypatch.setattr(Session, "stream_chunks", stream_chunks)
+
+
+CALL_TEXT = '<tool_call>\n{"name": "record", "arguments": {"city": "Oslo"}}\n</tool_call>'
+
+
+def test_tool_choice_none_runs_no_tool_whatever_the_model_writes(model, monkeypatch):  # type: ignore[no-untyped-def]
+    ran: list = []
+
+    @tool
+    def record(city: str) -> str:
+        """Records a city.
+
+        Args:
+            city: the city.
+        """
+        ran.append(city)
+        return city
+
+    _written(monkeypatch, CALL_TEXT)
+    agent = Agent(model, [record], max_steps=1, temperature=0, max_tokens=60)
+    result = agent.run("Oslo?", tool_choice="none")
+    assert ran == [] and result.tool_calls == []
+    assert result.finish_reason == "stop" and len(result.steps) == 1
+    assert result.text == CALL_TEXT  # what the model wrote is content, not a call
+    agent.reset()  # the same text under "auto" is a call: the guard is what "none" adds
+    assert [c.name for c in agent.run("Oslo?", tool_choice="auto").steps[0].tool_calls] \
+        == ["record"]
+    assert ran == ["Oslo"]
+
+
+def test_tool_choice_none_ignores_calls_a_server_returns(model):  # type: ignore[no-untyped-def]
+    pytest.importorskip("httpx")
+    seen: list = []
+    call = {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "c1", "type": "function",
+        "function": {"name": "set_lights", "arguments": '{"room": "kitchen", "on": true}'}}]}
+    agent = Agent(model, [set_lights], max_steps=1, remote=_server(call, seen), temperature=0,
+                  max_tokens=8)
+    result = agent.run("lights", hard=True, tool_choice="none")
+    assert seen[0]["tool_choice"] == "none"
+    assert result.tool_calls == [] and result.steps[0].results == []

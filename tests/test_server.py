@@ -222,6 +222,27 @@ def test_tool_calls_are_valid_and_stream_the_same(client: openai.OpenAI, tool_ch
 
 
 @pytest.mark.network
+@pytest.mark.parametrize("tool_choice", [
+    "required", {"type": "function", "function": {"name": "set_timer"}}])
+def test_agent_and_server_force_the_same_calls(server: Server, client: openai.OpenAI,
+                                               tool_choice: Any) -> None:
+    """tool_choice means the same in ``Agent`` as in the server: the same calls, and a named
+    function exactly one."""
+    from qwen_edge.agent import Agent
+
+    for seed in range(3):
+        served = _create(client, tools=TOOLS, tool_choice=tool_choice, max_tokens=300,
+                         seed=seed).choices[0].message.tool_calls
+        agent = Agent(server.model, TOOLS, system=MESSAGES[0]["content"], max_steps=1,
+                      tool_choice=tool_choice, max_tokens=300, seed=seed)
+        local = agent.run(MESSAGES[1]["content"]).steps[0].tool_calls
+        assert [(c.name, c.arguments) for c in local] == [
+            (c.function.name, json.loads(c.function.arguments)) for c in served]
+        if isinstance(tool_choice, dict):
+            assert len(local) == 1
+
+
+@pytest.mark.network
 def test_grounded_parameters_quote_the_user(client: openai.OpenAI) -> None:
     """``"x-grounded"`` in a tool's function (qwen-edge's extension) restricts those string
     arguments to runs of the user's words; the model's prompt does not show the field."""

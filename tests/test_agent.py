@@ -9,11 +9,11 @@ from typing import Literal
 import pytest
 
 import qwen_edge
-from qwen_edge.agent import Agent, FinalEvent, TextEvent, ToolCallEvent, ToolResultEvent
-from qwen_edge.audit import AuditLog
+from qwen_edge.agents.agent import Agent, FinalEvent, TextEvent, ToolCallEvent, ToolResultEvent
+from qwen_edge.agents.audit import AuditLog
+from qwen_edge.agents.permissions import Policy
+from qwen_edge.agents.tools import Tool, tool
 from qwen_edge.errors import ConfigError
-from qwen_edge.policy import Policy
-from qwen_edge.tools import Tool, tool
 
 
 @tool
@@ -99,7 +99,7 @@ def test_every_call_is_valid_even_with_random_weights(model):  # type: ignore[no
 def test_grounded_arguments_are_quoted_from_the_user(model):  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from qwen_edge.tools import quotable_spans
+    from qwen_edge.agents.tools import quotable_spans
 
     weather = dataclasses.replace(get_weather, grounded=["city"])
     lights = dataclasses.replace(set_lights, grounded=["room"])
@@ -120,7 +120,11 @@ def test_grounded_arguments_are_quoted_from_the_user(model):  # type: ignore[no-
     said = ["lights in the attic", "and the cellar"]
     for call in agent.run(said[1], seed=0).tool_calls:
         assert call.arguments.get("city", call.arguments.get("room")) in quotable_spans(said)
-    grammar = agent._constraint_options("required")["grammar"]
+    from qwen_edge.chat_api import plan_chat
+
+    plan = plan_chat(model, agent._messages(), tools=[weather, lights], tool_choice="required")
+    assert plan.config.tool_grammar is not None
+    grammar = plan.config.tool_grammar.grammar
     assert '"lights in the attic"' in grammar
     assert '"and the cellar"' in grammar
     assert '"What\'s the weather"' not in grammar  # reset() forgot the earlier conversation
@@ -245,7 +249,7 @@ def _server(answer: dict, seen: list):  # type: ignore[no-untyped-def]
 
     import httpx
 
-    from qwen_edge.remote import Remote
+    from qwen_edge.routing.remote import Remote
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(json.loads(request.content))
@@ -279,7 +283,7 @@ def test_hard_steps_escalate_and_calls_run_locally(model, tmp_path):  # type: ig
 
 def test_dead_server_falls_back_locally(model):  # type: ignore[no-untyped-def]
     httpx = pytest.importorskip("httpx")
-    from qwen_edge.remote import Remote
+    from qwen_edge.routing.remote import Remote
 
     def refuse(request):  # type: ignore[no-untyped-def]
         raise httpx.ConnectError("connection refused", request=request)
@@ -299,7 +303,7 @@ def test_dead_server_falls_back_locally(model):  # type: ignore[no-untyped-def]
 
 def test_low_confidence_cascades_to_the_router_server(model):  # type: ignore[no-untyped-def]
     pytest.importorskip("httpx")
-    from qwen_edge.router import Router, RoutingPolicy
+    from qwen_edge.routing import Router, RoutingPolicy
 
     seen: list = []
     answer = {"role": "assistant", "content": "It is sunny."}
@@ -314,7 +318,7 @@ def test_low_confidence_cascades_to_the_router_server(model):  # type: ignore[no
 
 
 def test_router_without_server_still_scores_steps(model):  # type: ignore[no-untyped-def]
-    from qwen_edge.router import Router, RoutingPolicy
+    from qwen_edge.routing import Router, RoutingPolicy
 
     escalating = Router(model, None, RoutingPolicy(threshold=1.0))  # every answer is "low"
     agent = Agent(model, [get_weather], max_steps=1, remote=escalating, tool_choice="none",
@@ -332,7 +336,7 @@ def test_router_without_server_still_scores_steps(model):  # type: ignore[no-unt
 
 def test_local_only_policy_keeps_hard_steps_on_the_device(model):  # type: ignore[no-untyped-def]
     pytest.importorskip("httpx")
-    from qwen_edge.router import Router, RoutingPolicy
+    from qwen_edge.routing import Router, RoutingPolicy
 
     seen: list = []
     answer = {"role": "assistant", "content": "remote answer"}

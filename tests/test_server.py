@@ -29,9 +29,9 @@ uvicorn = pytest.importorskip("uvicorn", reason="qwen-edge[serve] is not install
 httpx = pytest.importorskip("httpx")
 
 import qwen_edge
+from qwen_edge.agents.tools import quotable_spans
 from qwen_edge.cli import serve
 from qwen_edge.server import create_app
-from qwen_edge.tools import quotable_spans
 
 KEY = "test-key"
 NAME = "tiny"
@@ -228,7 +228,7 @@ def test_agent_and_server_force_the_same_calls(server: Server, client: openai.Op
                                                tool_choice: Any) -> None:
     """tool_choice means the same in ``Agent`` as in the server: the same calls, and a named
     function exactly one."""
-    from qwen_edge.agent import Agent
+    from qwen_edge.agents.agent import Agent
 
     for seed in range(3):
         served = _create(client, tools=TOOLS, tool_choice=tool_choice, max_tokens=300,
@@ -240,6 +240,19 @@ def test_agent_and_server_force_the_same_calls(server: Server, client: openai.Op
             (c.function.name, json.loads(c.function.arguments)) for c in served]
         if isinstance(tool_choice, dict):
             assert len(local) == 1
+
+
+@pytest.mark.network
+def test_a_call_cut_by_max_tokens_is_length_without_markup(client: openai.OpenAI) -> None:
+    for max_tokens in (3, 9):
+        options = {"tools": TOOLS, "tool_choice": "required", "max_tokens": max_tokens}
+        choice = _create(client, seed=0, **options).choices[0]
+        assert choice.finish_reason == "length"
+        assert choice.message.tool_calls is None
+        assert "<tool_call>" not in (choice.message.content or "")
+        streamed = list(_create(client, seed=0, stream=True, **options))
+        assert streamed[-1].choices[0].finish_reason == "length"
+        assert "<tool_call>" not in "".join(c.choices[0].delta.content or "" for c in streamed)
 
 
 @pytest.mark.network

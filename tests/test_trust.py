@@ -1,4 +1,4 @@
-"""Signed packages (qwen_edge.trust): real keys, real model-signing signatures, real files.
+"""Signed packages (qwen_edge.fleet.trust): real keys, real model-signing signatures, real files.
 
 Every package is a copy of the session's tiny int4 package, so the session fixture is never
 touched. The verification cache lives under a per-test XDG_CACHE_HOME.

@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["add_parser", "run"]
 
-# Kept in sync with qwen_edge.audit.DECISIONS by a test; not imported so --help stays instant.
+# Kept in sync with qwen_edge.agents.audit.DECISIONS by a test; not imported so --help stays instant.
 _DECISIONS = ("allow", "deny", "confirm", "confirm-approved", "confirm-denied", "confirm-edited")
 
 
@@ -69,7 +69,7 @@ def _table(records: list[Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..audit import AuditLog
+    from ..agents.audit import AuditLog
 
     with AuditLog(args.log, create=False) as log:
         records = log.query(tool=args.tool, decision=args.decision, since=args.since,

@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import _fs
+from .. import _fs
+from ..errors import ConfigError, PackageError, StoreError, UpdateError
+from ..package import MANIFEST_NAME
 from .archive import archive_name, check_release, parse_archive_name, unpack_archive, version_key
-from .errors import ConfigError, PackageError, StoreError, UpdateError
-from .package import MANIFEST_NAME
 
 if TYPE_CHECKING:
     from tuf.ngclient import Updater

@@ -36,9 +36,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _fs
+from .. import _fs
+from ..errors import ConfigError, StoreError
 from .archive import archive_name, check_release, pack_package
-from .errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Signer
@@ -278,7 +278,7 @@ def _check_package(package: Path, keys: RoleKeys,
                    package_keys: str | os.PathLike[str] | list[str | os.PathLike[str]] | None,
                    ) -> None:
     """The package must be intact and signed by a key devices will trust."""
-    from .package import read_package
+    from ..package import read_package
     from .trust import verify_package
 
     read_package(package, verify=True)

@@ -39,7 +39,7 @@ def model(package: Callable[..., Path]) -> qwen_edge.Model:
 def _written(monkeypatch: pytest.MonkeyPatch, text: str, finish: str = "stop") -> None:
     """Make every local generation write ``text``, then end with ``finish``."""
 
-    def stream_chunks(self: Session, prompt: Any, *args: Any, **kwargs: Any) -> Any:
+    def stream_chunks(self: Session, prompt: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ARG001
         for i in range(0, len(text), 7):
             yield GenerationChunk(text[i:i + 7], 1, -0.1, 0.1)
         yield GenerationChunk("", None, None, None, finish_reason=finish)
@@ -56,9 +56,12 @@ def test_chat_without_tools_is_generate(model: qwen_edge.Model) -> None:
     assert (out.content, out.finish_reason, out.token_ids) == (
         reference.text, reference.finish_reason, reference.token_ids)
     assert out.usage == reference.usage
-    assert out.usage is not None and out.usage.completion_tokens == len(out.logprobs)
-    assert out.timings is not None and out.timings.decode_tokens_per_s > 0
-    assert out.timings.prefill_tokens_per_s > 0 and out.timings.ttft_s > 0
+    assert out.usage is not None
+    assert out.usage.completion_tokens == len(out.logprobs)
+    assert out.timings is not None
+    assert out.timings.decode_tokens_per_s > 0
+    assert out.timings.prefill_tokens_per_s > 0
+    assert out.timings.ttft_s > 0
     assert out.to_openai()["usage"]["total_tokens"] == out.usage.total_tokens
 
 
@@ -66,7 +69,8 @@ def test_the_final_delta_carries_usage_and_timings(model: qwen_edge.Model) -> No
     deltas = list(model.stream_chat(MESSAGES, max_tokens=6, temperature=0))
     assert all(d.finish_reason is None and d.usage is None for d in deltas[:-1])
     last = deltas[-1]
-    assert last.finish_reason == "length" and last.usage is not None
+    assert last.finish_reason == "length"
+    assert last.usage is not None
     assert last.usage.completion_tokens == 6 == sum(len(d.token_ids) for d in deltas)
     assert last.timings is not None
 
@@ -79,7 +83,8 @@ def test_cut_inside_a_call_is_length_without_markup(model: qwen_edge.Model,
         out = model.chat(MESSAGES, tools=[record], tool_choice=tool_choice,
                          max_tokens=max_tokens, temperature=1.0, seed=0)
         assert out.finish_reason == "length"
-        assert "<tool_call>" not in out.content and out.tool_calls == []
+        assert "<tool_call>" not in out.content
+        assert out.tool_calls == []
         deltas = list(model.stream_chat(MESSAGES, tools=[record], tool_choice=tool_choice,
                                         max_tokens=max_tokens, temperature=1.0, seed=0))
         assert "".join(d.content for d in deltas) == out.content
@@ -95,7 +100,8 @@ def test_complete_but_unterminated_final_call_is_parsed(model: qwen_edge.Model,
     assert (out.content, out.finish_reason) == ("On it.", "tool_calls")
     _written(monkeypatch, "On it.\n" + unterminated, finish="length")
     out = model.chat(MESSAGES, tools=[record])
-    assert len(out.tool_calls) == 1 and out.finish_reason == "length"
+    assert len(out.tool_calls) == 1
+    assert out.finish_reason == "length"
     _written(monkeypatch, "On it.\n" + unterminated[:30], finish="length")  # cut mid-JSON
     out = model.chat(MESSAGES, tools=[record])
     assert (out.content, out.tool_calls, out.finish_reason) == ("On it.", [], "length")
@@ -107,7 +113,8 @@ def test_none_parses_nothing_and_masks_the_call_token(model: qwen_edge.Model,
                      config=model.config(max_tokens=4))
     token = model.tokenizer.token_to_id("<tool_call>")
     assert plan.config.sampling.logit_bias == {token: -100.0}
-    assert plan.config.tool_grammar is None and not plan.parse_tools
+    assert plan.config.tool_grammar is None
+    assert not plan.parse_tools
     _written(monkeypatch, CALL)
     out = model.chat(MESSAGES, tools=[record], tool_choice="none")
     assert (out.content, out.tool_calls, out.finish_reason) == (CALL, [], "stop")

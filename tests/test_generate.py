@@ -64,11 +64,14 @@ def test_stream_text_is_the_decoded_tokens_and_the_last_chunk_has_usage(
     assert "".join(c.text for c in chunks) == tiny.tokenizer.decode(tokens)
     *body, last = chunks
     assert all(c.finish_reason is None and c.usage is None for c in body)
-    assert last.finish_reason == "length" and last.token is None
-    assert last.usage is not None and last.timings is not None
+    assert last.finish_reason == "length"
+    assert last.token is None
+    assert last.usage is not None
+    assert last.timings is not None
     assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (len(_prompt(tiny)), 12)
     assert last.usage.cached_tokens == 0
-    assert last.timings.decode_tokens_per_s > 0 and last.timings.prefill_tokens_per_s > 0
+    assert last.timings.decode_tokens_per_s > 0
+    assert last.timings.prefill_tokens_per_s > 0
 
 
 def test_a_stop_string_cuts_the_text_where_it_starts(tiny: qwen_edge.Model) -> None:

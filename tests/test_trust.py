@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qwen_edge
-from qwen_edge import trust
+from qwen_edge.fleet import trust
 from qwen_edge.errors import (
     ConfigError,
     CorruptPackageError,

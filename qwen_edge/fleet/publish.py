@@ -18,7 +18,7 @@ root key can stay offline. The packages themselves must be signed (``qwen-edge s
 devices verify both the TUF metadata and the package signature.
 
 Example:
-    >>> from qwen_edge import publish
+    >>> from qwen_edge.fleet import publish
     >>> publish.publish("repo/", "pkg/assistant", name="assistant", version="1.2.0",
     ...                 keys="keys/signing-key.pem")
     >>> publish.refresh_timestamp("repo/", "keys/signing-key.pem")  # daily, from cron

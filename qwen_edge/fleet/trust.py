@@ -22,7 +22,7 @@ swapped between the check and the moment onnxruntime reads it: keep packages on 
 only the loading user can write.
 
 Example:
-    >>> from qwen_edge import trust
+    >>> from qwen_edge.fleet import trust
     >>> private, public = trust.generate_keypair("keys/")
     >>> trust.sign_package("pkg/qwen2.5-0.5b-int4", private)
     >>> trust.verify_package("pkg/qwen2.5-0.5b-int4", "keys/")   # or a list of .pub files

@@ -39,7 +39,7 @@ def main() -> None:
     import home_tools
 
     import qwen_edge
-    from qwen_edge.agent import Agent
+    from qwen_edge.agents.agent import Agent
 
     model = qwen_edge.load(pkg, threads=args.threads)
     agent = Agent(model, home_tools.TOOLS, system="You control a smart home.", max_steps=1,

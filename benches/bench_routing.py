@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 
 import qwen_edge
-from qwen_edge.remote import Remote
-from qwen_edge.router import Router, RoutingPolicy
+from qwen_edge.routing import Router, RoutingPolicy
+from qwen_edge.routing.remote import Remote
 
 MESSAGES = [{"role": "user", "content": "What is the weather like in Zurich today?"}]
 OPTS = {"max_tokens": 16, "temperature": 0}

@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # for field_tools next to this f
 import field_tools  # noqa: E402
 
 import qwen_edge  # noqa: E402
-from qwen_edge.agent import Agent  # noqa: E402
-from qwen_edge.audit import AuditLog  # noqa: E402
-from qwen_edge.policy import Policy  # noqa: E402
+from qwen_edge.agents.agent import Agent  # noqa: E402
+from qwen_edge.agents.audit import AuditLog  # noqa: E402
+from qwen_edge.agents.permissions import Policy  # noqa: E402
 
 
 def main(package: str, request: str, audit_path: str = "field_audit.db") -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from qwen_edge.tools import tool
+    from qwen_edge.agents.tools import tool
 except ImportError:  # an older qwen_edge without @tool: plain functions work the same
 
     def tool(fn: Callable[..., Any]) -> Any:  # type: ignore[no-redef]

@@ -16,10 +16,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # for home_tools next to this fi
 import home_tools  # noqa: E402
 
 import qwen_edge  # noqa: E402
-from qwen_edge.agent import Agent, TextEvent, ToolCallEvent, ToolResultEvent  # noqa: E402
+from qwen_edge.agents.agent import Agent, TextEvent, ToolCallEvent, ToolResultEvent  # noqa: E402
 
 
-def main(package: str, request: str, max_steps: int = 4) -> qwen_edge.agent.AgentResult:
+def main(package: str, request: str, max_steps: int = 4) -> qwen_edge.agents.agent.AgentResult:
     model = qwen_edge.load(package)
     agent = Agent(model, home_tools.TOOLS, system="You control a smart home. Use the tools.",
                   max_steps=max_steps, max_tokens=256)

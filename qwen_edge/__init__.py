@@ -7,7 +7,8 @@ explicitly and never by the runtime.
 
 from __future__ import annotations
 
-from .agent import Agent, AgentResult
+from .agents.agent import Agent, AgentResult
+from .agents.tools import Tool, tool
 from .config import GenerationConfig, SamplingConfig
 from .default_model import load_default
 from .errors import (
@@ -43,14 +44,14 @@ from .errors import (
     UnsupportedArchitectureError,
     UpdateError,
 )
+from .fleet.store import Store
 from .generate import GenerationChunk
 from .model import Completion, Model, Session, load
 from .package import ModelPackage, read_package
-from .remote import Remote
-from .router import Router, RoutingPolicy
-from .store import Store
+from .routing import Backend, LocalBackend, RemoteBackend, Router, RoutingPolicy
+from .routing.remote import Remote
 from .tool_formats import parse_tool_calls
-from .tools import Tool, tool
+from .types import ChatDelta, ChatResponse, Usage
 
 __version__ = "0.1.0"
 
@@ -59,7 +60,10 @@ __all__ = [
     "AgentResult",
     "AuditLogError",
     "AuditTamperedError",
+    "Backend",
     "BrokenStreamError",
+    "ChatDelta",
+    "ChatResponse",
     "CheckpointError",
     "Completion",
     "ConfigError",
@@ -73,6 +77,7 @@ __all__ = [
     "HubUnavailableError",
     "IncompatiblePackageError",
     "IntegrityError",
+    "LocalBackend",
     "Model",
     "ModelPackage",
     "OutputExistsError",
@@ -80,6 +85,7 @@ __all__ = [
     "PackageNotFoundError",
     "QwenEdgeError",
     "Remote",
+    "RemoteBackend",
     "RemoteError",
     "RemoteResponseError",
     "RemoteUnavailableError",
@@ -100,6 +106,7 @@ __all__ = [
     "UnknownToolError",
     "UnsupportedArchitectureError",
     "UpdateError",
+    "Usage",
     "__version__",
     "load",
     "load_default",

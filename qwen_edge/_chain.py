@@ -3,7 +3,7 @@
 Each record stores ``prev_hash``, the hash of the record before it (``GENESIS_HASH`` for the
 first), and its own ``hash`` over every other column. A record that was edited no longer
 matches its hash. A record that was deleted, moved or inserted breaks the link to the record
-before it. ``qwen_edge.audit`` writes the chain and calls ``check_chain`` to verify it.
+before it. ``qwen_edge.agents.audit`` writes the chain and calls ``check_chain`` to verify it.
 """
 
 from __future__ import annotations

@@ -9,28 +9,16 @@ raises ``ConfigError`` naming the field and the allowed range.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._validate import check as _check
+from ._validate import is_int as _is_int
+from ._validate import is_number as _is_number
 from .errors import ConfigError
 
-__all__ = ["GenerationConfig", "SamplingConfig"]
-
-
-def _check(ok: bool, name: str, value: object, allowed: str) -> None:
-    if not ok:
-        msg = f"{name}={value!r}: must be {allowed}"
-        raise ConfigError(msg)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+__all__ = ["GenerationConfig", "SamplingConfig", "ToolGrammar"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +78,28 @@ _CONSTRAINTS = ("json_schema", "regex", "grammar")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ToolGrammar:
+    """The grammar that holds tool calls to the offered tools (built by the chat path).
+
+    Kept apart from the user's own ``grammar`` so that neither overwrites the other.
+
+    Attributes:
+        grammar: a Lark grammar (llguidance's dialect).
+        trigger: apply it only from the token after the model writes this token (e.g.
+            ``"<tool_call>"``, tool_choice "auto"); None applies it from the first token.
+    """
+
+    grammar: str
+    trigger: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.grammar, str) and bool(self.grammar), "tool_grammar",
+               self.grammar, "a non-empty Lark grammar")
+        _check(self.trigger is None or (isinstance(self.trigger, str) and bool(self.trigger)),
+               "tool_grammar.trigger", self.trigger, "None or a token string")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GenerationConfig:
     """What to generate: length, stops, constraints, plus a ``SamplingConfig``.
 
@@ -108,6 +118,8 @@ class GenerationConfig:
         thinking_budget: most tokens a thinking model (Qwen3, Qwen3.5) may write inside
             ``<think>``; then ``</think>`` is forced and the model answers (None = no limit;
             ``qwen_edge.reasoning.ThinkingBudget``).
+        tool_grammar: the tool-call grammar of a chat with tools (set by the chat path, not
+            combined with json_schema / regex / grammar).
         sampling: the sampler options.
     """
 
@@ -120,6 +132,7 @@ class GenerationConfig:
     grammar_trigger: str | None = None
     speculative_tokens: int = 0
     thinking_budget: int | None = None
+    tool_grammar: ToolGrammar | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def __post_init__(self) -> None:
@@ -132,13 +145,30 @@ class GenerationConfig:
                "stop_token_ids", self.stop_token_ids, "token ids >= 0")
         given = [name for name in _CONSTRAINTS if getattr(self, name) is not None]
         _check(len(given) <= 1, "constraints", given, "at most one of json_schema, regex, grammar")
-        _check(self.grammar_trigger is None or (isinstance(self.grammar_trigger, str) and given),
+        _check(self.grammar_trigger is None or (isinstance(self.grammar_trigger, str)
+                                                and bool(given)),
                "grammar_trigger", self.grammar_trigger, "a token string, with a constraint")
         _check(_is_int(self.speculative_tokens) and 0 <= self.speculative_tokens <= 16,
                "speculative_tokens", self.speculative_tokens, "in [0, 16]")
         _check(self.thinking_budget is None or (_is_int(self.thinking_budget)
                                                 and self.thinking_budget >= 0),
                "thinking_budget", self.thinking_budget, "None or an int >= 0")
+        _check(self.tool_grammar is None or (isinstance(self.tool_grammar, ToolGrammar)
+                                             and not given), "tool_grammar", self.tool_grammar,
+               "a ToolGrammar, without json_schema / regex / grammar (tool_choice='none' "
+               "allows those)")
+        _check(isinstance(self.sampling, SamplingConfig), "sampling", self.sampling,
+               "a SamplingConfig")
+
+    def override(self, **kwargs: Any) -> GenerationConfig:
+        """A copy with some options replaced (flat names, as ``resolve`` takes them)."""
+        if not kwargs:
+            return self
+        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "sampling"}
+        flat.update({f.name: getattr(self.sampling, f.name)
+                     for f in dataclasses.fields(SamplingConfig)})
+        return GenerationConfig.resolve(flat, **kwargs)
 
     @classmethod
     def resolve(cls, defaults: Mapping[str, Any] | None = None, **kwargs: Any) -> GenerationConfig:

@@ -24,7 +24,7 @@ DEFAULT_MODEL = "qwen-edge-tiny"
 DEFAULT_SYSTEM = "You are a home assistant running on this device. Use the tools when they help."
 
 # The router threshold for qwen-edge-tiny: set it to what ``train/tiny/evaluate.py --calibrate``
-# (``qwen_edge.router.calibrate`` on generated held-out requests) prints for the shipped
+# (``qwen_edge.routing.calibrate`` on generated held-out requests) prints for the shipped
 # weights. Until weights ship it is RoutingPolicy's default.
 ROUTING_THRESHOLD = 0.5
 

@@ -7,7 +7,7 @@ strings, incremental detokenization), never chat. Chat and tool parsing sit abov
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ from .constrain import TokenProcessor
 from .engine import Engine
 from .sampling import Sampled, SampleFn
 from .tokenizer import StreamDecoder, Tokenizer
+from .types import Timings, Usage
 
 __all__ = ["GenerationChunk", "generate_step", "stream_generate"]
 
@@ -100,6 +101,8 @@ class GenerationChunk:
         token: the sampled token (None for the final flush chunk).
         logprob / entropy: of the sampled token's distribution (nats).
         finish_reason: None while generating; then "stop" or "length".
+        usage / timings: on the final chunk only (as mlx-lm's ``GenerationResponse``): the
+            token counts and speeds of the whole call, so no caller needs a side channel.
     """
 
     text: str
@@ -107,17 +110,8 @@ class GenerationChunk:
     logprob: float | None
     entropy: float | None
     finish_reason: str | None = None
-
-
-@dataclass(slots=True)
-class StreamStats:
-    """Filled in by ``stream_generate`` as it runs."""
-
-    prompt_tokens: int = 0
-    reused_tokens: int = 0  # prompt tokens already in the cache (set by the caller)
-    completion_tokens: int = 0
-    prefill_s: float = 0.0
-    decode_s: float = 0.0
+    usage: Usage | None = None
+    timings: Timings | None = None
 
 
 def _split_stop(text: str, stops: Sequence[str]) -> tuple[str, str, bool]:
@@ -147,19 +141,22 @@ def stream_generate(
     stop_token_ids: Sequence[int],
     context: Sequence[int] = (),
     constraint: TokenProcessor | None = None,
-    stats: StreamStats | None = None,
-    on_token: Callable[[int], None] | None = None,
+    start_s: float | None = None,
 ) -> Iterator[GenerationChunk]:
     """Generate text chunks until a stop token, a stop string, ``max_tokens`` or a full context.
 
-    The concatenated ``text`` of all chunks is the completion, with stop strings removed.
+    The concatenated ``text`` of all chunks is the completion, with stop strings removed. The
+    final chunk carries the call's ``usage`` (``context`` counts as cached prompt tokens) and
+    ``timings``; ``start_s`` (a ``time.perf_counter()`` value) is when the caller's call
+    began, so the time to the first token includes the caller's own preparation.
     """
-    stats = stats if stats is not None else StreamStats()
-    stats.prompt_tokens = len(context) + len(new_tokens)
     stops = set(stop_token_ids)
     decoder = StreamDecoder(tokenizer)
     pending = ""
     start = time.perf_counter()
+    called = start if start_s is None else start_s
+    prefill_s = first_s = decode_s = 0.0
+    completion = 0
     steps = generate_step(engine, cache, new_tokens, sample=sample, context=context,
                           constraint=constraint,
                           speculative_tokens=cfg.speculative_tokens)
@@ -168,10 +165,9 @@ def stream_generate(
     try:
         for n, (token, logprob, entropy) in enumerate(steps, start=1):
             if n == 1:
-                stats.prefill_s = time.perf_counter() - start
-            stats.completion_tokens = n
-            if on_token is not None:
-                on_token(token)
+                now = time.perf_counter()
+                prefill_s, first_s = now - start, now - called
+            completion = n
             if token in stops:
                 finish = "stop"
                 yield GenerationChunk("", token, logprob, entropy)
@@ -186,10 +182,17 @@ def stream_generate(
                 break
     finally:
         steps.close()
-        stats.decode_s = time.perf_counter() - start - stats.prefill_s
+        decode_s = time.perf_counter() - start - prefill_s  # first token to last
     tail = ""
     if not cut:  # flush held-back bytes and a partial stop-string prefix: no more tokens come
         emit, held, cut = _split_stop(pending + decoder.finish(), cfg.stop)
         tail = emit if cut else emit + held
         finish = "stop" if cut else finish
-    yield GenerationChunk(tail, None, None, None, finish_reason=finish)
+    decoded = max(completion - 1, 0)
+    timings = Timings(ttft_s=first_s,
+                      prefill_tokens_per_s=len(new_tokens) / prefill_s if prefill_s else 0.0,
+                      decode_tokens_per_s=decoded / max(decode_s, 1e-9) if decoded else 0.0)
+    usage = Usage(prompt_tokens=len(context) + len(new_tokens), completion_tokens=completion,
+                  cached_tokens=len(context))
+    yield GenerationChunk(tail, None, None, None, finish_reason=finish, usage=usage,
+                          timings=timings)

@@ -11,7 +11,6 @@ import os
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,65 +19,28 @@ import numpy as np
 from .cache import KVCache
 from .chat import builtin_template, encode_chat, render_chat
 from .config import GenerationConfig
-from .constrain import AllOf, ConstraintFactory, LazyConstraint, TokenProcessor
+from .constrain import AllOf, Constraint, ConstraintFactory, LazyConstraint, TokenProcessor
 from .engine import Engine
 from .errors import ConfigError, ContextLengthError, IncompatiblePackageError, PackageError
-from .generate import GenerationChunk, StreamStats, stream_generate
+from .generate import GenerationChunk, stream_generate
 from .package import ModelPackage, read_package
 from .reasoning import THINK_END, THINK_START, ThinkingBudget, thinking_started
 from .sampling import make_sampler
 from .tokenizer import Tokenizer
 from .tool_formats import ToolFormat, get_format
+from .types import ChatDelta, ChatResponse, Timings, Usage
 
 if TYPE_CHECKING:
-    from .trust import TrustedKeys
+    from .chat_api import ToolChoice, ToolSpec
+    from .fleet.trust import TrustedKeys
 
 __all__ = ["Completion", "Model", "Session", "Timings", "Usage", "load"]
+
+Completion = ChatResponse  # the name ``generate`` had before chat and generate shared a type
 
 # Raw text, chat messages, or token ids (list of ints / 1-D integer array).
 Prompt = str | Sequence[Mapping[str, Any]] | Sequence[int] | np.ndarray
 _SESSION_FORMAT = 1
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int = 0  # prompt tokens reused from the session's cache
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(frozen=True, slots=True)
-class Timings:
-    ttft_s: float  # from the call to the first token: prompt rendering, setup, prefill, draw
-    prefill_tokens_per_s: float  # new (uncached) prompt tokens / the prefill's own time
-    decode_tokens_per_s: float  # tokens after the first / their time
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """The result of ``generate`` (OpenAI field names where OpenAI has them)."""
-
-    text: str
-    token_ids: list[int]
-    finish_reason: str  # "stop" | "length"
-    usage: Usage
-    timings: Timings
-    logprobs: list[float] = field(repr=False, default_factory=list)
-    entropies: list[float] = field(repr=False, default_factory=list)
-
-    def to_openai(self) -> dict[str, Any]:
-        """The ``choices[0]`` + ``usage`` part of an OpenAI chat completion."""
-        return {
-            "message": {"role": "assistant", "content": self.text},
-            "finish_reason": self.finish_reason,
-            "usage": {"prompt_tokens": self.usage.prompt_tokens,
-                      "completion_tokens": self.usage.completion_tokens,
-                      "total_tokens": self.usage.total_tokens},
-        }
-
 
 def load(path: str | os.PathLike[str], *, threads: int | None = None,
          max_context: int | None = None, verify: bool = True,
@@ -97,7 +59,7 @@ def load(path: str | os.PathLike[str], *, threads: int | None = None,
             Needs ``pip install "qwen-edge[trust]"``.
         verify_cache: with ``trusted_keys``, skip re-hashing a folder that verified before
             and whose files' size, mtime, ctime and inode are unchanged (see
-            ``qwen_edge.trust`` for the threat model); False re-hashes every time.
+            ``qwen_edge.fleet.trust`` for the threat model); False re-hashes every time.
         huge_pages: after loading, move the weights onto transparent huge pages in the
             background (Linux >= 6.1 with THP not "never"; fewer TLB misses, faster decode,
             same memory). False leaves the pages as onnxruntime allocated them.
@@ -117,7 +79,7 @@ def load(path: str | os.PathLike[str], *, threads: int | None = None,
         >>> signed = qwen_edge.load("pkg/qwen2.5-0.5b-int4", trusted_keys="keys/")
     """
     if trusted_keys is not None:
-        from .trust import verify_package
+        from .fleet.trust import verify_package
 
         verify_package(path, trusted_keys, cache=verify_cache)
         verify = False  # the signature covered every file, the manifest included
@@ -197,13 +159,56 @@ class Model:
         """A conversation that keeps its KV cache between calls."""
         return Session(self, self.engine.new_cache(max_context or self.max_context))
 
-    def generate(self, prompt: Prompt, **options: Any) -> Completion:
-        """Generate a completion (see ``GenerationConfig`` / ``SamplingConfig`` for options)."""
-        return self.session().generate(prompt, **options)
+    def config(self, config: GenerationConfig | None = None, **overrides: Any,
+               ) -> GenerationConfig:
+        """Resolve options once: ``config`` (default: the package's defaults) + overrides.
 
-    def stream(self, prompt: Prompt, **options: Any) -> Iterator[str]:
+        Raises:
+            ConfigError: an unknown option or a value out of range.
+        """
+        if config is None:
+            return GenerationConfig.resolve(self.package.generation, **overrides)
+        if not isinstance(config, GenerationConfig):
+            msg = f"config={config!r}: must be a GenerationConfig (or None)"
+            raise ConfigError(msg)
+        return config.override(**overrides)
+
+    def generate(self, prompt: Prompt, config: GenerationConfig | None = None,
+                 **overrides: Any) -> ChatResponse:
+        """Generate a completion of text, chat messages or token ids.
+
+        Args:
+            prompt: raw text, chat messages (rendered with the chat template) or token ids.
+            config: the options (default: the package's defaults); ``overrides`` replace
+                single fields by their flat names (``max_tokens=64``, ``temperature=0``).
+        """
+        return self.session().generate(prompt, self.config(config, **overrides))
+
+    def stream(self, prompt: Prompt, config: GenerationConfig | None = None,
+               **overrides: Any) -> Iterator[str]:
         """Yield text deltas as they are produced; their concatenation is the completion."""
-        yield from self.session().stream(prompt, **options)
+        yield from self.session().stream(prompt, self.config(config, **overrides))
+
+    def chat(self, messages: Sequence[Mapping[str, Any]], *,
+             tools: Sequence[ToolSpec] | None = None, tool_choice: ToolChoice | None = None,
+             config: GenerationConfig | None = None, **overrides: Any) -> ChatResponse:
+        """Answer a conversation, with tool calls parsed (and held to ``tools``' schemas).
+
+        Example:
+            >>> out = model.chat(messages, tools=[get_weather], tool_choice="required")
+            >>> out.tool_calls[0].name, out.finish_reason
+        """
+        return self.session().chat(messages, tools=tools, tool_choice=tool_choice,
+                                   config=self.config(config, **overrides))
+
+    def stream_chat(self, messages: Sequence[Mapping[str, Any]], *,
+                    tools: Sequence[ToolSpec] | None = None,
+                    tool_choice: ToolChoice | None = None,
+                    config: GenerationConfig | None = None, **overrides: Any,
+                    ) -> Iterator[ChatDelta]:
+        """Like ``chat``, as ``ChatDelta``\\ s; the last one has the finish reason and usage."""
+        yield from self.session().stream_chat(messages, tools=tools, tool_choice=tool_choice,
+                                              config=self.config(config, **overrides))
 
     def load_session(self, path: str | os.PathLike[str]) -> Session:
         """Restore a session saved with ``Session.save`` (same package only)."""
@@ -229,9 +234,6 @@ class Model:
         session.tokens = [int(t) for t in tokens]
         return session
 
-    def _config(self, options: Mapping[str, Any]) -> GenerationConfig:
-        return GenerationConfig.resolve(self.package.generation, **options)
-
     def _constraint(self, cfg: GenerationConfig, prompt: Sequence[int] = ()
                     ) -> TokenProcessor | None:
         grammar = self._grammar_constraint(cfg)
@@ -249,17 +251,22 @@ class Model:
                                 implicit_ends=() if tool_call is None else (tool_call,))
         return budget if grammar is None else AllOf(budget, grammar)
 
-    def _grammar_constraint(self, cfg: GenerationConfig) -> TokenProcessor | None:
-        if cfg.json_schema is None and cfg.regex is None and cfg.grammar is None:
+    def _grammar_constraint(self, cfg: GenerationConfig) -> Constraint | LazyConstraint | None:
+        if cfg.tool_grammar is not None:
+            lark, trigger_text = cfg.tool_grammar.grammar, cfg.tool_grammar.trigger
+            grammar = self._constraints.grammar(grammar=lark)
+        elif cfg.json_schema is None and cfg.regex is None and cfg.grammar is None:
             return None
-        grammar = self._constraints.grammar(json_schema=cfg.json_schema, regex=cfg.regex,
-                                            grammar=cfg.grammar)
+        else:
+            grammar = self._constraints.grammar(json_schema=cfg.json_schema, regex=cfg.regex,
+                                                grammar=cfg.grammar)
+            trigger_text = cfg.grammar_trigger
         constraint = self._constraints.make(grammar)
-        if cfg.grammar_trigger is None:
+        if trigger_text is None:
             return constraint
-        trigger = self.tokenizer.token_to_id(cfg.grammar_trigger)
+        trigger = self.tokenizer.token_to_id(trigger_text)
         if trigger is None:
-            msg = f"grammar_trigger={cfg.grammar_trigger!r} is not a token of this tokenizer"
+            msg = f"grammar_trigger={trigger_text!r} is not a token of this tokenizer"
             raise ConfigError(msg)
         return LazyConstraint(constraint, trigger)
 
@@ -289,7 +296,6 @@ class Session:
         self.model = model
         self.cache = cache
         self.tokens: list[int] = []  # tokens whose keys/values are in the cache
-        self.last_stats = StreamStats()  # token counts and timings of the latest call
         self._lock = threading.Lock()
 
     def reset(self) -> None:
@@ -320,30 +326,33 @@ class Session:
         self.tokens = cached[:common]
         return ids[common:], common
 
-    def stream_chunks(self, prompt: Prompt, **options: Any) -> Iterator[GenerationChunk]:
-        """Like ``stream`` but yields ``GenerationChunk`` (token, logprob, entropy, finish)."""
-        cfg = self.model._config(options)
-        yield from self._run(prompt, cfg, StreamStats())
-
-    def _run(self, prompt: Prompt, cfg: GenerationConfig, stats: StreamStats,
-             ) -> Iterator[GenerationChunk]:
+    def stream_chunks(self, prompt: Prompt, config: GenerationConfig | None = None, *,
+                      start_s: float | None = None, **overrides: Any,
+                      ) -> Iterator[GenerationChunk]:
+        """Like ``stream`` but yields ``GenerationChunk`` (token, logprob, entropy, finish);
+        the last chunk carries usage and timings (``start_s``: when the caller's call began).
+        """
+        cfg = self.model.config(config, **overrides)
+        start_s = time.perf_counter() if start_s is None else start_s
         if not self._lock.acquire(blocking=False):
             msg = "this session is already generating; use one session per conversation"
             raise ConfigError(msg)
-        self.last_stats = stats
         try:
-            new, reused = self._prepare(prompt)
-            stats.reused_tokens = reused
+            new, _ = self._prepare(prompt)
             constraint = self.model._constraint(cfg, prompt=[*self.tokens, *new])
             sample = make_sampler(cfg.sampling)
             stop_ids = cfg.stop_token_ids if cfg.stop_token_ids is not None else \
                 self.model.stop_token_ids
+            context = list(self.tokens)
             self.tokens += [int(t) for t in new]
-            yield from stream_generate(
+            for chunk in stream_generate(
                 self.model.engine, self.model.tokenizer, self.cache, new, cfg, sample=sample,
-                stop_token_ids=stop_ids, context=self.tokens[: len(self.tokens) - len(new)],
-                constraint=constraint, stats=stats, on_token=self.tokens.append,
-            )
+                stop_token_ids=stop_ids, context=context, constraint=constraint,
+                start_s=start_s,
+            ):
+                if chunk.token is not None:
+                    self.tokens.append(chunk.token)
+                yield chunk
         finally:
             # Keep history and cache consistent: the cache holds exactly `self.tokens` (the last
             # sampled token was never fed; accepted draft tokens may not have been consumed).
@@ -351,45 +360,41 @@ class Session:
             self.tokens = self.tokens[: self.cache.offset]
             self._lock.release()
 
-    def stream(self, prompt: Prompt, **options: Any) -> Iterator[str]:
+    def stream(self, prompt: Prompt, config: GenerationConfig | None = None,
+               **overrides: Any) -> Iterator[str]:
         """Yield text deltas; ``"".join(...)`` equals ``generate(...).text``."""
-        for chunk in self.stream_chunks(prompt, **options):
+        for chunk in self.stream_chunks(prompt, self.model.config(config, **overrides)):
             if chunk.text:
                 yield chunk.text
 
-    def generate(self, prompt: Prompt, **options: Any) -> Completion:
-        cfg = self.model._config(options)
-        stats = StreamStats()
-        start = time.perf_counter()
-        text: list[str] = []
-        tokens: list[int] = []
-        logprobs: list[float] = []
-        entropies: list[float] = []
-        finish = "length"
-        ttft = 0.0
-        for chunk in self._run(prompt, cfg, stats):
-            text.append(chunk.text)
-            if chunk.token is not None:
-                if not tokens:  # as the caller sees it: rendering, setup and prefill included
-                    ttft = time.perf_counter() - start
-                tokens.append(chunk.token)
-                logprobs.append(chunk.logprob or 0.0)
-                entropies.append(chunk.entropy or 0.0)
-            if chunk.finish_reason is not None:
-                finish = chunk.finish_reason
-        new_prompt = stats.prompt_tokens - stats.reused_tokens
-        decode_n = max(len(tokens) - 1, 0)
-        decode_s = max(stats.decode_s, 1e-9)  # first token to last, inside the token loop
-        stop_ids = set(cfg.stop_token_ids if cfg.stop_token_ids is not None
-                       else self.model.stop_token_ids)
-        if tokens and tokens[-1] in stop_ids:
-            tokens = tokens[:-1]
-        return Completion(
-            text="".join(text), token_ids=tokens, finish_reason=finish,
-            usage=Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
-                        cached_tokens=stats.reused_tokens),
-            timings=Timings(ttft_s=ttft, prefill_tokens_per_s=(
-                new_prompt / stats.prefill_s if stats.prefill_s else 0.0),
-                            decode_tokens_per_s=decode_n / decode_s if decode_n else 0.0),
-            logprobs=logprobs, entropies=entropies,
-        )
+    def generate(self, prompt: Prompt, config: GenerationConfig | None = None,
+                 **overrides: Any) -> ChatResponse:
+        """``Model.generate`` on this session's cache (text, messages or token ids)."""
+        from .chat_api import plan_chat, run_chat
+        from .types import collect
+
+        start_s = time.perf_counter()
+        plan = plan_chat(self.model, prompt, config=self.model.config(config, **overrides))
+        return collect(run_chat(self, plan, start_s=start_s))
+
+    def chat(self, messages: Sequence[Mapping[str, Any]], *,
+             tools: Sequence[ToolSpec] | None = None, tool_choice: ToolChoice | None = None,
+             config: GenerationConfig | None = None, **overrides: Any) -> ChatResponse:
+        """``Model.chat`` on this session's cache."""
+        from .types import collect
+
+        return collect(self.stream_chat(messages, tools=tools, tool_choice=tool_choice,
+                                        config=self.model.config(config, **overrides)))
+
+    def stream_chat(self, messages: Sequence[Mapping[str, Any]], *,
+                    tools: Sequence[ToolSpec] | None = None,
+                    tool_choice: ToolChoice | None = None,
+                    config: GenerationConfig | None = None, **overrides: Any,
+                    ) -> Iterator[ChatDelta]:
+        """``Model.stream_chat`` on this session's cache."""
+        from .chat_api import plan_chat, run_chat
+
+        start_s = time.perf_counter()
+        plan = plan_chat(self.model, messages, tools=tools, tool_choice=tool_choice,
+                         config=self.model.config(config, **overrides))
+        yield from run_chat(self, plan, start_s=start_s)

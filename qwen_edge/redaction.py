@@ -35,7 +35,10 @@ __all__ = [
     "SECRET_KEY",
     "Redaction",
     "redact_text",
+    "redact_value",
 ]
+
+_NOT_REDACTED = frozenset({"role", "type", "id", "tool_call_id"})  # structure, not content
 
 DEFAULT_REDACT: Mapping[str, str] = MappingProxyType({
     # local@domain.tld; the local part allows RFC 5322's specials, the domain IDN letters.
@@ -101,6 +104,25 @@ def redact_text(text: str, rules: Mapping[str, str] = DEFAULT_REDACT,
         if n:
             counts[name] = n
     return text, counts
+
+
+def redact_value(value: Any, rules: Mapping[str, str], counts: Counter[str],
+                 key: str | None = None) -> Any:
+    """A copy of a message (or any JSON value) with every content string redacted.
+
+    Structure (roles, ids, types) is kept; ``counts`` gains the matches per rule.
+    """
+    if isinstance(value, str):
+        if key in _NOT_REDACTED:
+            return value
+        text, found = redact_text(value, rules)
+        counts.update(found)
+        return text
+    if isinstance(value, Mapping):
+        return {k: redact_value(v, rules, counts, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v, rules, counts, key) for v in value]
+    return value
 
 
 def _snake(key: str) -> str:

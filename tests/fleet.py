@@ -15,7 +15,7 @@ from typing import Any
 
 def make_release(base: Path, out: Path, version: str, key: Path) -> Path:
     """A signed copy of ``base`` whose manifest records ``version`` (so releases differ)."""
-    from qwen_edge.trust import sign_package
+    from qwen_edge.fleet.trust import sign_package
 
     shutil.copytree(base, out)
     manifest = json.loads((out / "qwen_edge.json").read_text())

@@ -14,6 +14,7 @@ from types import ModuleType
 import numpy as np
 import onnxruntime as ort
 
+
 def smaps_bytes(lo: int, hi: int, field: str) -> int:
     """Sum of ``field`` (e.g. "Rss", "AnonHugePages") in bytes over the mappings of this
     process that overlap [lo, hi) (Linux; madvise and merging move mapping boundaries, so

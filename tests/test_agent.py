@@ -9,11 +9,11 @@ from typing import Literal
 import pytest
 
 import qwen_edge
-from qwen_edge.agent import Agent, FinalEvent, TextEvent, ToolCallEvent, ToolResultEvent
-from qwen_edge.audit import AuditLog
+from qwen_edge.agents.agent import Agent, FinalEvent, TextEvent, ToolCallEvent, ToolResultEvent
+from qwen_edge.agents.audit import AuditLog
+from qwen_edge.agents.permissions import Policy
+from qwen_edge.agents.tools import Tool, tool
 from qwen_edge.errors import ConfigError
-from qwen_edge.policy import Policy
-from qwen_edge.tools import Tool, tool
 
 
 @tool
@@ -99,7 +99,7 @@ def test_every_call_is_valid_even_with_random_weights(model):  # type: ignore[no
 def test_grounded_arguments_are_quoted_from_the_user(model):  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from qwen_edge.tools import quotable_spans
+    from qwen_edge.agents.tools import quotable_spans
 
     weather = dataclasses.replace(get_weather, grounded=["city"])
     lights = dataclasses.replace(set_lights, grounded=["room"])
@@ -120,7 +120,11 @@ def test_grounded_arguments_are_quoted_from_the_user(model):  # type: ignore[no-
     said = ["lights in the attic", "and the cellar"]
     for call in agent.run(said[1], seed=0).tool_calls:
         assert call.arguments.get("city", call.arguments.get("room")) in quotable_spans(said)
-    grammar = agent._constraint_options("required")["grammar"]
+    from qwen_edge.chat_api import plan_chat
+
+    plan = plan_chat(model, agent._messages(), tools=[weather, lights], tool_choice="required")
+    assert plan.config.tool_grammar is not None
+    grammar = plan.config.tool_grammar.grammar
     assert '"lights in the attic"' in grammar
     assert '"and the cellar"' in grammar
     assert '"What\'s the weather"' not in grammar  # reset() forgot the earlier conversation
@@ -245,7 +249,7 @@ def _server(answer: dict, seen: list):  # type: ignore[no-untyped-def]
 
     import httpx
 
-    from qwen_edge.remote import Remote
+    from qwen_edge.routing.remote import Remote
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(json.loads(request.content))
@@ -279,7 +283,7 @@ def test_hard_steps_escalate_and_calls_run_locally(model, tmp_path):  # type: ig
 
 def test_dead_server_falls_back_locally(model):  # type: ignore[no-untyped-def]
     httpx = pytest.importorskip("httpx")
-    from qwen_edge.remote import Remote
+    from qwen_edge.routing.remote import Remote
 
     def refuse(request):  # type: ignore[no-untyped-def]
         raise httpx.ConnectError("connection refused", request=request)
@@ -299,7 +303,7 @@ def test_dead_server_falls_back_locally(model):  # type: ignore[no-untyped-def]
 
 def test_low_confidence_cascades_to_the_router_server(model):  # type: ignore[no-untyped-def]
     pytest.importorskip("httpx")
-    from qwen_edge.router import Router, RoutingPolicy
+    from qwen_edge.routing import Router, RoutingPolicy
 
     seen: list = []
     answer = {"role": "assistant", "content": "It is sunny."}
@@ -314,7 +318,7 @@ def test_low_confidence_cascades_to_the_router_server(model):  # type: ignore[no
 
 
 def test_router_without_server_still_scores_steps(model):  # type: ignore[no-untyped-def]
-    from qwen_edge.router import Router, RoutingPolicy
+    from qwen_edge.routing import Router, RoutingPolicy
 
     escalating = Router(model, None, RoutingPolicy(threshold=1.0))  # every answer is "low"
     agent = Agent(model, [get_weather], max_steps=1, remote=escalating, tool_choice="none",
@@ -328,3 +332,72 @@ def test_router_without_server_still_scores_steps(model):  # type: ignore[no-unt
     agent = Agent(model, [get_weather], max_steps=1, remote=keeping, tool_choice="none",
                   temperature=0, max_tokens=8)
     assert agent.run("Weather?").steps[0].route == "local"
+
+
+def test_local_only_policy_keeps_hard_steps_on_the_device(model):  # type: ignore[no-untyped-def]
+    pytest.importorskip("httpx")
+    from qwen_edge.routing import Router, RoutingPolicy
+
+    seen: list = []
+    answer = {"role": "assistant", "content": "remote answer"}
+    router = Router(model, _server(answer, seen), RoutingPolicy(local_only=True))
+    agent = Agent(model, [get_weather], max_steps=1, remote=router, tool_choice="none",
+                  temperature=0, max_tokens=8)
+    step = agent.run("My IBAN is private: weather?", hard=True).steps[0]
+    assert seen == []  # nothing left the device
+    assert step.route == "local" and step.route_reason.startswith("local_only")
+    assert step.completion_tokens > 0
+
+
+def _written(monkeypatch, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Make every local generation write ``text`` (a model that ignores its masks)."""
+    from qwen_edge.generate import GenerationChunk
+    from qwen_edge.model import Session
+
+    def stream_chunks(self, prompt, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for piece in (text[:5], text[5:17], text[17:]):
+            yield GenerationChunk(piece, 1, -0.1, 0.1)
+        yield GenerationChunk("", None, None, None, finish_reason="stop")
+
+    monkeypatch.setattr(Session, "stream_chunks", stream_chunks)
+
+
+CALL_TEXT = '<tool_call>\n{"name": "record", "arguments": {"city": "Oslo"}}\n</tool_call>'
+
+
+def test_tool_choice_none_runs_no_tool_whatever_the_model_writes(model, monkeypatch):  # type: ignore[no-untyped-def]
+    ran: list = []
+
+    @tool
+    def record(city: str) -> str:
+        """Records a city.
+
+        Args:
+            city: the city.
+        """
+        ran.append(city)
+        return city
+
+    _written(monkeypatch, CALL_TEXT)
+    agent = Agent(model, [record], max_steps=1, temperature=0, max_tokens=60)
+    result = agent.run("Oslo?", tool_choice="none")
+    assert ran == [] and result.tool_calls == []
+    assert result.finish_reason == "stop" and len(result.steps) == 1
+    assert result.text == CALL_TEXT  # what the model wrote is content, not a call
+    agent.reset()  # the same text under "auto" is a call: the guard is what "none" adds
+    assert [c.name for c in agent.run("Oslo?", tool_choice="auto").steps[0].tool_calls] \
+        == ["record"]
+    assert ran == ["Oslo"]
+
+
+def test_tool_choice_none_ignores_calls_a_server_returns(model):  # type: ignore[no-untyped-def]
+    pytest.importorskip("httpx")
+    seen: list = []
+    call = {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "c1", "type": "function",
+        "function": {"name": "set_lights", "arguments": '{"room": "kitchen", "on": true}'}}]}
+    agent = Agent(model, [set_lights], max_steps=1, remote=_server(call, seen), temperature=0,
+                  max_tokens=8)
+    result = agent.run("lights", hard=True, tool_choice="none")
+    assert seen[0]["tool_choice"] == "none"
+    assert result.tool_calls == [] and result.steps[0].results == []

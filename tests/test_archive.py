@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from qwen_edge.archive import (
+from qwen_edge.errors import ConfigError, UpdateError
+from qwen_edge.fleet.archive import (
     check_release,
     pack_package,
     parse_archive_name,
     unpack_archive,
     version_key,
 )
-from qwen_edge.errors import ConfigError, UpdateError
 
 
 def _folder(root: Path) -> Path:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qwen_edge import cli
-from qwen_edge.audit import DECISIONS, EVENTS, GENESIS_HASH, AuditLog, AuditRecord
+from qwen_edge.agents.audit import DECISIONS, EVENTS, GENESIS_HASH, AuditLog, AuditRecord
 from qwen_edge.cli import audit as audit_command
 from qwen_edge.errors import ConfigError
 from qwen_edge.redaction import Redaction
@@ -368,7 +368,7 @@ def test_concurrent_writer_threads(log: AuditLog) -> None:
 
 _CHILD = """
 import sys
-from qwen_edge.audit import AuditLog
+from qwen_edge.agents.audit import AuditLog
 
 log = AuditLog(sys.argv[1])
 run_id = sys.argv[2]
@@ -429,7 +429,7 @@ def test_sigkill_loses_no_committed_record(tmp_path: Path) -> None:
 
 def test_two_processes_share_a_log(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
-    code = ("import sys\nfrom qwen_edge.audit import AuditLog\n"
+    code = ("import sys\nfrom qwen_edge.agents.audit import AuditLog\n"
             "with AuditLog(sys.argv[1]) as log:\n"
             "    for i in range(20): log.record(tool='child', decision='deny', step=i)\n")
     with AuditLog(path) as log:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from qwen_edge import cli
-from qwen_edge.audit import GENESIS_HASH, AuditLog, record_hash
+from qwen_edge.agents.audit import GENESIS_HASH, AuditLog, record_hash
 from qwen_edge.cli import audit as audit_command
 from qwen_edge.errors import AuditTamperedError, ConfigError
 

@@ -1,69 +1,68 @@
-"""qwen_edge.engine at its boundary: a manifest that does not describe its graph is refused at
-load with our error, and onnxruntime's own errors never reach the caller raw."""
+"""qwen_edge.engine.Engine.forward: logits against transformers, chunked prefill and
+``num_logits`` against one forward."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import pytest
 
 import qwen_edge
-from qwen_edge.errors import CorruptPackageError, GenerationError
+from qwen_edge import engine as engine_module
+from qwen_edge.errors import ConfigError, ContextLengthError, GenerationError
 
 
-def _edited(package: Callable[..., Path], tmp_path: Path, edit: Callable[[dict[str, Any]], None],
-            ) -> Path:
-    pkg = Path(shutil.copytree(package("tiny-qwen2", "int4"), tmp_path / "pkg"))
-    manifest = json.loads((pkg / "qwen_edge.json").read_text())
-    edit(manifest)
-    (pkg / "qwen_edge.json").write_text(json.dumps(manifest))
-    return pkg
+@pytest.fixture(scope="module")
+def tiny(package: Callable[..., Path]) -> qwen_edge.Model:
+    return qwen_edge.load(package("tiny-qwen2", "fp32"), threads=1)
 
 
-def _shape(key: str, value: int) -> Callable[[dict[str, Any]], None]:
-    return lambda manifest: manifest["shapes"].__setitem__(key, value)
+IDS = np.asarray([9707, 11, 1879, 0, 576, 3974, 13876, 38835, 34208, 916, 279, 15678], np.int64)
 
 
-@pytest.mark.parametrize(("edit", "match"), [
-    (_shape("num_key_value_heads", 4), (r"input 'past_key_values.0.key' has 2 at axis 1, the "
-                                        r"manifest's shapes.num_key_value_heads is 4")),
-    (_shape("head_dim", 32), (r"'past_key_values.0.key' has 16 at axis 3, the manifest's "
-                              r"shapes.head_dim is 32")),
-    (_shape("vocab_size", 1000), (r"output 'logits' has 151936 at axis 2, the manifest's "
-                                  r"shapes.vocab_size is 1000")),
-    (_shape("num_hidden_layers", 3), (r"the manifest says 3 layers, the graph has inputs for 2 "
-                                      r"\(missing input 'past_key_values.2.key'\)")),
-    (_shape("num_hidden_layers", 1), (r"the manifest says 1 layers, the graph has inputs for 2 "
-                                      r"\(unexpected input 'past_key_values.1.key'\)")),
-], ids=["kv-heads", "head-dim", "vocab", "more-layers", "fewer-layers"])
-def test_a_manifest_that_does_not_match_the_graph_is_refused_at_load(
-        package: Callable[..., Path], tmp_path: Path, edit: Callable[[dict[str, Any]], None],
-        match: str) -> None:
-    pkg = _edited(package, tmp_path, edit)
-    with pytest.raises(CorruptPackageError, match=match) as info:
-        qwen_edge.load(pkg, threads=1)
-    message = str(info.value)
-    assert message.startswith(f"{pkg}: qwen_edge.json does not match model.onnx")
-    assert message.endswith("re-export the model, or restore the package's original "
-                            "qwen_edge.json")
+def _all_logits(tiny: qwen_edge.Model, ids: np.ndarray) -> np.ndarray:
+    return tiny.engine.forward(ids, tiny.engine.new_cache(64), num_logits=len(ids)).copy()
 
 
-def test_onnxruntime_errors_are_translated(package: Callable[..., Path],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """onnxruntime's Python wrapper raises plain RuntimeError from a run (as it does for
-    wrong dimensions): the caller gets a GenerationError with the cause chained."""
-    model = qwen_edge.load(package("tiny-qwen2", "int4"), threads=1)
-    assert model.generate("Hi", max_tokens=1).usage.completion_tokens == 1
+@pytest.mark.parity
+def test_logits_match_transformers(tiny: qwen_edge.Model, checkpoint: Callable[[str], Path],
+                                   ) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(
+        checkpoint("tiny-qwen2"), dtype=torch.float32, attn_implementation="eager").eval()
+    with torch.no_grad():
+        reference = hf(torch.from_numpy(IDS[None])).logits[0].numpy()
+    assert np.abs(_all_logits(tiny, IDS) - reference).max() <= 1e-4
 
-    def fail(*_: Any) -> None:
-        msg = "Error in execution: Got invalid dimensions for input: past_key_values.0.key"
-        raise RuntimeError(msg)
 
-    monkeypatch.setattr(model.engine.session, "run_with_iobinding", fail)
-    with pytest.raises(GenerationError, match=r"^forward: Error in execution") as info:
-        model.generate("Hello there", max_tokens=2)
-    assert isinstance(info.value.__cause__, RuntimeError)
+def test_num_logits_are_the_last_rows_of_a_full_forward(tiny: qwen_edge.Model) -> None:
+    full = _all_logits(tiny, IDS)
+    for k in (1, 3):
+        rows = tiny.engine.forward(IDS, tiny.engine.new_cache(64), num_logits=k)
+        np.testing.assert_allclose(rows, full[-k:], atol=1e-5)
+
+
+def test_incremental_and_chunked_prefill_equal_one_forward(tiny: qwen_edge.Model,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           ) -> None:
+    full = _all_logits(tiny, IDS)
+    cache = tiny.engine.new_cache(64)
+    tiny.engine.forward(IDS[:5], cache)
+    last = tiny.engine.forward(IDS[5:], cache, num_logits=len(IDS) - 5)
+    assert cache.offset == len(IDS)
+    np.testing.assert_allclose(last, full[5:], atol=1e-5)
+    monkeypatch.setattr(engine_module, "PREFILL_CHUNK", 4)  # three chunks of at most 4
+    chunked = tiny.engine.forward(IDS, tiny.engine.new_cache(64), num_logits=2)
+    np.testing.assert_allclose(chunked, full[-2:], atol=1e-5)
+
+
+def test_forward_errors(tiny: qwen_edge.Model) -> None:
+    with pytest.raises(GenerationError, match="at least one token"):
+        tiny.engine.forward(np.zeros(0, np.int64), tiny.engine.new_cache(8))
+    with pytest.raises(ConfigError, match="num_logits"):
+        tiny.engine.forward(IDS[:2], tiny.engine.new_cache(8), num_logits=3)
+    with pytest.raises(ContextLengthError, match="do not fit"):
+        tiny.engine.forward(IDS, tiny.engine.new_cache(8))

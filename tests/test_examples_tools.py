@@ -415,7 +415,7 @@ def test_log_reading_errors(field: ModuleType, args: tuple[Any, ...], error: typ
 # -- as @tool schemas (what the demo model is trained on) ---------------------------------
 
 def test_schemas(home: ModuleType, field: ModuleType) -> None:
-    tools = pytest.importorskip("qwen_edge.tools")
+    tools = pytest.importorskip("qwen_edge.agents.tools")
     schemas = {t.name: t.parameters for t in (*home.TOOLS, *field.TOOLS)}
     assert all(isinstance(t, tools.Tool) for t in (*home.TOOLS, *field.TOOLS))
     assert schemas["get_weather"]["properties"]["unit"] == {
@@ -435,7 +435,7 @@ def test_schemas(home: ModuleType, field: ModuleType) -> None:
 
 
 def test_invoke_reports_tool_errors(home: ModuleType) -> None:
-    tools = pytest.importorskip("qwen_edge.tools")
+    tools = pytest.importorskip("qwen_edge.agents.tools")
     from qwen_edge.errors import ToolExecutionError
 
     assert isinstance(home.set_lights, tools.Tool)

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qwen_edge.agents.permissions import Decision, Denied, Policy, Verdict, confirm_on_terminal
 from qwen_edge.errors import ConfigError
-from qwen_edge.policy import Decision, Denied, Policy, Verdict, confirm_on_terminal
 
 ARGS = {"room": "kitchen", "on": True}
 

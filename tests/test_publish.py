@@ -17,8 +17,8 @@ import pytest
 from fleet import make_release, release_of, serve
 
 from qwen_edge.errors import ConfigError, SignatureError
-from qwen_edge.publish import init_repository, publish, refresh_timestamp
-from qwen_edge.trust import generate_keypair
+from qwen_edge.fleet.publish import init_repository, publish, refresh_timestamp
+from qwen_edge.fleet.trust import generate_keypair
 
 NAME = "assistant"
 

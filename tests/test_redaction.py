@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 import qwen_edge
-from qwen_edge import cli, redaction, router
-from qwen_edge.agent import Agent
-from qwen_edge.audit import AuditLog
+from qwen_edge import cli, redaction, routing
+from qwen_edge.routing import policy, router
+from qwen_edge.agents.agent import Agent
+from qwen_edge.agents.audit import AuditLog
+from qwen_edge.agents.tools import Tool
 from qwen_edge.cli import audit as audit_command
 from qwen_edge.errors import ConfigError
 from qwen_edge.redaction import REDACTED, Redaction
-from qwen_edge.tools import Tool
 
 PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7\n"
        "-----END RSA PRIVATE KEY-----")
@@ -96,8 +97,10 @@ def test_configurable() -> None:
 
 
 def test_the_router_uses_the_same_rules() -> None:
-    assert router.DEFAULT_REDACT is redaction.DEFAULT_REDACT
-    assert router.redact_text is redaction.redact_text
+    assert routing.DEFAULT_REDACT is redaction.DEFAULT_REDACT
+    assert routing.redact_text is redaction.redact_text
+    assert policy.DEFAULT_REDACT is redaction.DEFAULT_REDACT
+    assert router.redact_value is redaction.redact_value
 
 
 # -- the audit log ------------------------------------------------------------------------------

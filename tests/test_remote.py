@@ -1,4 +1,4 @@
-"""qwen_edge.remote.Remote: retries, backoff, the circuit breaker, error translation, SSE.
+"""qwen_edge.routing.remote.Remote: retries, backoff, the circuit breaker, error translation, SSE.
 
 Unit tests run against ``httpx.MockTransport`` with a fake clock and a recording ``sleep``;
 the ``network`` tests inject faults for real with ``FaultServer``, a stdlib HTTP server on
@@ -28,7 +28,7 @@ from qwen_edge.errors import (
     RemoteUnavailableError,
     ToolCallParseError,
 )
-from qwen_edge.remote import BrokenStreamError, Remote
+from qwen_edge.routing.remote import BrokenStreamError, Remote
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 URL = "http://remote.test/v1"

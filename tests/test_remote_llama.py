@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -81,7 +82,7 @@ def llama_server(checkpoint: Callable[[str], Path],
 
 
 def test_plain_and_streaming(llama_server: str) -> None:
-    from qwen_edge.remote import Remote
+    from qwen_edge.routing.remote import Remote
 
     with Remote(llama_server, "tiny", timeout=60, max_retries=0) as remote:
         messages = [{"role": "user", "content": "Hello"}]
@@ -92,7 +93,7 @@ def test_plain_and_streaming(llama_server: str) -> None:
 
 
 def test_tool_calls(llama_server: str) -> None:
-    from qwen_edge.remote import Remote
+    from qwen_edge.routing.remote import Remote
 
     with Remote(llama_server, "tiny", timeout=60, max_retries=0) as remote:
         answer = remote.chat([{"role": "user", "content": "Weather in Oslo?"}],
@@ -104,8 +105,8 @@ def test_tool_calls(llama_server: str) -> None:
 
 def test_router_escalates_to_llama_cpp(llama_server: str, package: Callable[..., Path]) -> None:
     import qwen_edge
-    from qwen_edge.remote import Remote
-    from qwen_edge.router import Router, RoutingPolicy
+    from qwen_edge.routing import Router, RoutingPolicy
+    from qwen_edge.routing.remote import Remote
 
     model = qwen_edge.load(package("tiny-qwen2", "int4"), threads=1)
     router = Router(model, Remote(llama_server, "tiny", timeout=60, max_retries=0),

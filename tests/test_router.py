@@ -1,4 +1,4 @@
-"""qwen_edge.router: routing rules, cascade, redaction, fallback, audit, calibration.
+"""qwen_edge.routing: routing rules, cascade, redaction, fallback, audit, calibration.
 
 The local model is the tiny random-weight package (greedy, so every local answer has a
 reference: ``model.generate`` with the same options). The remote is ``Remote`` over
@@ -40,15 +40,14 @@ from test_remote import (
 )
 
 import qwen_edge
-from qwen_edge.audit import AuditLog
+from qwen_edge.agents.audit import AuditLog
 from qwen_edge.errors import (
     ConfigError,
     ContextLengthError,
     RemoteResponseError,
 )
-from qwen_edge.model import Completion, Timings, Usage
-from qwen_edge.remote import Remote
-from qwen_edge.router import (
+from qwen_edge.model import Completion, Session, Timings, Usage
+from qwen_edge.routing import (
     DEFAULT_REDACT,
     RoutedStream,
     Router,
@@ -58,6 +57,7 @@ from qwen_edge.router import (
     roc_auc,
     score_confidence,
 )
+from qwen_edge.routing.remote import Remote
 
 GREEDY: dict[str, Any] = {"max_tokens": 8, "temperature": 0}
 REMOTE_TEXT = "REMOTE ANSWER"
@@ -278,20 +278,20 @@ def test_remote_failures_fall_back_to_the_local_answer(tiny: qwen_edge.Model, fa
     messages = [{"role": "user", "content": "Hello"}]
     before = copy.deepcopy(messages)
     calls: list[int] = []
-    generate = tiny.generate
+    stream_chunks = Session.stream_chunks
 
-    def counting(*args: Any, **kwargs: Any) -> Completion:
+    def counting(self: Session, *args: Any, **kwargs: Any) -> Any:
         calls.append(1)
-        return generate(*args, **kwargs)
+        return stream_chunks(self, *args, **kwargs)
 
-    monkeypatch.setattr(tiny, "generate", counting)
+    monkeypatch.setattr(Session, "stream_chunks", counting)
     policy = RoutingPolicy(threshold=1.0) if cascade else RoutingPolicy(**RULES_ONLY)
     with make_remote(server) as remote:
         out = Router(tiny, remote, policy).generate(messages, hard=not cascade, **GREEDY)
+    assert len(calls) == 1  # a cascade's local answer is reused, not generated again
     assert out.route == "local-fallback"
     assert re.search(reason, out.route_reason), out.route_reason
-    assert out.text == generate(messages, **GREEDY).text  # nothing lost
-    assert len(calls) == 1  # a cascade's local answer is reused, not generated again
+    assert out.text == tiny.generate(messages, **GREEDY).text  # nothing lost
     assert messages == before  # the caller's conversation is untouched
     assert 0 <= out.confidence <= 1
 
@@ -448,7 +448,7 @@ def test_nothing_redacted_reaches_the_server(tiny: qwen_edge.Model, server: Fake
     ]
     before = copy.deepcopy(messages)
     policy = RoutingPolicy(**RULES_ONLY, redact={**DEFAULT_REDACT, "employee": r"EMP-\d{6}"})
-    caplog.set_level(logging.INFO, logger="qwen_edge.router")
+    caplog.set_level(logging.INFO, logger="qwen_edge.routing")
     text, out = run(Router(tiny, remote, policy), method, messages, hard=True, **GREEDY)
     assert out.route == "remote"
     assert text == REMOTE_TEXT
@@ -578,7 +578,7 @@ def test_real_server_killed_mid_stream_is_continued_locally(tiny: qwen_edge.Mode
 
 
 def fake_completion(logprobs: list[float], entropies: list[float]) -> Completion:
-    return Completion(text="x", token_ids=[1] * len(logprobs), finish_reason="stop",
+    return Completion(content="x", token_ids=[1] * len(logprobs), finish_reason="stop",
                       usage=Usage(1, len(logprobs)), timings=Timings(0.0, 0.0, 0.0),
                       logprobs=logprobs, entropies=entropies)
 
@@ -797,3 +797,69 @@ def test_router_survives_our_server_being_killed(tiny: qwen_edge.Model,
             assert out.route == "local-fallback"
             assert out.text == local_text(tiny, messages, **GREEDY)
         assert remote.breaker_state == "open"
+
+
+# -- one routing implementation for every surface ---------------------------------------------
+
+
+def test_routed_local_answers_keep_their_timings_and_token_ids(tiny: qwen_edge.Model,
+                                                               remote: Remote) -> None:
+    """The router returns the local answer itself: token ids, TTFT and speeds included."""
+    from qwen_edge.types import collect
+
+    reference = tiny.generate("Hello there", **GREEDY)
+    for policy in (RoutingPolicy(cascade=False), RoutingPolicy(threshold=0.0)):  # held too
+        router = Router(tiny, remote, policy)
+        answers = [router.generate("Hello there", **GREEDY),
+                   collect(router.stream_chat("Hello there", config=tiny.config(**GREEDY)))]
+        for out in answers:
+            assert out.route == "local"
+            assert out.text == reference.text
+            assert out.token_ids == reference.token_ids and out.token_ids
+            assert out.usage == reference.usage
+            assert out.timings is not None
+            assert out.timings.ttft_s > 0 and out.timings.prefill_tokens_per_s > 0
+            assert out.timings.decode_tokens_per_s > 0
+
+
+def _agent(tiny: qwen_edge.Model, router: Router) -> Any:
+    from qwen_edge.agents.agent import Agent
+    from qwen_edge.agents.tools import tool
+
+    @tool
+    def lookup(term: str) -> str:
+        """Looks a term up.
+
+        Args:
+            term: what to look up.
+        """
+        return term
+
+    return Agent(tiny, [lookup], remote=router, max_steps=1, tool_choice="none", **GREEDY)
+
+
+@pytest.mark.parametrize(("policy", "text", "reason"), [
+    (KEYWORDS, "Review this contract", "keyword"),
+    ({**RULES_ONLY, "scripts": ("han",)}, "请把这份合同翻译成英文", "100% of the letters"),
+    ({**RULES_ONLY, "min_prompt_tokens": 5}, "Hello there", "prompt has"),
+])
+def test_agents_inherit_every_routing_rule(tiny: qwen_edge.Model, server: FakeServer,
+                                           remote: Remote, policy: dict[str, Any], text: str,
+                                           reason: str) -> None:
+    agent = _agent(tiny, Router(tiny, remote, RoutingPolicy(**policy)))
+    result = agent.run(text)
+    step = result.steps[0]
+    assert (step.route, result.text) == ("remote", REMOTE_TEXT)
+    assert step.route_reason.startswith(reason)
+    [body] = server.requests
+    assert body["tools"][0]["function"]["name"] == "lookup"
+    assert body["tool_choice"] == "none"
+
+
+def test_an_agent_gets_the_router_s_answer_to_a_401(tiny: qwen_edge.Model) -> None:
+    refuse = FakeServer(lambda body: httpx.Response(401, json={"error": {"message": "bad key"}}))
+    router = Router(tiny, make_remote(refuse), RoutingPolicy(**RULES_ONLY))
+    with pytest.raises(RemoteResponseError, match="401"):
+        router.generate("Hello there", hard=True, **GREEDY)
+    with pytest.raises(RemoteResponseError, match="401"):  # not hidden by a local answer
+        _agent(tiny, router).run("Hello there", hard=True)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import qwen_edge
-from qwen_edge._schema import MAX_INTEGRAL_DIGITS, bound_schema
+from qwen_edge.agents.schema import MAX_INTEGRAL_DIGITS, bound_schema
+from qwen_edge.agents.tools import Tool
 from qwen_edge.tool_formats import (
     TOOL_CALL_END,
     TOOL_CALL_START,
@@ -24,7 +25,6 @@ from qwen_edge.tool_formats import (
     parse_tool_calls,
     tool_call_grammar,
 )
-from qwen_edge.tools import Tool
 
 IM_END, ENDOFTEXT, VOCAB = 151645, 151643, 151936
 LIMIT = 10**MAX_INTEGRAL_DIGITS - 1

@@ -30,9 +30,9 @@ uvicorn = pytest.importorskip("uvicorn", reason="qwen-edge[serve] is not install
 httpx = pytest.importorskip("httpx")
 
 import qwen_edge
+from qwen_edge.agents.tools import quotable_spans
 from qwen_edge.cli import serve
 from qwen_edge.server import create_app
-from qwen_edge.tools import quotable_spans
 
 KEY = "test-key"
 NAME = "tiny"
@@ -258,6 +258,40 @@ def test_tool_calls_are_valid_and_stream_the_same(client: openai.OpenAI, tool_ch
         assert [(e["name"], json.loads(e["arguments"])) for _, e in sorted(streamed.items())] \
             == calls
         assert all(e["id"].startswith("call_") for e in streamed.values())
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("tool_choice", [
+    "required", {"type": "function", "function": {"name": "set_timer"}}])
+def test_agent_and_server_force_the_same_calls(server: Server, client: openai.OpenAI,
+                                               tool_choice: Any) -> None:
+    """tool_choice means the same in ``Agent`` as in the server: the same calls, and a named
+    function exactly one."""
+    from qwen_edge.agents.agent import Agent
+
+    for seed in range(3):
+        served = _create(client, tools=TOOLS, tool_choice=tool_choice, max_tokens=300,
+                         seed=seed).choices[0].message.tool_calls
+        agent = Agent(server.model, TOOLS, system=MESSAGES[0]["content"], max_steps=1,
+                      tool_choice=tool_choice, max_tokens=300, seed=seed)
+        local = agent.run(MESSAGES[1]["content"]).steps[0].tool_calls
+        assert [(c.name, c.arguments) for c in local] == [
+            (c.function.name, json.loads(c.function.arguments)) for c in served]
+        if isinstance(tool_choice, dict):
+            assert len(local) == 1
+
+
+@pytest.mark.network
+def test_a_call_cut_by_max_tokens_is_length_without_markup(client: openai.OpenAI) -> None:
+    for max_tokens in (3, 9):
+        options = {"tools": TOOLS, "tool_choice": "required", "max_tokens": max_tokens}
+        choice = _create(client, seed=0, **options).choices[0]
+        assert choice.finish_reason == "length"
+        assert choice.message.tool_calls is None
+        assert "<tool_call>" not in (choice.message.content or "")
+        streamed = list(_create(client, seed=0, stream=True, **options))
+        assert streamed[-1].choices[0].finish_reason == "length"
+        assert "<tool_call>" not in "".join(c.choices[0].delta.content or "" for c in streamed)
 
 
 @pytest.mark.network

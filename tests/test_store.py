@@ -26,8 +26,8 @@ from fleet import make_release, release_of, serve
 import qwen_edge
 from qwen_edge import Store, _fs
 from qwen_edge.errors import ConfigError, StoreError, UpdateError
-from qwen_edge.publish import publish
-from qwen_edge.trust import generate_keypair, verify_package
+from qwen_edge.fleet.publish import publish
+from qwen_edge.fleet.trust import generate_keypair, verify_package
 
 NAME = "assistant"
 
@@ -144,7 +144,7 @@ def _resign_timestamp(repo: Path, key: Path, *, expires: datetime) -> None:
     md = Metadata[Timestamp].from_file(str(path))
     md.signed.version += 1
     md.signed.expires = expires.replace(microsecond=0)
-    md.sign(CryptoSigner(qwen_edge.trust.load_private_key(key)))
+    md.sign(CryptoSigner(qwen_edge.fleet.trust.load_private_key(key)))
     md.to_file(str(path))
 
 

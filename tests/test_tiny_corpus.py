@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers import TINY, load_tiny
 
-from qwen_edge.agent import ToolResult
+from qwen_edge.agents.agent import ToolResult
 from qwen_edge.chat import ToolCall
 from qwen_edge.errors import ToolError
 
@@ -35,7 +35,7 @@ def _handwritten() -> tuple[dict, ...]:
 
 
 def _agent_content(name: str, arguments: dict) -> tuple[str, bool]:
-    """What qwen_edge.agent.Agent puts in the tool message for this call (see Agent._execute)."""
+    """What qwen_edge.agents.agent.Agent puts in the tool message for this call (see Agent._execute)."""
     call = ToolCall(name, arguments)
     try:
         output = TOOLS[name].invoke(arguments)

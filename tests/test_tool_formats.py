@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qwen_edge.agents.tools import Tool, tool
 from qwen_edge.chat import ToolCall, builtin_template, render_chat
 from qwen_edge.errors import ConfigError, ToolCallParseError
 from qwen_edge.tool_formats import (
@@ -27,7 +28,6 @@ from qwen_edge.tool_formats import (
     parse_tool_calls,
     tool_call_grammar,
 )
-from qwen_edge.tools import Tool, tool
 
 IM_END, ENDOFTEXT, TOOL_CALL_ID, TOOL_CALL_END_ID = 151645, 151643, 151657, 151658
 VOCAB = 151936

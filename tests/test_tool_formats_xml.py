@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 import qwen_edge
+from qwen_edge.agents.tools import Tool
 from qwen_edge.chat import ToolCall
 from qwen_edge.errors import ConfigError, IncompatiblePackageError, ToolCallParseError
 from qwen_edge.tool_formats import (
@@ -43,7 +44,6 @@ from qwen_edge.tool_formats import (
     parse_tool_calls,
     qwen3_xml,
 )
-from qwen_edge.tools import Tool
 
 
 def fn(name: str, properties: dict[str, Any], required: list[str] | None = None,

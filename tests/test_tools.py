@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Optional, TypedDict, Union
 
 import pytest
 
+from qwen_edge.agents.tools import Tool, as_tool, grounding_texts, quotable_spans, tool
 from qwen_edge.errors import (
     ConfigError,
     ToolArgumentsError,
@@ -21,7 +22,6 @@ from qwen_edge.errors import (
     ToolError,
     ToolExecutionError,
 )
-from qwen_edge.tools import Tool, as_tool, grounding_texts, quotable_spans, tool
 
 # -- annotated types used by the tables (module level, so string annotations resolve) ------------
 
@@ -655,7 +655,7 @@ def test_invoke_reports_signature_mismatch_of_explicit_schema() -> None:
 
 
 def test_import_is_light(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    code = ("import sys, qwen_edge.tools, qwen_edge.tool_formats; "
+    code = ("import sys, qwen_edge.agents.tools, qwen_edge.tool_formats; "
             "print(sorted(m for m in ('jsonschema', 'pydantic', 'llguidance', 'torch') "
             "if m in sys.modules))")
     # cwd: `python -c` puts it first on sys.path, and the repository root would shadow the

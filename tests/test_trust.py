@@ -1,4 +1,4 @@
-"""Signed packages (qwen_edge.trust): real keys, real model-signing signatures, real files.
+"""Signed packages (qwen_edge.fleet.trust): real keys, real model-signing signatures, real files.
 
 Every package is a copy of the session's tiny int4 package, so the session fixture is never
 touched. The verification cache lives under a per-test XDG_CACHE_HOME.
@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qwen_edge
-from qwen_edge import trust
 from qwen_edge.errors import (
     ConfigError,
     CorruptPackageError,
@@ -32,6 +31,7 @@ from qwen_edge.errors import (
     QwenEdgeError,
     SignatureError,
 )
+from qwen_edge.fleet import trust
 from qwen_edge.package import MANIFEST_NAME, read_package
 
 SIG = trust.SIGNATURE_NAME

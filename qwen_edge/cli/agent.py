@@ -1,6 +1,6 @@
 """``qwen-edge agent PKG --tools FILE.py``: an interactive agent over the tools in a Python file.
 
-Every ``Tool`` object (from ``@qwen_edge.tools.tool``) found in the file is offered; with
+Every ``Tool`` object (from ``@qwen_edge.agents.tools.tool``) found in the file is offered; with
 ``--confirm`` each call asks on the terminal first; ``--audit PATH`` records every call.
 """
 
@@ -37,8 +37,8 @@ def add_parser(subparsers: Any) -> None:
 
 def load_tools(path: str) -> list[Any]:
     """Every ``Tool`` defined in a Python file (``TOOLS`` if the file lists them)."""
+    from ..agents.tools import Tool
     from ..errors import ConfigError
-    from ..tools import Tool
 
     file = Path(path)
     if not file.is_file():
@@ -61,9 +61,9 @@ def load_tools(path: str) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     from .. import load
-    from ..agent import Agent, TextEvent, ToolCallEvent, ToolResultEvent
-    from ..audit import AuditLog
-    from ..policy import Policy, confirm_on_terminal
+    from ..agents.agent import Agent, TextEvent, ToolCallEvent, ToolResultEvent
+    from ..agents.audit import AuditLog
+    from ..agents.permissions import Policy, confirm_on_terminal
 
     tools = load_tools(args.tools)
     model = load(args.package, threads=args.threads, max_context=args.max_context,

@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["add_parser", "run"]
 
-# Kept in sync with qwen_edge.audit.DECISIONS by a test; not imported so --help stays instant.
+# Kept in sync with qwen_edge.agents.audit.DECISIONS by a test; not imported so --help stays instant.
 _DECISIONS = ("allow", "deny", "confirm", "confirm-approved", "confirm-denied", "confirm-edited")
 
 
@@ -76,7 +76,7 @@ def _table(records: list[Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..audit import AuditLog
+    from ..agents.audit import AuditLog
 
     if args.head is not None and not args.verify:
         print("error: --head needs --verify", file=sys.stderr)  # noqa: T201

@@ -17,6 +17,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import GenerationError
+
+if TYPE_CHECKING:
+    from ..types import ChatResponse, Timings
 from typing import Any
 
 from ..errors import ExportError
@@ -99,22 +105,22 @@ def run(args: argparse.Namespace) -> int:
         "threads": model.engine.threads,
         "load_s": round(load_s, 2),
     }
-    greedy = {"temperature": 0, "stop_token_ids": (), "repetition_penalty": 1.0}
-    model.generate(rng.integers(0, 150_000, 16), max_tokens=4, **greedy)  # warm up
+    greedy = model.config(temperature=0, stop_token_ids=(), repetition_penalty=1.0)
+    model.generate(rng.integers(0, 150_000, 16), greedy, max_tokens=4)  # warm up
     # Measure with the weights on huge pages (a background step of load; engine.py).
     results["huge_pages_mb"] = round(model.engine.huge_page_bytes() / 2**20)
     for n in lengths:
         ttft = []
         for _ in range(args.runs):
-            c = model.generate(rng.integers(0, 150_000, n), max_tokens=1, **greedy)
-            ttft.append(c.timings.ttft_s)
+            c = model.generate(rng.integers(0, 150_000, n), greedy, max_tokens=1)
+            ttft.append(_timings(c).ttft_s)
         t = statistics.median(ttft)
         results[f"ttft_ms@{n}"] = round(t * 1000, 1)
         results[f"prefill_tok_s@{n}"] = round(n / t, 1)
     decode = []
     for _ in range(args.runs):
-        c = model.generate(rng.integers(0, 150_000, 32), max_tokens=args.decode_tokens, **greedy)
-        decode.append(c.timings.decode_tokens_per_s)
+        c = model.generate(rng.integers(0, 150_000, 32), greedy, max_tokens=args.decode_tokens)
+        decode.append(_timings(c).decode_tokens_per_s)
     results[f"decode_tok_s@{args.decode_tokens}"] = round(statistics.median(decode), 1)
     results["peak_rss_mb"] = round(_peak_rss_mb())
     if args.json:
@@ -123,3 +129,10 @@ def run(args: argparse.Namespace) -> int:
         width = max(len(k) for k in results)
         print("\n".join(f"{k:<{width}}  {v}" for k, v in results.items()))  # noqa: T201
     return 0
+
+
+def _timings(answer: ChatResponse) -> Timings:
+    if answer.timings is None:  # a local answer always has them
+        msg = "the benchmark's answer has no timings"
+        raise GenerationError(msg)
+    return answer.timings

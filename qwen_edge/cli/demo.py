@@ -41,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     import qwen_edge
-    from qwen_edge.agent import Agent
+    from qwen_edge.agents.agent import Agent
     from qwen_edge.default_model import DEFAULT_MODEL, DEFAULT_SYSTEM, ROUTING_THRESHOLD
     from qwen_edge.demo import home_tools
-    from qwen_edge.router import Router, RoutingPolicy
+    from qwen_edge.routing import Router, RoutingPolicy
 
     out = sys.stdout
     t0 = time.perf_counter()
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _turn(agent: Any, request: str, out: TextIO) -> None:
-    from qwen_edge.agent import FinalEvent, TextEvent, ToolCallEvent, ToolResultEvent
+    from qwen_edge.agents.agent import FinalEvent, TextEvent, ToolCallEvent, ToolResultEvent
 
     print(f"\n> {request}", file=out, flush=True)
     start = time.perf_counter()

@@ -48,8 +48,8 @@ def _row(key: str, value: object) -> str:
 def _signature_check(pkg: Any, trusted_keys: list[str] | None,
                      hashed: bool) -> tuple[str, str, bool]:
     """(state, sentence, ok) for the package's signature; see the module docstring."""
+    from ..fleet.trust import SIGNATURE_NAME, _parse_signature, check_package
     from ..package import file_sha256
-    from ..trust import SIGNATURE_NAME, _parse_signature, check_package
 
     signature = Path(pkg.path) / SIGNATURE_NAME
     if not signature.is_file():

@@ -20,7 +20,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..trust import generate_keypair, key_fingerprint
+    from ..fleet.trust import generate_keypair, key_fingerprint
 
     private, public = generate_keypair(args.output)
     print(f"wrote {private} (private, keep secret) and {public} "  # noqa: T201

@@ -62,7 +62,7 @@ def _expiry(args: argparse.Namespace) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..publish import init_repository, publish, refresh_timestamp
+    from ..fleet.publish import init_repository, publish, refresh_timestamp
 
     keys = _keys(args)
     if args.init:

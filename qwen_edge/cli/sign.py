@@ -22,7 +22,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..trust import sign_package
+    from ..fleet.trust import sign_package
 
     start = time.perf_counter()
     signature = sign_package(args.package, args.key)

@@ -62,7 +62,7 @@ def _print(args: argparse.Namespace, text: str, data: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..store import Store
+    from ..fleet.store import Store
 
     root = args.store or os.environ.get("QWEN_EDGE_STORE") or _DEFAULT_STORE
     store = Store(Path(root).expanduser())

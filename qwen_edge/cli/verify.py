@@ -25,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..trust import check_package, require_trust
+    from ..fleet.trust import check_package, require_trust
 
     require_trust()  # import model-signing before the clock starts (one-time ~0.3 s)
     start = time.perf_counter()

@@ -18,7 +18,7 @@ import operator
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ..tools import tool
+from ..agents.tools import tool
 
 __all__ = ["TOOLS", "add_reminder", "calculate", "convert_units", "get_weather", "set_lights",
            "set_thermostat", "set_timer"]

@@ -2,10 +2,15 @@
 
 One request, end to end::
 
-    body -> ChatCompletionRequest -> _plan (thread pool): messages -> prompt ids, options
+    body -> ChatCompletionRequest -> _plan (thread pool): schema translation, then the chat
+            path's plan_chat (prompt ids, a frozen config with the tool grammar)
          -> _Worker.submit: admitted, or 429 when 1 + max_queue requests are in flight
-         -> the generation thread: one warm Session, chunk by chunk -> the request's queue
-         -> JSON, or server-sent events (tool calls parsed as they complete)
+         -> the generation thread: one warm Session, chat_api.run_chat delta by delta
+            -> the request's queue
+         -> JSON, or server-sent events (tool calls as they complete)
+
+The server owns no generation logic of its own: tool calls, ``tool_choice``, truncation and
+finish reasons are the library's (``qwen_edge.chat_api``), the same for the agent and router.
 
 Generation is serialized: one thread runs one request at a time on one ``Session``, whose KV
 cache keeps the previous request's tokens, so a request that shares a prefix with the one
@@ -18,22 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hmac
 import json
 import logging
-import math
-import re
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import anyio
-import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -43,20 +43,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from ..chat_api import ChatPlan, plan_chat
 from ..errors import (
     ConfigError,
-    ContextLengthError,
-    GenerationError,
     QwenEdgeError,
-    TokenizerError,
-    ToolError,
 )
-from ..generate import GenerationChunk
 from ..model import Model
-from ..tool_formats import hermes
-from ..tools import as_tool, grounding_texts
+from ..types import ChatDelta, ChatResponse, Usage, collect
 from . import schemas
 from .page import add_chat_page
+from .worker import _api_error, _APIError, _Done, _Event, _Job, _Worker
 
 __all__ = ["create_app"]
 
@@ -64,213 +60,12 @@ logger = logging.getLogger(__name__)
 
 _SAMPLING = ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
              "repetition_penalty", "seed")
+_TEMPLATE_EXCLUDE = {"function": {"x_grounded"}}
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.ErrorResponse} for code in (400, 401, 404, 413, 429)}
 
 
-# -- errors -------------------------------------------------------------------------------------
-
-
-class _APIError(Exception):
-    """An error answered in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``."""
-
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind = status, message, kind
-        self.param, self.code, self.headers = param, code, dict(headers or {})
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param,
-                          "code": self.code}}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
-
-
-_PARAM = re.compile(r"^(\w+)(?:\[[^\]]*\])?=")  # "temperature=-1.0: must be ..." -> temperature
-
-
-def _api_error(exc: BaseException) -> _APIError:
-    """Translate a library (or unexpected) error once, at the HTTP boundary."""
-    if isinstance(exc, _APIError):
-        return exc
-    if isinstance(exc, ContextLengthError):
-        return _APIError(400, str(exc), param="messages", code="context_length_exceeded")
-    if isinstance(exc, (ConfigError, GenerationError, ToolError, TokenizerError)):
-        match = _PARAM.match(str(exc))
-        return _APIError(400, str(exc), param=match.group(1) if match else None)
-    return _APIError(500, "generation failed; the server log has the details",
-                     kind="server_error")
-
-
-# -- the generation worker ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Done:
-    """The last event of a job: its token counts, and whether it was cancelled."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cancelled: bool = False
-
-
-_Event = GenerationChunk | _Done | BaseException
-
-
-class _Job:
-    """One request's generation: input, a queue read on the event loop, a cancel flag."""
-
-    def __init__(self, prompt: np.ndarray, options: dict[str, Any],
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self.prompt = prompt
-        self.options = options
-        self.loop = loop
-        self.events: asyncio.Queue[_Event] = asyncio.Queue()
-        self.cancelled = threading.Event()
-        self.ended = False  # the consumer has seen the last event (a _Done or an error)
-        self.done: _Done | None = None
-
-    async def next(self) -> _Event:
-        event = await self.events.get()
-        self.ended = isinstance(event, (_Done, BaseException))
-        self.done = event if isinstance(event, _Done) else None
-        return event
-
-    def put(self, event: _Event) -> None:
-        """Hand an event to the request's event loop (safe from any thread)."""
-        try:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
-        except RuntimeError:  # the loop is closed: nobody listens any more
-            self.cancelled.set()
-
-
-class _Worker:
-    """A bounded wait list in front of one generation thread and one warm ``Session``.
-
-    ``submit`` admits a job while at most ``max_queue`` others are in flight (one generating,
-    the rest waiting) and raises a 429 otherwise. The thread runs jobs in order on the same
-    session, which reuses the longest common prefix of consecutive prompts. ``cancel`` drops
-    a waiting job at once and stops a running one at its next token.
-    """
-
-    def __init__(self, model: Model, max_queue: int) -> None:
-        self.session = model.session()
-        self.max_queue = max_queue
-        self._cond = threading.Condition()
-        self._waiting: deque[_Job] = deque()
-        self._running: _Job | None = None
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._mean_s = 1.0  # moving average of a job's duration, for Retry-After
-
-    @property
-    def context_tokens(self) -> int:
-        return self.session.cache.max_context
-
-    def counts(self) -> tuple[int, int]:
-        """(generating, waiting)."""
-        with self._cond:
-            return int(self._running is not None), len(self._waiting)
-
-    def submit(self, job: _Job) -> None:
-        with self._cond:
-            if self._closed:
-                raise _APIError(503, "the server is shutting down", kind="server_error")
-            in_flight = len(self._waiting) + (self._running is not None)
-            if in_flight > self.max_queue:
-                retry_s = max(1, math.ceil(self._mean_s * in_flight))
-                msg = (f"the server is busy: {in_flight} requests in flight (one generates at "
-                       f"a time and at most {self.max_queue} wait); retry in {retry_s} s")
-                raise _APIError(429, msg, kind="requests", code="rate_limit_exceeded",
-                                headers={"Retry-After": str(retry_s)})
-            self._waiting.append(job)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="qwen-edge-generate",
-                                                daemon=True)
-                self._thread.start()
-            self._cond.notify()
-
-    def cancel(self, job: _Job) -> None:
-        """Stop ``job`` (a no-op once it is done)."""
-        with self._cond:
-            if job in self._waiting:
-                self._waiting.remove(job)
-                job.put(_Done(cancelled=True))
-                return
-        job.cancelled.set()
-
-    def close(self) -> None:
-        """Cancel everything and stop the thread."""
-        with self._cond:
-            self._closed = True
-            for job in self._waiting:
-                job.put(_Done(cancelled=True))
-            self._waiting.clear()
-            if self._running is not None:
-                self._running.cancelled.set()
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._waiting and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                job = self._running = self._waiting.popleft()
-            start = time.perf_counter()
-            try:
-                self._generate(job)
-            finally:
-                with self._cond:
-                    self._running = None
-                    self._mean_s += 0.2 * (time.perf_counter() - start - self._mean_s)
-
-    def _generate(self, job: _Job) -> None:
-        """Run one job: forward its chunks until it ends or is cancelled (checked per token)."""
-        if job.cancelled.is_set():
-            job.put(_Done(cancelled=True))
-            return
-        cancelled = False
-        try:
-            chunks = cast("Generator[GenerationChunk, None, None]",
-                          self.session.stream_chunks(job.prompt, **job.options))
-            try:
-                for chunk in chunks:
-                    if job.cancelled.is_set():
-                        cancelled = True
-                        break
-                    job.put(chunk)
-            finally:
-                chunks.close()  # trims the session's cache to the tokens actually fed
-        except QwenEdgeError as exc:
-            job.put(exc)
-            return
-        except Exception as exc:  # reported to the client as a 500, logged here with the trace
-            logger.exception("generation failed")
-            job.put(exc)
-            return
-        stats = self.session.last_stats
-        job.put(_Done(stats.prompt_tokens, stats.completion_tokens, stats.reused_tokens,
-                      cancelled))
-
-
 # -- request -> prompt + options ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    prompt: np.ndarray
-    options: dict[str, Any]
-    parse_tools: bool  # split tool calls out of the output
-    single_call: bool  # parallel_tool_calls=False: keep the first call only
 
 
 def _message(i: int, message: schemas.ChatMessage) -> dict[str, Any]:
@@ -312,17 +107,16 @@ def _message(i: int, message: schemas.ChatMessage) -> dict[str, Any]:
 
 
 def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: int,
-          max_tokens_limit: int) -> _Plan:
-    """Validate a request and turn it into prompt ids and generation options (400s here)."""
+          max_tokens_limit: int) -> ChatPlan:
+    """Translate a request into the chat path's plan (every 400 is raised here)."""
     if body.n not in (None, 1):
         msg = f"n={body.n}: this server returns one choice per request; send n=1 or leave it out"
         raise _APIError(400, msg, param="n")
     if body.logprobs:
         raise _APIError(400, "logprobs are not supported by this server", param="logprobs")
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
-    # the tools as the chat template shows them: without qwen-edge's x-grounded field
-    tools = [t.model_dump(exclude_none=True, exclude={"function": {"x_grounded"}})
-             for t in body.tools] if body.tools else None
+    # x-grounded goes to the tool (grounded decoding); the chat template never shows it
+    tools = [t.model_dump(exclude_none=True, by_alias=True) for t in body.tools or []]
     choice: Any = body.tool_choice
     if isinstance(choice, schemas.NamedToolChoice):
         choice = choice.model_dump()
@@ -334,28 +128,12 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
         eos = [] if body.ignore_eos else list(model.stop_token_ids)
         options["stop_token_ids"] = eos + list(body.stop_token_ids or [])
     bias = _logit_bias(body.logit_bias, model.engine.vocab_size)
-
-    parse_tools = False
-    if tools:
-        # ToolError (400) for a malformed schema or x-grounded
-        offered = [as_tool(t.model_dump(exclude_none=True, by_alias=True)) for t in body.tools]
-        choice = choice or "auto"
-        parse_tools = choice != "none"
-        grounding = grounding_texts(messages) if any(t.grounded for t in offered) else None
-        constraint = hermes.constraint_options(
-            offered, choice, tool_call_token=model.tokenizer.token_to_id(hermes.TOOL_CALL_START),
-            grounding=grounding)
-        bias.update(constraint.pop("logit_bias", {}))  # "none": the model cannot open a call
-        options.update(constraint)
-    elif choice not in (None, "none", "auto"):
-        msg = f"tool_choice={choice!r} needs tools; send the function in `tools`"
-        raise _APIError(400, msg, param="tool_choice")
     if bias:
         options["logit_bias"] = bias
 
     fmt = body.response_format
     if fmt is not None and fmt.type != "text":
-        if parse_tools:
+        if tools and (choice or "auto") != "none":
             msg = "response_format cannot be combined with tools unless tool_choice is 'none'"
             raise _APIError(400, msg, param="response_format")
         if fmt.type == "json_object":
@@ -372,18 +150,19 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
         msg = (f"max_tokens={max_tokens} is too large: this server generates at most "
                f"{max_tokens_limit} tokens per request")
         raise _APIError(400, msg, param="max_tokens", code="invalid_value")
-    prompt = model.encode_chat(messages, tools=tools)
-    room = context_tokens - len(prompt)
+    config = model.config(**options)  # a bad option is a 400 now, not an error in the worker
+    plan = plan_chat(model, messages, tools=tools or None, tool_choice=choice, config=config,
+                     parallel_tool_calls=body.parallel_tool_calls is not False)
+    room = context_tokens - len(plan.prompt)
     if room < 1 or (max_tokens is not None and max_tokens > room):
         wanted = max_tokens if max_tokens is not None else 1
         msg = (f"This model's maximum context length is {context_tokens} tokens. However, you "
-               f"requested {len(prompt) + wanted} tokens ({len(prompt)} in the messages, "
-               f"{wanted} in the completion). Please reduce the length of the messages or "
-               "completion.")
+               f"requested {len(plan.prompt) + wanted} tokens ({len(plan.prompt)} in the "
+               f"messages, {wanted} in the completion). Please reduce the length of the "
+               "messages or completion.")
         raise _APIError(400, msg, param="messages", code="context_length_exceeded")
-    options["max_tokens"] = max_tokens if max_tokens is not None else min(room, max_tokens_limit)
-    model._config(options)  # a bad option is a 400 now, not an error in the worker
-    return _Plan(prompt, options, parse_tools, body.parallel_tool_calls is False)
+    limit = max_tokens if max_tokens is not None else min(room, max_tokens_limit)
+    return dataclasses.replace(plan, config=plan.config.override(max_tokens=limit))
 
 
 def _logit_bias(bias: Mapping[str, float] | None, vocab_size: int) -> dict[int, float]:
@@ -401,58 +180,42 @@ def _logit_bias(bias: Mapping[str, float] | None, vocab_size: int) -> dict[int, 
 
 
 def _usage(done: _Done) -> dict[str, Any]:
-    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
-            "total_tokens": done.prompt_tokens + done.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": done.cached_tokens}}
+    return Usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens).to_openai()
 
 
 def _call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-def _finish(finish: str, calls: int) -> str:
-    return "tool_calls" if calls and finish == "stop" else finish
-
-
 def _sse(data: Mapping[str, Any] | str) -> str:
     return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _collect(first: _Event, job: _Job) -> tuple[str, str, _Done]:
-    """(text, finish_reason, done) of a whole generation."""
-    text: list[str] = []
-    finish, event = "length", first
+async def _collect(first: _Event, job: _Job) -> tuple[ChatResponse, _Done]:
+    """The whole answer, and the job's last event."""
+    deltas: list[ChatDelta] = []
+    event = first
     while not isinstance(event, _Done):
         if isinstance(event, BaseException):
             raise _api_error(event)
-        text.append(event.text)
-        finish = event.finish_reason or finish
+        deltas.append(event)
         event = await job.next()
-    return "".join(text), finish, event
+    return collect(deltas), event
 
 
-def _completion(head: dict[str, Any], plan: _Plan, text: str, finish: str,
-                done: _Done) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    calls: list[dict[str, Any]] = []
-    if plan.parse_tools:
-        content, parsed, errors = hermes.parse_tool_calls(text, strict=False)
-        for error in errors:
-            logger.warning("malformed tool call left in the content: %s", error.message)
-        calls = [{"id": _call_id(), "type": "function", "function": {
-            "name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
-            for c in parsed[: 1 if plan.single_call else None]]
-        message = {"role": "assistant", "content": content or (None if calls else ""),
-                   "tool_calls": calls or None}
+def _completion(head: dict[str, Any], answer: ChatResponse, done: _Done) -> dict[str, Any]:
+    choice = answer.to_openai()
+    message = choice["message"]
+    if answer.tool_calls:  # ids unique across requests, as OpenAI's are
+        message["tool_calls"] = [{**c, "id": _call_id()} for c in message["tool_calls"]]
     return {**head, "object": "chat.completion",
             "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": _finish(finish, len(calls))}],
+                         "finish_reason": answer.finish_reason}],
             "usage": _usage(done)}
 
 
-async def _stream(first: _Event, job: _Job, plan: _Plan, head: dict[str, Any],
-                  include_usage: bool, release: Callable[[], Awaitable[None]],
-                  ) -> AsyncIterator[str]:
+async def _stream(first: _Event, job: _Job, head: dict[str, Any], include_usage: bool,
+                  release: Callable[[], Awaitable[None]]) -> AsyncIterator[str]:
     """Server-sent events in OpenAI's chunk format; tool calls go out as they complete."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -461,7 +224,6 @@ async def _stream(first: _Event, job: _Job, plan: _Plan, head: dict[str, Any],
                              "finish_reason": finish}]}
         return _sse({**data, "usage": None} if include_usage else data)
 
-    parser = hermes.ToolCallStreamParser() if plan.parse_tools else None
     calls, finish, event = 0, "length", first
     try:
         yield chunk({"role": "assistant", "content": ""})
@@ -469,27 +231,17 @@ async def _stream(first: _Event, job: _Job, plan: _Plan, head: dict[str, Any],
             if isinstance(event, BaseException):
                 yield _sse(_api_error(event).body())
                 return
-            parsed: list[hermes.Event] = []
-            if event.text:
-                parsed = parser.feed(event.text) if parser else [hermes.TextDelta(event.text)]
-            if event.finish_reason is not None:
-                finish = event.finish_reason
-                parsed += parser.finish() if parser else []
-            for item in parsed:
-                if isinstance(item, hermes.TextDelta) and item.text:
-                    yield chunk({"content": item.text})
-                elif isinstance(item, hermes.ToolCallEvent) and not (plan.single_call and calls):
-                    arguments = json.dumps(item.call.arguments, ensure_ascii=False)
-                    yield chunk({"tool_calls": [{
-                        "index": calls, "id": _call_id(), "type": "function",
-                        "function": {"name": item.call.name, "arguments": arguments}}]})
-                    calls += 1
-                elif isinstance(item, hermes.ToolCallError):
-                    logger.warning("malformed tool call left in the content: %s", item.message)
+            if event.content:
+                yield chunk({"content": event.content})
+            for call in event.tool_calls:
+                yield chunk({"tool_calls": [{**call.to_openai(), "index": calls,
+                                             "id": _call_id()}]})
+                calls += 1
+            finish = event.finish_reason or finish
             event = await job.next()
         if event.cancelled:
             return
-        yield chunk({}, _finish(finish, calls))
+        yield chunk({}, finish)
         if include_usage:
             yield _sse({**head, "object": "chat.completion.chunk", "choices": [],
                         "usage": _usage(event)})
@@ -775,7 +527,7 @@ def create_app(model: Model, *, api_key: str | None = None, max_queue: int = 16,
         plan = await anyio.to_thread.run_sync(functools.partial(
             _plan, body, model, context_tokens=worker.context_tokens,
             max_tokens_limit=max_tokens_limit))
-        job = _Job(plan.prompt, plan.options, asyncio.get_running_loop())
+        job = _Job(plan, asyncio.get_running_loop())
         worker.submit(job)
         watch = asyncio.create_task(_cancel_on_disconnect(request.receive, worker, job))
         release = functools.partial(_release, worker, job, watch, request.state)
@@ -791,16 +543,16 @@ def create_app(model: Model, *, api_key: str | None = None, max_queue: int = 16,
                 streaming = True  # the generator owns the job from here on
                 include_usage = bool(body.stream_options and body.stream_options.include_usage)
                 return StreamingResponse(
-                    _stream(first, job, plan, head, include_usage, release),
+                    _stream(first, job, head, include_usage, release),
                     media_type="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-            text, finish, done = await _collect(first, job)
+            answer, done = await _collect(first, job)
         finally:
             if not streaming:
                 await release()
         if done.cancelled:
             return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
-        return JSONResponse(_completion(head, plan, text, finish, done))
+        return JSONResponse(_completion(head, answer, done))
 
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app

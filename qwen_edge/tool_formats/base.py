@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
+from ..agents.tools import Tool
 from ..chat import ToolCall
-from ..tools import Tool
 
 __all__ = [
     "Event",

@@ -26,10 +26,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, overload
 
-from .._schema import bound_schema
+from ..agents.schema import bound_schema
+from ..agents.tools import Tool, as_tool, quotable_spans
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
-from ..tools import Tool, as_tool, quotable_spans
 from .base import Event, TextDelta, ToolCallError, ToolCallEvent
 
 logger = logging.getLogger(__name__)

@@ -30,9 +30,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, overload
 
+from ..agents.tools import Tool, as_tool
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
-from ..tools import Tool, as_tool
 from . import _xml_values as values
 from .base import Event, TextDelta, ToolCallDelta, ToolCallError, ToolCallEvent, ToolsArg
 from .hermes import TOOL_CALL_END, TOOL_CALL_START, ToolCallStreamParser, _partial_suffix, _strip
@@ -432,7 +432,7 @@ def tool_call_grammar(tools: ToolsArg, *, tool_choice: str | Mapping[str, Any] =
         ConfigError: no tools, duplicate names, a bad ``tool_choice``, or a parameter name
             the format cannot carry (containing ``>`` or a newline).
     """
-    from ..tools import quotable_spans
+    from ..agents.tools import quotable_spans
     from .hermes import _named_tool
 
     offered = [as_tool(t) for t in tools]

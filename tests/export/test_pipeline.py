@@ -141,8 +141,9 @@ def test_interrupted_export_leaves_nothing(checkpoint, tmp_path, monkeypatch):  
 
 def test_bf16_checkpoint_exports_like_its_fp32_values(tmp_path):  # type: ignore[no-untyped-def]
     """bf16 weights are converted exactly (no torch): the graph sees the same values."""
-    from qwen_edge.export.synth import synth_checkpoint
     from helpers import GraphRunner
+
+    from qwen_edge.export.synth import synth_checkpoint
 
     bf16 = synth_checkpoint("tiny-qwen2", tmp_path / "bf16", seed=3, dtype="bfloat16")
     pkg = export_model(bf16, tmp_path / "pkg", ExportConfig(quant="fp32", max_context=64)).path

@@ -7,10 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from qwen_edge.export import quant
-from qwen_edge.export.quant import QuantizedWeight, dequantize_blockwise, quantize_blockwise
 
 from qwen_edge.errors import ConfigError
+from qwen_edge.export import quant
+from qwen_edge.export.quant import QuantizedWeight, dequantize_blockwise, quantize_blockwise
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -3,7 +3,7 @@
 ``generate(n, seed=, split=)`` returns conversations in OpenAI chat format (no system message)
 over the seven tools of ``examples/home_tools.py``; ``eval_requests(n, seed=)`` returns held-out
 conversations cut at the point to score. Tool messages hold exactly what the agent would show
-the model (``qwen_edge.agent.ToolResult.content``) for a real call of the tool: the result as
+the model (``qwen_edge.agents.agent.ToolResult.content``) for a real call of the tool: the result as
 JSON, or ``{"error": "<tool> raised ValueError: <message>"}``.
 
 Canonical choices (everything except the out-of-scope hand-off is deterministic given the
@@ -66,7 +66,7 @@ P = _load("_tiny_pools", _HERE / "pools.py")
 T = _load("_tiny_templates", _HERE / "templates.py")
 O = _load("_tiny_oos", _HERE / "oos.py")
 
-# the plain functions (home_tools wraps them in qwen_edge.tools.Tool when qwen_edge is installed)
+# the plain functions (home_tools wraps them in qwen_edge.agents.tools.Tool when qwen_edge is installed)
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     getattr(t, "name", getattr(t, "__name__", "")): getattr(t, "fn", t) for t in home_tools.TOOLS}
 PARAMS: dict[str, list[str]] = {name: list(inspect.signature(fn).parameters)
@@ -117,7 +117,7 @@ def call_args(name: str, **given: Any) -> dict[str, Any]:
 
 
 def run_tool(name: str, arguments: dict[str, Any]) -> tuple[str, Any, str | None]:
-    """-> (tool message content, output, error) exactly as qwen_edge.agent shows them.
+    """-> (tool message content, output, error) exactly as qwen_edge.agents.agent shows them.
 
     Mirrors ``Agent._execute`` -> ``Tool.invoke``: ints become floats for ``float`` parameters,
     and a failure reads ``"<tool> raised <ExceptionType>: <message>"``.

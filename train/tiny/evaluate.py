@@ -40,11 +40,11 @@ sys.path[:0] = [str(HERE)]
 import corpus
 import scoring
 
+from qwen_edge.agents.tools import as_tool, grounding_texts
 from qwen_edge.default_model import DEFAULT_SYSTEM
 from qwen_edge.demo import home_tools
-from qwen_edge.router import calibrate, confidence_of, roc_auc
+from qwen_edge.routing import calibrate, confidence_of, roc_auc
 from qwen_edge.tool_formats import hermes
-from qwen_edge.tools import as_tool, grounding_texts
 
 TOOLS = [as_tool(t) for t in home_tools.TOOLS]
 SCHEMAS = [t.to_openai() for t in TOOLS]

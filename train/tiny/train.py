@@ -39,11 +39,11 @@ sys.path[:0] = [str(HERE)]
 import corpus
 from model import TinyConfig, TinyQwen2
 
+from qwen_edge.agents.tools import as_tool
 from qwen_edge.chat import builtin_template, encode_chat, render_chat
 from qwen_edge.default_model import DEFAULT_SYSTEM
 from qwen_edge.demo import home_tools
 from qwen_edge.tokenizer import Tokenizer
-from qwen_edge.tools import as_tool
 
 # The system prompts the model sees in training: the template's default (no system message),
 # the demo's, and two plain ones; each is one shared prefix with the tool schemas.

@@ -49,9 +49,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._chain import GENESIS_HASH, ChainCheck, check_chain, record_hash
-from .errors import AuditLogError, ConfigError
-from .redaction import Redaction
+from .._chain import GENESIS_HASH, ChainCheck, check_chain, record_hash
+from .._validate import check, is_int
+from ..errors import AuditLogError, ConfigError
+from ..redaction import Redaction
 
 __all__ = ["DECISIONS", "EVENTS", "GENESIS_HASH", "AuditLog", "AuditRecord", "ChainCheck",
            "record_hash"]
@@ -60,7 +61,7 @@ EVENTS = ("tool_call", "escalation")
 """Known ``event`` kinds. The column is free text, so a new kind needs no migration."""
 
 DECISIONS = ("allow", "deny", "confirm-approved", "confirm-denied", "confirm-edited")
-"""Outcomes of a tool call's permission check (``Verdict.outcome`` in ``qwen_edge.policy``)."""
+"""Outcomes of a tool call's permission check (``Verdict.outcome`` in ``qwen_edge.agents.permissions``)."""
 
 _SCHEMA_VERSION = 2  # 2: prev_hash and hash (the chain); 1: without them (still readable)
 _TABLE = "audit_log"
@@ -431,14 +432,6 @@ class AuditLog:
 def _validate(*, event: str, tool: str | None, decision: str | None, run_id: str | None,
               step: int | None, result_nbytes: int | None, duration_ms: float | None,
               error: str | None, remote: bool) -> None:
-    def check(ok: bool, name: str, value: object, allowed: str) -> None:
-        if not ok:
-            msg = f"{name}={value!r}: must be {allowed}"
-            raise ConfigError(msg)
-
-    def is_int(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
     check(event in EVENTS, "event", event, f"one of {', '.join(EVENTS)}")
     if event == "tool_call":
         check(isinstance(tool, str) and bool(tool), "tool", tool, "a tool name for a tool call")

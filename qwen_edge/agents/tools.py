@@ -48,8 +48,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from ._schema import SchemaError, annotated_doc, coerce, jsonable, parse_docstring, schema_of
-from .errors import ConfigError, QwenEdgeError, ToolArgumentsError, ToolError, ToolExecutionError
+from ..errors import ConfigError, QwenEdgeError, ToolArgumentsError, ToolError, ToolExecutionError
+from .schema import SchemaError, annotated_doc, coerce, jsonable, parse_docstring, schema_of
 
 __all__ = ["Tool", "as_tool", "grounding_texts", "quotable_spans", "tool"]
 

@@ -21,7 +21,7 @@ import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from .errors import ConfigError, UpdateError
+from ..errors import ConfigError, UpdateError
 
 __all__ = [
     "archive_name",

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO, cast
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["ConfirmResult", "Decision", "Denied", "Policy", "Verdict", "confirm_on_terminal"]
 

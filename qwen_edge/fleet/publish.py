@@ -18,7 +18,7 @@ root key can stay offline. The packages themselves must be signed (``qwen-edge s
 devices verify both the TUF metadata and the package signature.
 
 Example:
-    >>> from qwen_edge import publish
+    >>> from qwen_edge.fleet import publish
     >>> publish.publish("repo/", "pkg/assistant", name="assistant", version="1.2.0",
     ...                 keys="keys/signing-key.pem")
     >>> publish.refresh_timestamp("repo/", "keys/signing-key.pem")  # daily, from cron
@@ -36,9 +36,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _fs
+from .. import _fs
+from ..errors import ConfigError, StoreError
 from .archive import archive_name, check_release, pack_package
-from .errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Signer
@@ -278,7 +278,7 @@ def _check_package(package: Path, keys: RoleKeys,
                    package_keys: str | os.PathLike[str] | list[str | os.PathLike[str]] | None,
                    ) -> None:
     """The package must be intact and signed by a key devices will trust."""
-    from .package import read_package
+    from ..package import read_package
     from .trust import verify_package
 
     read_package(package, verify=True)

@@ -1,12 +1,14 @@
-"""Agent: a function-calling loop over Python tools, on the device.
+"""Agent: a function-calling loop over Python tools, on any ``Backend``.
 
-    chat (render messages + tool schemas) -> generate (calls valid by construction)
-        -> parse tool calls -> policy -> run (with a timeout) -> tool messages -> repeat
+    backend.stream_chat(messages, tools, tool_choice) -> calls -> permissions -> run (with a
+        timeout) -> audit -> tool messages -> repeat
 
-One ``Session`` per agent keeps the conversation's KV cache, so the system prompt and the tool
-schemas are prefilled once, not on every step or turn. Calls are constrained lazily: decoding
-is free until the model opens ``<tool_call>``, then llguidance holds it to
-``{"name": <a tool>, "arguments": <that tool's schema>}``.
+The agent owns only the tool loop. Generating the calls (constraints, grounding, the trigger
+token, the stream parser) is the core chat path (``qwen_edge.chat_api``), and where a step is
+answered is the backend's business: a ``LocalBackend`` over the agent's own ``Session`` (the
+system prompt and tool schemas are prefilled once, not on every step), or a ``Router``, whose
+every rule (local_only, hard, keywords, scripts, prompt size, cascade, redaction, fallback,
+errors) applies to agents exactly as to a single request.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chat import ToolCall
-from .errors import ConfigError, RemoteError, ToolError
-from .generate import StreamStats
-from .model import Model
-from .remote import Remote
-from .router import DEFAULT_REDACT, Router, confidence_of, redact_text
-from .tool_formats import hermes
-from .tools import Tool, as_tool, grounding_texts
+from ..chat import ToolCall
+from ..chat_api import ToolChoice, check_tool_choice
+from ..config import GenerationConfig
+from ..errors import ConfigError, ToolError
+from ..model import Model
+from ..routing.backend import Backend, LocalBackend
+from ..routing.policy import RoutingPolicy
+from ..routing.remote import Remote
+from ..routing.router import Router
+from ..tool_formats import hermes
+from ..types import Usage
+from .tools import Tool, as_tool
 
 __all__ = [
     "Agent",
@@ -42,10 +48,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ToolChoice = str | Mapping[str, Any]  # "auto" | "none" | "required" | {"type": "function", ...}
-_TOOL_CALL_TOKEN = "<tool_call>"
-_REMOTE_OPTIONS = ("temperature", "top_p", "max_tokens", "seed", "stop", "presence_penalty",
-                   "frequency_penalty")
+_AGENT_POLICY = RoutingPolicy(cascade=False)  # a plain server: only hard=True escalates
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ class AgentStep:
     completion_tokens: int
     cached_tokens: int
     duration_s: float
-    ttft_s: float = 0.0  # time to the first generated token (prefill of the new tokens)
+    ttft_s: float = 0.0  # from the step's start to its first generated token (local)
     route: str = "local"  # "local" | "remote" | "local-fallback"
     route_reason: str = ""
     confidence: float | None = None  # of the local answer (None if none was generated)
@@ -110,12 +113,11 @@ class AgentResult:
         return [c for s in self.steps for c in s.tool_calls]
 
     @property
-    def usage(self) -> dict[str, int]:
-        prompt = sum(s.prompt_tokens for s in self.steps)
-        completion = sum(s.completion_tokens for s in self.steps)
-        return {"prompt_tokens": prompt, "completion_tokens": completion,
-                "cached_tokens": sum(s.cached_tokens for s in self.steps),
-                "total_tokens": prompt + completion}
+    def usage(self) -> Usage:
+        """Token counts of every step together."""
+        return Usage(prompt_tokens=sum(s.prompt_tokens for s in self.steps),
+                     completion_tokens=sum(s.completion_tokens for s in self.steps),
+                     cached_tokens=sum(s.cached_tokens for s in self.steps))
 
 
 # Text deltas and completed calls are the tool-call parser's own events (the agent re-ids the
@@ -137,18 +139,6 @@ class FinalEvent:
 AgentEvent = TextEvent | ToolCallEvent | ToolResultEvent | FinalEvent
 
 
-def _check_tool_choice(choice: ToolChoice, names: Sequence[str]) -> None:
-    if isinstance(choice, str):
-        if choice not in ("auto", "none", "required"):
-            msg = f"tool_choice={choice!r}: must be 'auto', 'none', 'required' or a function"
-            raise ConfigError(msg)
-        return
-    name = choice.get("function", {}).get("name") if isinstance(choice, Mapping) else None
-    if name not in names:
-        msg = f"tool_choice names {name!r}, which is not one of the tools {list(names)}"
-        raise ConfigError(msg)
-
-
 @dataclass
 class _Turn:
     """Bookkeeping of one ``run``: failed calls seen, steps so far."""
@@ -165,22 +155,23 @@ class Agent:
     """A function-calling agent over Python tools, with permissions and an audit log.
 
     Args:
-        model: a loaded ``Model``.
+        backend: a loaded ``Model`` (the agent keeps its own session on it), or any
+            ``Backend``: a ``LocalBackend``, a ``RemoteBackend`` or a ``Router``.
         tools: ``@tool`` functions, plain typed functions, or OpenAI tool dicts with a function.
         system: the system message.
         max_steps: model turns per ``run`` before giving up ("max_steps").
         tool_timeout: seconds a tool may run; then its result is a timeout error.
         policy: a ``Policy`` deciding allow / deny / confirm per tool (default: allow all).
-        audit: an ``AuditLog`` recording every call.
+        audit: an ``AuditLog`` recording every call (and, through the router, every
+            escalation).
         tool_choice: "auto", "none", "required" or ``{"type": "function", "function":
-            {"name": ...}}`` (OpenAI semantics); overridable per ``run``.
-        remote: a ``Router`` (its server, confidence threshold and redaction rules) or a
-            ``Remote``. A step escalates when the run is ``hard=True`` or, with a Router whose
-            policy cascades, when the local answer's confidence is below the threshold; the
-            server gets the conversation and the tool schemas (redacted), and the calls it
-            returns still run here, under the same policy. A failing server means the local
-            step, marked ``route="local-fallback"``.
-        **generation: default generation options (``temperature``, ``max_tokens``, ...).
+            {"name": ...}}`` (OpenAI semantics, the same as the server's); overridable per
+            ``run``. "none" means no tool runs, whatever the model (or a server) writes.
+        remote: with a ``Model``: a ``Router`` (its server, policy and audit log are used
+            over the agent's session) or a ``Remote`` (a plain server: only ``hard=True``
+            escalates). The calls a server returns still run here, under the same policy.
+        config: the generation options (default: the package's); ``**generation``
+            overrides single fields (``temperature``, ``max_tokens``, ...).
 
     Example:
         >>> agent = qwen_edge.Agent(model, [get_weather, set_timer], system="You run a home.")
@@ -189,7 +180,7 @@ class Agent:
 
     def __init__(
         self,
-        model: Model,
+        backend: Model | Backend,
         tools: Sequence[Tool | Callable[..., Any] | Mapping[str, Any]],
         *,
         system: str | None = None,
@@ -199,6 +190,7 @@ class Agent:
         audit: Any = None,
         tool_choice: ToolChoice = "auto",
         remote: Router | Remote | None = None,
+        config: GenerationConfig | None = None,
         **generation: Any,
     ) -> None:
         if max_steps < 1:
@@ -207,7 +199,6 @@ class Agent:
         if tool_timeout <= 0:
             msg = f"tool_timeout={tool_timeout}: must be > 0"
             raise ConfigError(msg)
-        self.model = model
         self.tools: dict[str, Tool] = {}
         for spec in tools:
             t = as_tool(spec)
@@ -215,24 +206,40 @@ class Agent:
                 msg = f"two tools are named {t.name!r}"
                 raise ConfigError(msg)
             self.tools[t.name] = t
-        _check_tool_choice(tool_choice, list(self.tools))
+        check_tool_choice(tool_choice, list(self.tools))
+        self.backend = self._backend(backend, remote, audit)
+        model = self.backend.model if isinstance(self.backend, (Router, LocalBackend)) else None
+        self.model = model
+        self.session = getattr(getattr(self.backend, "local", self.backend), "session", None)
+        # validated now, not at the first run
+        self.config = (model.config(config, **generation) if model is not None
+                       else (config or GenerationConfig.resolve()).override(**generation))
         self.system = system
         self.max_steps = max_steps
         self.tool_timeout = tool_timeout
         self.policy = policy
         self.audit = audit
         self.tool_choice = tool_choice
-        self.generation = dict(generation)
-        model._config(self.generation)  # validate the defaults now, not at the first run
-        self.routing = remote.policy if isinstance(remote, Router) else None
-        self.remote = remote.remote if isinstance(remote, Router) else remote
-        self.session = model.session()
         self.run_id = uuid.uuid4().hex[:12]
         self.messages: list[dict[str, Any]] = []
-        self._schemas = [t.to_openai() for t in self.tools.values()]
+        self._specs = list(tools)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                                thread_name_prefix="qwen-edge-tool")
         self._call_index = 0
+
+    @staticmethod
+    def _backend(backend: Model | Backend, remote: Router | Remote | None,
+                 audit: Any) -> Backend:
+        if not isinstance(backend, Model):
+            if remote is not None:
+                msg = "remote= goes with a Model; pass a Router as the backend instead"
+                raise ConfigError(msg)
+            return backend
+        local = LocalBackend(backend.session())
+        if isinstance(remote, Router):
+            return Router(local, remote.remote, remote.policy,
+                          audit=remote.audit if remote.audit is not None else audit)
+        return Router(local, remote, _AGENT_POLICY, audit=audit)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -244,30 +251,36 @@ class Agent:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def run(self, message: str, *, tool_choice: ToolChoice | None = None, hard: bool = False,
-            **generation: Any) -> AgentResult:
+            config: GenerationConfig | None = None, **generation: Any) -> AgentResult:
         """Add a user message, loop until the model answers; return the whole turn.
 
-        ``hard=True`` sends every step of this turn to the remote server (if one is set).
+        ``hard=True`` sends every step of this turn to the router's server (unless its
+        policy is ``local_only``).
         """
-        for event in self.stream(message, tool_choice=tool_choice, hard=hard, **generation):
+        for event in self.stream(message, tool_choice=tool_choice, hard=hard, config=config,
+                                 **generation):
             if isinstance(event, FinalEvent):
                 return event.result
         msg = "agent stream ended without a final event"  # unreachable by construction
         raise ToolError(msg)
 
     def stream(self, message: str, *, tool_choice: ToolChoice | None = None, hard: bool = False,
-               **generation: Any) -> Iterator[AgentEvent]:
+               config: GenerationConfig | None = None, **generation: Any,
+               ) -> Iterator[AgentEvent]:
         """Like ``run``, yielding text deltas, tool calls, tool results and the final result."""
         choice = self.tool_choice if tool_choice is None else tool_choice
-        _check_tool_choice(choice, list(self.tools))
-        options = {**self.generation, **generation}
+        check_tool_choice(choice, list(self.tools))
+        cfg = (config or self.config).override(**generation)
+        if hard and not isinstance(self.backend, Router):
+            msg = "hard=True needs a Router backend (a server to escalate to)"
+            raise ConfigError(msg)
         self.messages.append({"role": "user", "content": message})
         turn = _Turn()
         for index in range(self.max_steps):
             # After the first step, "required" / a named function would loop forever: the
             # model must be free to answer once it has results (OpenAI does the same).
             step_choice = choice if index == 0 else ("auto" if choice != "none" else "none")
-            step = yield from self._step(step_choice, options, hard=hard)
+            step = yield from self._step(step_choice, cfg, hard=hard)
             turn.steps.append(step)
             if not step.tool_calls:
                 yield FinalEvent(AgentResult(text=step.content, steps=turn.steps,
@@ -295,64 +308,36 @@ class Agent:
         system = [{"role": "system", "content": self.system}] if self.system else []
         return system + self.messages
 
-    def _constraint_options(self, choice: ToolChoice) -> dict[str, Any]:
-        tools = list(self.tools.values())
-        # Grounded parameters quote the user's turns of this conversation (tools.py).
-        grounding = grounding_texts(self.messages) if any(t.grounded for t in tools) else None
-        return hermes.constraint_options(
-            tools, choice, tool_call_token=self.model.tokenizer.token_to_id(_TOOL_CALL_TOKEN),
-            grounding=grounding)
-
-    def _step(self, choice: ToolChoice, options: dict[str, Any], *, hard: bool = False,
-              ) -> Iterator[AgentEvent]:  # returns AgentStep via StopIteration
+    def _step(self, choice: ToolChoice, cfg: GenerationConfig, *, hard: bool,
+              ) -> Generator[AgentEvent, None, AgentStep]:
         start = time.perf_counter()
-        messages = self._messages()
+        extra = {"hard": hard} if hard else {}
+        deltas = self.backend.stream_chat(self._messages(), tools=self._specs or None,
+                                          tool_choice=choice if self._specs else None,
+                                          config=cfg, **extra)
+        content: list[str] = []
         calls: list[ToolCall] = []
         errors: list[str] = []
+        usage, ttft = None, 0.0
         route, reason, confidence = "local", "", None
-        usage = None
-        content = ""
-        if hard:
-            remote = self._remote_step(messages, choice, options, "hard=True")
-            if isinstance(remote, str):
-                route, reason = "local-fallback", remote
-            else:
-                route, reason = "remote", "hard=True"
-                content, calls = remote
-                for call in calls:
-                    yield ToolCallEvent(call)
-                if content:
-                    yield TextEvent(content)
-        if route != "remote":
-            # With a cascading router, the local text is held until it is scored: text
-            # already shown could not be taken back if the step escalates. A router without
-            # a server still scores: a step it would escalate is a "local-fallback".
-            cascade = not hard and self.routing is not None and self.routing.cascade
-            held: list[AgentEvent] = []
-            local = self._local_step(messages, choice, options, calls, errors)
-            while True:
-                try:
-                    event = next(local)
-                except StopIteration as done:  # the generator returns its summary
-                    content, confidence, usage = done.value
-                    break
-                if cascade:
-                    held.append(event)
-                else:
-                    yield event
-            if cascade and not calls and self.routing is not None and \
-                    confidence < self.routing.threshold:
-                why = f"confidence {confidence:.3f} < threshold {self.routing.threshold}"
-                remote = self._remote_step(messages, choice, options, why)
-                if isinstance(remote, str):
-                    route, reason = "local-fallback", remote
-                else:
-                    route, reason = "remote", why
-                    content, calls = remote
-                    held = [TextEvent(content)] if content else []
-                    held += [ToolCallEvent(c) for c in calls]
-            yield from held
-        assistant: dict[str, Any] = {"role": "assistant", "content": content}
+        for delta in deltas:
+            if delta.content:
+                content.append(delta.content)
+                yield TextEvent(delta.content)
+            for call in delta.tool_calls:
+                if choice == "none":  # a server that called anyway: nothing runs
+                    logger.info("tool_choice='none': ignored a call of %s", call.name)
+                    continue
+                calls.append(self._new_call(call.name, call.arguments))
+                yield ToolCallEvent(calls[-1])
+            errors += delta.tool_call_errors
+            if delta.route is not None:
+                route, reason, confidence = delta.route, delta.route_reason or "", delta.confidence
+            if delta.finish_reason is not None:
+                usage = delta.usage
+                ttft = delta.timings.ttft_s if delta.timings is not None else 0.0
+        text = "".join(content)
+        assistant: dict[str, Any] = {"role": "assistant", "content": text}
         if calls:
             assistant["tool_calls"] = [{"id": c.id, "type": "function", "function": {
                 "name": c.name, "arguments": c.arguments}} for c in calls]
@@ -365,89 +350,22 @@ class Agent:
             self.messages.append({"role": "tool", "content": result.content,
                                   "tool_call_id": call.id, "name": call.name})
         for error in errors:  # unparsable call text: tell the model what went wrong
-            logger.warning("tool call parse error: %s", error)
             self.messages.append({"role": "tool", "content": json.dumps({"error": error})})
         if errors and not calls:
             fake = ToolCall("<parse error>", {}, id=f"call_{self._call_index}")
             results.append(ToolResult(fake, error=errors[0]))
             calls = [fake]
-        return AgentStep(content=content, tool_calls=calls, results=results,
+        return AgentStep(content=text, tool_calls=calls, results=results,
                          prompt_tokens=usage.prompt_tokens if usage else 0,
                          completion_tokens=usage.completion_tokens if usage else 0,
-                         cached_tokens=usage.reused_tokens if usage else 0,
-                         duration_s=time.perf_counter() - start,
-                         ttft_s=usage.prefill_s if usage else 0.0,
+                         cached_tokens=usage.cached_tokens if usage else 0,
+                         duration_s=time.perf_counter() - start, ttft_s=ttft,
                          route=route, route_reason=reason, confidence=confidence)
-
-    def _local_step(self, messages: list[dict[str, Any]], choice: ToolChoice,
-                    options: dict[str, Any], calls: list[ToolCall], errors: list[str],
-                    ) -> Generator[AgentEvent, None, tuple[str, float, StreamStats]]:
-        """Generate one step on the device; returns (content, confidence, stats)."""
-        prompt = self.model.encode_chat(messages, tools=self._schemas or None)
-        parser = hermes.ToolCallStreamParser()
-        raw: list[str] = []
-        logprobs: list[float] = []
-        entropies: list[float] = []
-
-        def handle(events: Sequence[Any]) -> Iterator[AgentEvent]:
-            for event in events:
-                if isinstance(event, hermes.TextDelta):
-                    if event.text:
-                        yield TextEvent(event.text)
-                elif isinstance(event, hermes.ToolCallEvent):
-                    calls.append(self._new_call(event.call.name, event.call.arguments))
-                    yield ToolCallEvent(calls[-1])
-                else:
-                    errors.append(event.message)
-
-        chunks = self.session.stream_chunks(prompt, **{**options,
-                                                        **self._constraint_options(choice)})
-        for chunk in chunks:
-            raw.append(chunk.text)
-            if chunk.logprob is not None and chunk.entropy is not None:
-                logprobs.append(chunk.logprob)
-                entropies.append(chunk.entropy)
-            yield from handle(parser.feed(chunk.text))
-        yield from handle(parser.finish())
-        content, _, _ = hermes.parse_tool_calls("".join(raw), strict=False)
-        return content, confidence_of(logprobs, entropies), self.session.last_stats
 
     def _new_call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
         call = ToolCall(name, arguments, id=f"call_{self._call_index}")
         self._call_index += 1
         return call
-
-    def _remote_step(self, messages: list[dict[str, Any]], choice: ToolChoice,
-                     options: dict[str, Any], why: str) -> tuple[str, list[ToolCall]] | str:
-        """Ask the server for this step: (content, calls), or the fallback reason."""
-        if self.remote is None:
-            return f"would escalate ({why}); no server configured"
-        outgoing = [self._outgoing(m) for m in messages]
-        sampling = {k: options[k] for k in _REMOTE_OPTIONS if options.get(k) is not None}
-        if self.audit is not None:
-            self.audit.record(event="escalation", run_id=self.run_id, remote=True,
-                              arguments={"reason": why, "route": "remote"})
-        try:
-            answer = self.remote.chat(outgoing, tools=self._schemas or None,
-                                      tool_choice=choice if self._schemas else None, **sampling)
-        except RemoteError as exc:
-            return f"remote unavailable: {exc}"
-        return answer.text, [self._new_call(c.name, c.arguments) for c in answer.tool_calls]
-
-    def _outgoing(self, message: dict[str, Any]) -> dict[str, Any]:
-        """An OpenAI message as the server wants it: JSON-text arguments, redacted contents."""
-        out = dict(message)
-        rules = self.routing.redact if self.routing is not None else DEFAULT_REDACT
-        if isinstance(out.get("content"), str):
-            out["content"], counts = redact_text(out["content"], rules)
-            if counts:
-                logger.info("redacted before sending: %s", counts)
-        if out.get("tool_calls"):
-            out["tool_calls"] = [
-                {**c, "function": {**c["function"], "arguments": redact_text(json.dumps(
-                    c["function"]["arguments"], ensure_ascii=False), rules)[0]}}
-                for c in out["tool_calls"]]
-        return out
 
     # -- tools ------------------------------------------------------------------------------
 

@@ -1,0 +1,249 @@
+"""Chat with tools, written once: ``plan_chat`` (validate, render, constrain) and ``run_chat``.
+
+    messages, tools, tool_choice, config
+        --plan_chat--> ChatPlan: prompt ids + a frozen config holding the tool grammar
+        --run_chat(session)--> ChatDelta ... ChatDelta(finish_reason, usage, timings)
+
+Every surface uses these two functions: ``Model.generate`` / ``Session.chat``, the agent
+(through ``LocalBackend``), the router and the HTTP server (which plans in its request thread
+and runs in its generation worker). So ``tool_choice`` means one thing everywhere:
+
+- ``"none"``: the ``<tool_call>`` token is masked and nothing is parsed: whatever the model
+  writes is content, and no tool runs.
+- ``"auto"``: decoding is free until the model writes ``<tool_call>``, then the grammar holds
+  the call to a tool's schema (lazy constraint).
+- ``"required"`` or ``{"type": "function", "function": {"name": ...}}``: the grammar holds
+  the message from its first token; a named function gives exactly one call.
+
+Output cut by ``max_tokens`` inside a call ends with ``finish_reason="length"`` and leaves no
+raw call markup in the content; a final call that is complete but lacks its end marker is
+parsed, as vLLM and Qwen-Agent do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .agents.tools import Tool, as_tool, grounding_texts
+from .chat import ToolCall
+from .config import GenerationConfig, ToolGrammar
+from .errors import ConfigError
+from .tool_formats import hermes
+from .types import ChatDelta
+
+if TYPE_CHECKING:
+    from .model import Model, Prompt, Session
+
+__all__ = ["ChatPlan", "ToolChoice", "ToolSpec", "check_tool_choice", "openai_tool", "plan_chat",
+           "run_chat"]
+
+logger = logging.getLogger(__name__)
+
+ToolChoice = str | Mapping[str, Any]  # "auto" | "none" | "required" | {"type": "function", ...}
+ToolSpec = Tool | Callable[..., Any] | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPlan:
+    """A validated request, ready to run on a session of the model that planned it.
+
+    Attributes:
+        prompt: the rendered, tokenized conversation.
+        config: the resolved options, the tool grammar or the ``<tool_call>`` mask included.
+        parse_tools: split tool calls out of the output (False for "none" and no tools).
+        max_calls: keep at most this many calls (1 for a named function or
+            ``parallel_tool_calls=False``; None = all).
+        stop_token_ids: the tokens that end the message (not part of ``token_ids``).
+    """
+
+    prompt: np.ndarray
+    config: GenerationConfig
+    parse_tools: bool = False
+    max_calls: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+
+
+def check_tool_choice(choice: object, names: Sequence[str]) -> None:
+    """Raise ``ConfigError`` unless ``choice`` is OpenAI's tool_choice for these tools."""
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            msg = f"tool_choice={choice!r}: must be 'auto', 'none', 'required' or a function"
+            raise ConfigError(msg)
+        return
+    function = choice.get("function") if isinstance(choice, Mapping) else None
+    name = function.get("name") if isinstance(function, Mapping) else None
+    if not isinstance(choice, Mapping) or choice.get("type", "function") != "function" \
+            or not isinstance(name, str):
+        msg = (f"tool_choice={choice!r}: expected 'auto', 'none', 'required' or "
+               "{'type': 'function', 'function': {'name': ...}}")
+        raise ConfigError(msg)
+    if name not in names:
+        msg = f"tool_choice names {name!r}, which is not one of the tools {list(names)}"
+        raise ConfigError(msg)
+
+
+def openai_tool(spec: ToolSpec, tool: Tool) -> dict[str, Any]:
+    """The tool as the chat template shows it: an OpenAI dict as given (without qwen-edge's
+    ``x-grounded``), or a ``Tool``'s own OpenAI form."""
+    if isinstance(spec, Mapping):
+        function = spec.get("function")
+        if isinstance(function, Mapping):
+            return {**spec, "function": {k: v for k, v in function.items()
+                                         if k != "x-grounded"}}
+        return dict(spec)
+    return tool.to_openai()
+
+
+def plan_chat(model: Model, prompt: Prompt, *, tools: Sequence[ToolSpec] | None = None,
+              tool_choice: ToolChoice | None = None, config: GenerationConfig | None = None,
+              parallel_tool_calls: bool = True) -> ChatPlan:
+    """Validate and prepare one answer of ``model`` (all errors are raised here).
+
+    Args:
+        prompt: chat messages (text and token ids are accepted without tools).
+        tools: ``@tool`` functions, plain typed functions or OpenAI tool dicts.
+        tool_choice: "auto" (the default with tools), "none", "required" or a named function.
+        config: resolved options (default: the package's).
+        parallel_tool_calls: False keeps only the first call.
+
+    Raises:
+        ConfigError: a bad tool_choice, duplicate tool names, tools without messages, or a
+            json_schema / regex / grammar with tools that may be called.
+        ToolError: a malformed tool.
+    """
+    cfg = config if config is not None else model.config()
+    stops = tuple(cfg.stop_token_ids if cfg.stop_token_ids is not None
+                  else model.stop_token_ids)
+    if not tools:
+        if tool_choice not in (None, "none", "auto"):
+            msg = f"tool_choice={tool_choice!r} needs tools; pass the function in `tools`"
+            raise ConfigError(msg)
+        return ChatPlan(model.encode_prompt(prompt), cfg, stop_token_ids=stops)
+    offered = [as_tool(t) for t in tools]
+    names = [t.name for t in offered]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        msg = f"two tools are named {', '.join(map(repr, twice))}; each tool needs its own name"
+        raise ConfigError(msg)
+    choice: ToolChoice = "auto" if tool_choice is None else tool_choice
+    check_tool_choice(choice, names)
+    if isinstance(prompt, (str, np.ndarray)) or not prompt or not isinstance(prompt[0], Mapping):
+        msg = "tools need chat messages as the prompt (a list of {'role', 'content'} dicts)"
+        raise ConfigError(msg)
+    messages: Sequence[Mapping[str, Any]] = prompt  # type: ignore[assignment]
+    ids = model.encode_chat(messages, tools=[openai_tool(s, t)
+                                             for s, t in zip(tools, offered, strict=True)])
+    if choice == "none":  # the model cannot open a call; text that looks like one is content
+        token = model.tokenizer.token_to_id(hermes.TOOL_CALL_START)
+        if token is not None:
+            bias = {**cfg.sampling.logit_bias, token: -100.0}
+            cfg = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling,
+                                                                        logit_bias=bias))
+        return ChatPlan(ids, cfg, stop_token_ids=stops)
+    if cfg.json_schema is not None or cfg.regex is not None or cfg.grammar is not None:
+        msg = ("json_schema / regex / grammar cannot be combined with tools unless "
+               "tool_choice='none'")
+        raise ConfigError(msg)
+    grounding = grounding_texts(messages) if any(t.grounded for t in offered) else None
+    lark = hermes.tool_call_grammar(offered, tool_choice=choice, grounding=grounding)
+    trigger = hermes.TOOL_CALL_START if choice == "auto" else None
+    cfg = dataclasses.replace(cfg, tool_grammar=ToolGrammar(grammar=lark, trigger=trigger))
+    single = isinstance(choice, Mapping) or not parallel_tool_calls
+    return ChatPlan(ids, cfg, parse_tools=True, max_calls=1 if single else None,
+                    stop_token_ids=stops)
+
+
+def run_chat(session: Session, plan: ChatPlan, *,
+             start_s: float | None = None) -> Iterator[ChatDelta]:
+    """Generate ``plan`` on ``session``: one delta per token, then the final delta.
+
+    ``start_s`` (``time.perf_counter()``) is when the caller's call began: the final delta's
+    ``timings.ttft_s`` counts from there.
+    """
+    start_s = time.perf_counter() if start_s is None else start_s
+    parser = hermes.ToolCallStreamParser() if plan.parse_tools else None
+    stops = set(plan.stop_token_ids)
+    n_calls = 0
+    for chunk in session.stream_chunks(plan.prompt, plan.config, start_s=start_s):
+        final = chunk.finish_reason is not None
+        events: list[hermes.Event] = []
+        if parser is None:
+            events = [hermes.TextDelta(chunk.text)] if chunk.text else []
+        else:
+            events = parser.feed(chunk.text) if chunk.text else []
+            if final:
+                events += _finish(parser, chunk.finish_reason or "length", n_calls)
+        content: list[str] = []
+        calls: list[ToolCall] = []
+        errors: list[str] = []
+        for event in events:
+            if isinstance(event, hermes.TextDelta):
+                content.append(event.text)
+            elif isinstance(event, hermes.ToolCallEvent):
+                if plan.max_calls is not None and n_calls >= plan.max_calls:
+                    logger.info("dropped a tool call beyond the %d allowed", plan.max_calls)
+                    continue
+                calls.append(event.call)
+                n_calls += 1
+            else:
+                logger.warning("malformed tool call left in the content: %s", event.message)
+                errors.append(event.message)
+        token = chunk.token
+        delta = ChatDelta(
+            content="".join(content), tool_calls=tuple(calls), tool_call_errors=tuple(errors),
+            token_ids=(token,) if token is not None and token not in stops else (),
+            logprobs=(chunk.logprob or 0.0,) if token is not None else (),
+            entropies=(chunk.entropy or 0.0,) if token is not None else ())
+        if final:
+            finish = chunk.finish_reason or "length"
+            delta = dataclasses.replace(
+                delta, finish_reason="tool_calls" if n_calls and finish == "stop" else finish,
+                usage=chunk.usage, timings=chunk.timings)
+        yield delta
+
+
+def _finish(parser: hermes.ToolCallStreamParser, finish: str, n_calls: int,
+            ) -> list[hermes.Event]:
+    """The parser's last events, with an unterminated final call settled.
+
+    A call complete but for its end marker is parsed; any other open call is dropped when
+    the output was cut (``finish == "length"``), so no raw markup reaches the content, and
+    stays in the content as the model's text otherwise (with its error).
+    """
+    out: list[hermes.Event] = []
+    dropping = False
+    for event in parser.finish():
+        if isinstance(event, hermes.ToolCallError) and not event.raw.endswith(
+                hermes.TOOL_CALL_END):
+            call = _complete_call(event.raw, n_calls)
+            if call is not None:
+                out.append(hermes.ToolCallEvent(call))
+                dropping = True
+                continue
+            if finish == "length":
+                logger.info("output cut inside a tool call; its text is dropped")
+                dropping = True
+                continue
+        if dropping and isinstance(event, hermes.TextDelta):
+            continue  # the open call's own text (and the whitespace around it)
+        out.append(event)
+    return out
+
+
+def _complete_call(raw: str, index: int) -> ToolCall | None:
+    """The call in an unterminated block whose body is complete, else None.
+
+    A small local stand-in until the tool format offers it (``tool_formats``).
+    """
+    _, calls, _ = hermes.parse_tool_calls(raw.rstrip() + "\n" + hermes.TOOL_CALL_END,
+                                          strict=False)
+    if len(calls) != 1:
+        return None
+    return ToolCall(calls[0].name, calls[0].arguments, id=f"call_{index}")

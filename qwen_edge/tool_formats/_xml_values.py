@@ -15,6 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..agents.schema import bound_schema as _bound
+
 __all__ = ["STRING_TERMINAL", "as_text", "bound_schema", "convert", "kind_of",
            "property_schema", "strip_newlines", "value_grammar"]
 
@@ -139,13 +141,10 @@ def _reject(name: str) -> Any:
 
 
 def bound_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Hook: the schema handed to llguidance for a typed value.
-
-    The Hermes grammar's schema rewriting (number-length bounds, schema-bound keywords
-    llguidance ignores; ``qwen_edge/_schema.py``) belongs here too, so that both formats bound
-    values the same way: replace this body with a call to that function.
-    """
-    return dict(schema)
+    """The schema handed to llguidance for a typed value: bounded as the Hermes grammar's
+    (``qwen_edge.agents.schema.bound_schema``: number-length caps, keywords llguidance
+    rejects dropped), so both formats constrain values the same way."""
+    return dict(_bound(dict(schema)))
 
 
 _MARKERS = r"~/(?s:.*)(<\/parameter>|<parameter=|<\/function>)(?s:.*)/"

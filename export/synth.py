@@ -587,8 +587,11 @@ def _draw(name: str, shape: tuple[int, ...], seed: int, std: float, *,
         loc, scale = 0.0, 0.1  # Qwen3.5 stores RMSNorm scales as offsets from 1
     elif name.endswith("norm.weight"):
         loc, scale = 1.0, 0.1
-    elif name.endswith(".A_log"):  # log of the decay rate A (transformers: uniform in [0.01, 16])
-        loc, scale = 0.5, 0.5
+    elif name.endswith(".A_log"):
+        # log of the decay rate A: mostly slow decays (long memory, as trained heads have), so
+        # the recurrent state still matters dozens of tokens later; transformers' init draws
+        # A in [0.01, 16], whose fast half forgets a token within a few steps.
+        loc, scale = -2.0, 1.5
     elif name.endswith("conv1d.weight"):  # a kernel of 4 taps: large enough to matter
         loc, scale = 0.0, 0.3
     elif name.endswith(".bias"):

@@ -79,7 +79,8 @@ def _compile(template: str) -> jinja2.Template:
 
 def builtin_template(architecture: str) -> str:
     """The Qwen3 template for Qwen3 models, the Qwen2.5 template otherwise."""
-    name = "qwen3.jinja" if architecture == "Qwen3ForCausalLM" else "qwen2_5.jinja"
+    qwen3 = architecture.startswith(("Qwen3ForCausalLM", "Qwen3_5"))  # Qwen3.5 synth: Qwen3's
+    name = "qwen3.jinja" if qwen3 else "qwen2_5.jinja"
     return resources.files("qwen_edge").joinpath("templates", name).read_text(encoding="utf-8")
 
 

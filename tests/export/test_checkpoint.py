@@ -203,7 +203,9 @@ def test_qwen35_config_both_classes() -> None:
     assert text.linear.conv_state_shape == (1, 2 * 4 + 3 * 6, 3)
     assert text.linear.recurrent_state_shape == (1, 3, 4, 6)
     assert (text.prefix, text.ignored_prefixes) == ("model.", ("mtp.",))
-    assert text.norm_offset and text.attn_output_gate and text.partial_rotary_factor == 0.25
+    assert text.norm_offset
+    assert text.attn_output_gate
+    assert text.partial_rotary_factor == 0.25
     wrapped = QwenConfig.from_dict({
         "architectures": ["Qwen3_5ForConditionalGeneration"], "model_type": "qwen3_5",
         "tie_word_embeddings": True, "text_config": {**QWEN35_TEXT, "tie_word_embeddings": False},

@@ -12,7 +12,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from helpers import GraphRunner, reference_logits
 
 pytestmark = pytest.mark.parity

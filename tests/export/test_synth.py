@@ -117,7 +117,8 @@ def test_qwen35_shapes_match_the_published_numbers(shape: str) -> None:
     assert cfg.layer_types == ("linear_attention",) * 3 + ("full_attention",) + cfg.layer_types[4:]
     assert cfg.full_attention_layers == tuple(range(3, layers, 4))
     assert (cfg.vocab_size, cfg.rope_theta, cfg.partial_rotary_factor) == (248320, 1e7, 0.25)
-    assert cfg.tie_word_embeddings and cfg.norm_offset
+    assert cfg.tie_word_embeddings
+    assert cfg.norm_offset
     assert cfg.prefix == "model.language_model."
     assert (raw["vision_config"]["depth"], raw["vision_config"]["hidden_size"]) == (depth, v_hidden)
     assert raw["text_config"]["rope_parameters"]["mrope_section"] == [11, 11, 10]

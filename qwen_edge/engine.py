@@ -8,6 +8,10 @@ per distinct length, rebound only when the length changes. A decode step therefo
 four numbers and calls ``run_with_iobinding``: nothing is allocated or bound. Long prompts are
 prefilled in chunks, so activations stay bounded whatever the prompt length.
 
+Qwen3.5 (hybrid) packages: only the full-attention layers have a KV cache; each linear
+layer's conv and recurrent states (``HybridCache.state_values``) are bound the same way, as
+both past and present, so a decode step copies no state either.
+
 Huge pages: decoding streams every weight once per token, and on 4 KiB pages that costs a
 TLB miss every 4 KiB. Where transparent huge pages are in "madvise" mode (most
 distributions), the memory onnxruntime allocates for its prepacked weights stays on small

@@ -12,7 +12,7 @@ def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "synth", help="write a random-weight Hugging Face checkpoint of a real Qwen shape",
         description="Write a Hugging Face checkpoint with random weights, the exact configuration "
-        "of a real Qwen model and the real Qwen tokenizer: size a device without downloading. "
+        "of a real Qwen model and a Qwen tokenizer: size a device without downloading. "
         "Tokenizer: Qwen2.5 and Qwen3 shapes carry their real tokenizer (built offline from the "
         "BPE ranks in dashscope). Qwen3.5 shapes carry the Qwen3 tokenizer and chat template "
         "instead (151,669 tokens, <|im_end|> = 151645): the real 248k Qwen3.5 tokenizer cannot "

@@ -31,6 +31,7 @@ __all__ = [
     "GatedDeltaNetConfig",
     "parse_qwen35",
     "qwen35_expected_tensors",
+    "rotary_dim",
 ]
 
 QWEN35_ARCHITECTURES = ("Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration")
@@ -95,7 +96,7 @@ class GatedDeltaNetConfig:
         return (1, self.num_value_heads, self.key_head_dim, self.value_head_dim)
 
 
-def _int(d: Mapping[str, Any], key: str, default: Any = None) -> Any:
+def _required(d: Mapping[str, Any], key: str, default: Any = None) -> Any:
     value = d.get(key, default)
     if value is None:
         raise CheckpointError(f"missing {key}")
@@ -123,7 +124,7 @@ def parse_qwen35(d: Mapping[str, Any], architecture: str) -> dict[str, Any]:
         raise CheckpointError("attn_output_gate=false: not supported (Qwen3.5 gates attention)")
     for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                 "num_attention_heads"):
-        _int(text, key)
+        _required(text, key)
     layers = text["num_hidden_layers"]
     interval = text.get("full_attention_interval", 4)
     layer_types = text.get("layer_types")
@@ -146,11 +147,11 @@ def parse_qwen35(d: Mapping[str, Any], architecture: str) -> dict[str, Any]:
     theta = rope.get("rope_theta", text.get("rope_theta", 10_000_000.0))
     partial = rope.get("partial_rotary_factor", text.get("partial_rotary_factor", 0.25))
     linear = GatedDeltaNetConfig(
-        num_key_heads=_int(text, "linear_num_key_heads", 16),
-        num_value_heads=_int(text, "linear_num_value_heads", 32),
-        key_head_dim=_int(text, "linear_key_head_dim", 128),
-        value_head_dim=_int(text, "linear_value_head_dim", 128),
-        conv_kernel=_int(text, "linear_conv_kernel_dim", 4),
+        num_key_heads=_required(text, "linear_num_key_heads", 16),
+        num_value_heads=_required(text, "linear_num_value_heads", 32),
+        key_head_dim=_required(text, "linear_key_head_dim", 128),
+        value_head_dim=_required(text, "linear_value_head_dim", 128),
+        conv_kernel=_required(text, "linear_conv_kernel_dim", 4),
     )
     heads = text["num_attention_heads"]
     head_dim = text.get("head_dim", 256)

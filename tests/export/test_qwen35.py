@@ -182,7 +182,8 @@ def test_quantized_close_to_fp32(shape, quant, package):  # type: ignore[no-unty
 # all-linear tiny model, keeping in_proj_qkv|z in fp32 lifts int4 from cosine 0.76 to 0.91
 # (out_proj, MLP, embedding/head: 0.75-0.79); at qwen3.5-0.8b, int4 on the linear-attention
 # layers alone gives 0.18, on everything else alone 0.21, int4 with in_proj_qkv|z at int8
-# 0.17: every int4 perturbation decorrelates the random network (docs/qwen35.md). REAL_LIMITS guard against regressions from the measured values;
+# 0.17: every int4 perturbation decorrelates the random network; in transformers, 0.5 %
+# Gaussian noise on every linear weight alone moves the logits by 20 % (docs/qwen35.md). REAL_LIMITS guard against regressions from the measured values;
 # test_quantized_at_real_shape_meets_the_qwen25_bar records the target (xfail until met).
 REAL_LIMITS = {"int8": (0.85, 0.45), "int4": (0.1, 1.4)}  # (min cosine, max relative error)
 QWEN25_BAR = {"int8": (0.998, 0.06), "int4": (0.75, 0.65)}  # test_real_shapes.py's limits

@@ -110,7 +110,7 @@ def _prefill(engine: Engine, cache: KVCache, tokens: np.ndarray) -> np.ndarray:
         engine.forward(tokens[start:point], cache, num_logits=1)
         cache.snapshot()
         start = point
-    logits = engine.forward(tokens[start:], cache, num_logits=1)[-1]
+    logits: np.ndarray = engine.forward(tokens[start:], cache, num_logits=1)[-1]
     cache.snapshot()
     return logits
 

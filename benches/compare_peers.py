@@ -486,9 +486,14 @@ def prepare(args: argparse.Namespace, work: Path, peers: list[str]) -> dict[str,
     if "genai" in peers:
         models["genai"] = work / f"genai-{args.shape}-{args.quant}"
         if not (models["genai"] / "genai_config.json").exists():
+            # Qwen3.5: the builder exports a ConditionalGeneration checkpoint's decoder for an
+            # embeddings-in model only with exclude_embeds=false (otherwise it expects the
+            # vision pipeline to feed inputs_embeds); mtp/vision are left out by the builder.
+            extra = (["--extra_options", "exclude_embeds=false"]
+                     if args.shape.startswith(("qwen3.5", "tiny-qwen3.5")) else [])
             run([args.genai_python, "-m", "onnxruntime_genai.models.builder", "-i", str(ckpt),
                  "-o", str(models["genai"]), "-p", args.quant, "-e", "cpu",
-                 "-c", str(work / "genai-cache")],
+                 "-c", str(work / "genai-cache"), *extra],
                 log=work / f"genai-build-{args.shape}-{args.quant}.log", cwd=work,
                 env=peer_env())
     if "optimum" in peers:

@@ -40,6 +40,13 @@ from qwen_edge.errors import (
     UnsupportedArchitectureError,
 )
 
+from .qwen35_config import (
+    QWEN35_ARCHITECTURES,
+    GatedDeltaNetConfig,
+    parse_qwen35,
+    qwen35_expected_tensors,
+)
+
 __all__ = [
     "HUB_ALLOW_PATTERNS",
     "SUPPORTED_ARCHITECTURES",
@@ -49,7 +56,7 @@ __all__ = [
     "load_checkpoint",
 ]
 
-SUPPORTED_ARCHITECTURES = ("Qwen2ForCausalLM", "Qwen3ForCausalLM")
+SUPPORTED_ARCHITECTURES = ("Qwen2ForCausalLM", "Qwen3ForCausalLM", *QWEN35_ARCHITECTURES)
 
 # What snapshot_download fetches: configs, weights and tokenizer files; never *.bin / *.pth.
 HUB_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
@@ -87,6 +94,7 @@ class _Arch:
     qk_norm: bool  # Qwen3: RMSNorm over each head of q and k
     qkv_bias: bool | None  # Qwen2: q/k/v always have biases; None: read attention_bias
     default_head_dim: int | None  # None: hidden_size // num_attention_heads
+    hybrid: bool = False  # Qwen3.5: linear-attention layers; parsed by qwen35_config
 
 
 _ARCHITECTURES = {
@@ -95,6 +103,13 @@ _ARCHITECTURES = {
     ),
     "Qwen3ForCausalLM": _Arch(
         model_type="qwen3", qk_norm=True, qkv_bias=None, default_head_dim=128
+    ),
+    "Qwen3_5ForCausalLM": _Arch(
+        model_type="qwen3_5_text", qk_norm=True, qkv_bias=False, default_head_dim=256,
+        hybrid=True,
+    ),
+    "Qwen3_5ForConditionalGeneration": _Arch(
+        model_type="qwen3_5", qk_norm=True, qkv_bias=False, default_head_dim=256, hybrid=True,
     ),
 }
 _BY_MODEL_TYPE = {arch.model_type: name for name, arch in _ARCHITECTURES.items()}
@@ -138,6 +153,25 @@ class QwenConfig:
     hidden_act: str = "silu"
     bos_token_id: int | None = None
     eos_token_id: tuple[int, ...] = ()
+    # Qwen3.5 (hybrid) only; the defaults describe Qwen2 / Qwen3.
+    layer_types: tuple[str, ...] = ()  # per layer: "linear_attention" | "full_attention"
+    linear: GatedDeltaNetConfig | None = None  # the linear-attention dimensions
+    partial_rotary_factor: float = 1.0  # fraction of head_dim that RoPE rotates
+    attn_output_gate: bool = False  # q_proj also yields a sigmoid gate on attention's output
+    norm_offset: bool = False  # RMSNorm scales by (1 + w); the export folds the 1 in
+    prefix: str = "model."  # of the language model's tensors
+    ignored_prefixes: tuple[str, ...] = ()  # tensors the export leaves out (vision, MTP)
+
+    @property
+    def full_attention_layers(self) -> tuple[int, ...]:
+        """Indices of the layers with a KV cache (every layer but Qwen3.5's linear ones)."""
+        if not self.layer_types:
+            return tuple(range(self.num_hidden_layers))
+        return tuple(i for i, t in enumerate(self.layer_types) if t == "full_attention")
+
+    @property
+    def linear_attention_layers(self) -> tuple[int, ...]:
+        return tuple(i for i, t in enumerate(self.layer_types) if t == "linear_attention")
 
     def __post_init__(self) -> None:
         if self.architecture not in _ARCHITECTURES:
@@ -203,19 +237,16 @@ class QwenConfig:
             raise CheckpointError(f"must be a JSON object, not {type(d).__name__}")
         architecture = _architecture(d)
         arch = _ARCHITECTURES[architecture]
+        if arch.hybrid:
+            _reject_quantized(d)
+            return cls(**parse_qwen35(d, architecture))
         model_type = d.get("model_type", arch.model_type)
         if model_type != arch.model_type:
             raise CheckpointError(
                 f"model_type={model_type!r} does not match architecture {architecture} "
                 f"(expected {arch.model_type!r})"
             )
-        quantization = d.get("quantization_config")
-        if quantization is not None:
-            method = quantization.get("quant_method") if isinstance(quantization, dict) else None
-            raise CheckpointError(
-                f"quantization_config ({method}): quantized checkpoints are not supported; "
-                "pass the original bfloat16 checkpoint (qwen-edge quantizes on export)"
-            )
+        _reject_quantized(d)
         layer_types = d.get("layer_types") or []
         if d.get("use_sliding_window") or any(t != "full_attention" for t in layer_types):
             raise CheckpointError(
@@ -271,6 +302,16 @@ class QwenConfig:
         )
 
 
+def _reject_quantized(d: Mapping[str, Any]) -> None:
+    quantization = d.get("quantization_config")
+    if quantization is not None:
+        method = quantization.get("quant_method") if isinstance(quantization, dict) else None
+        raise CheckpointError(
+            f"quantization_config ({method}): quantized checkpoints are not supported; "
+            "pass the original bfloat16 checkpoint (qwen-edge quantizes on export)"
+        )
+
+
 def _architecture(d: Mapping[str, Any]) -> str:
     architectures = d.get("architectures")
     if isinstance(architectures, list) and architectures:
@@ -323,6 +364,8 @@ def expected_tensors(cfg: QwenConfig) -> dict[str, tuple[int, ...]]:
 
     Weights are ``[out_features, in_features]`` as ``torch.nn.Linear`` stores them.
     """
+    if cfg.linear is not None:
+        return qwen35_expected_tensors(cfg)
     hidden, inter = cfg.hidden_size, cfg.intermediate_size
     q_dim = cfg.num_attention_heads * cfg.head_dim
     kv_dim = cfg.num_key_value_heads * cfg.head_dim

@@ -10,11 +10,12 @@ Weights stream: each initializer is read from the memory-mapped safetensors, con
 from __future__ import annotations
 
 import logging
+import math
 import os
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,8 @@ class ExportResult:
     nbytes: int
     seconds: float
     peak_rss_mb: float
+    # Checkpoint parts left out of the graph (Qwen3.5: vision tower, MTP), as in the manifest.
+    ignored: dict[str, Any] = field(default_factory=dict)
 
 
 def _peak_rss_mb() -> float:
@@ -100,10 +103,19 @@ def _peak_rss_mb() -> float:
 
 
 def _tokenizer(ckpt: Checkpoint) -> tuple[str, str | None]:
-    """(tokenizer.json text, chat template): the checkpoint's, else the built-in Qwen one."""
+    """(tokenizer.json text, chat template): the checkpoint's, else the built-in Qwen one.
+
+    Qwen3.5 has its own 248k tokenizer, which cannot be built offline: its checkpoints must
+    carry tokenizer.json (synth ones carry Qwen3's, see ``synth``).
+    """
     variant = "qwen3" if ckpt.config.architecture == "Qwen3ForCausalLM" else "qwen2.5"
     if ckpt.tokenizer_json is not None:
         return ckpt.tokenizer_json.read_text(encoding="utf-8"), ckpt.chat_template
+    if ckpt.config.linear is not None:
+        msg = (f"{ckpt.path}: no tokenizer.json; Qwen3.5's tokenizer cannot be built offline, "
+               "copy tokenizer.json (and tokenizer_config.json) from the Hugging Face checkpoint "
+               "into this folder")
+        raise TokenizerError(msg)
     from .tokenizer import CHAT_TEMPLATES, build_qwen_tokenizer
 
     logger.info("%s has no tokenizer.json; building the %s tokenizer", ckpt.path, variant)
@@ -137,7 +149,7 @@ def build_manifest(ckpt: Checkpoint, cfg: ExportConfig, *, max_context: int,
         msg = f"{ckpt.path}: tokenizer has no added special tokens; is this a Qwen tokenizer?"
         raise TokenizerError(msg)
     bits = {"int4": 4, "int8": 8}.get(cfg.quant)
-    return {
+    manifest: dict[str, Any] = {
         "name": Path(src).name or src,
         "architecture": c.architecture,
         "model_type": c.model_type,
@@ -181,6 +193,48 @@ def build_manifest(ckpt: Checkpoint, cfg: ExportConfig, *, max_context: int,
         "source": {"checkpoint": src},
         "created_by": "qwen-edge export",
     }
+    if c.linear is not None:
+        manifest["shapes"].update(hybrid_shapes(ckpt))
+        manifest["graph"]["state_dtype"] = "float32"
+        manifest["ignored_tensors"] = ignored_tensors(ckpt)
+    return manifest
+
+
+def hybrid_shapes(ckpt: Checkpoint) -> dict[str, Any]:
+    """The Qwen3.5 entries of the manifest's shapes: layer kinds and the per-layer states."""
+    c = ckpt.config
+    assert c.linear is not None
+    lin = c.linear
+    conv, rec = lin.conv_state_shape, lin.recurrent_state_shape
+    return {
+        "layer_types": list(c.layer_types),
+        "partial_rotary_factor": c.partial_rotary_factor,
+        "linear_attention": {
+            "num_key_heads": lin.num_key_heads,
+            "num_value_heads": lin.num_value_heads,
+            "key_head_dim": lin.key_head_dim,
+            "value_head_dim": lin.value_head_dim,
+            "conv_kernel": lin.conv_kernel,
+            "conv_state_shape": list(conv),
+            "recurrent_state_shape": list(rec),
+            # per linear layer, fp32: what one state snapshot costs is this x linear layers
+            "state_nbytes_per_layer": 4 * (math.prod(conv) + math.prod(rec)),
+        },
+    }
+
+
+def ignored_tensors(ckpt: Checkpoint) -> dict[str, Any]:
+    """What the export leaves out of the graph, with a reason (vision tower, MTP layer)."""
+    reasons = {"model.visual.": "vision tower: qwen-edge exports the language model only",
+               "mtp.": "multi-token-prediction layer: not part of the decoder graph"}
+    out: dict[str, Any] = {}
+    for prefix in ckpt.config.ignored_prefixes:
+        names = [n for n in ckpt.names() if n.startswith(prefix)]
+        if names:
+            count = sum(math.prod(ckpt.shape(n)) for n in names)
+            out[prefix.rstrip(".")] = {"tensors": len(names), "parameters": count,
+                                       "reason": reasons.get(prefix, "not exported")}
+    return out
 
 
 def export_model(
@@ -246,4 +300,4 @@ def export_model(
             bar.close()
     nbytes = sum(f.stat().st_size for f in path.iterdir())
     return ExportResult(path=path, nbytes=nbytes, seconds=time.perf_counter() - start,
-                        peak_rss_mb=_peak_rss_mb())
+                        peak_rss_mb=_peak_rss_mb(), ignored=manifest.get("ignored_tensors", {}))

@@ -37,7 +37,7 @@ from qwen_edge.errors import UnsupportedArchitectureError
 from .checkpoint import SUPPORTED_ARCHITECTURES, QwenConfig
 from .graph import MS_DOMAIN, SOURCE_KEY, SOURCE_LOADER, TRANSPOSED_KEY, GraphBuilder
 
-__all__ = ["build_decoder", "rotary_caches"]
+__all__ = ["ARCHITECTURES", "build_decoder", "rotary_caches"]
 
 TensorLoader = Callable[[str], np.ndarray]
 INT64_MAX = np.iinfo(np.int64).max
@@ -64,13 +64,32 @@ def build_decoder(cfg: QwenConfig, load: TensorLoader, *, max_context: int) -> i
     Raises:
         UnsupportedArchitectureError: the architecture is not in ``SUPPORTED_ARCHITECTURES``.
     """
-    if cfg.architecture not in SUPPORTED_ARCHITECTURES:
+    builder = ARCHITECTURES.get(cfg.architecture)
+    if builder is None or cfg.architecture not in SUPPORTED_ARCHITECTURES:
         msg = (
             f"{cfg.architecture} is not supported; supported architectures: "
             f"{', '.join(SUPPORTED_ARCHITECTURES)}"
         )
         raise UnsupportedArchitectureError(msg)
+    return builder(cfg, load, max_context)
+
+
+def _dense(cfg: QwenConfig, load: TensorLoader, max_context: int) -> ir.Model:
     return _DecoderBuilder(cfg, load, max_context).build()
+
+
+def _hybrid(cfg: QwenConfig, load: TensorLoader, max_context: int) -> ir.Model:
+    from .qwen35 import Qwen35Builder  # it subclasses _DecoderBuilder, defined below
+
+    return Qwen35Builder(cfg, load, max_context).build()
+
+
+ARCHITECTURES: dict[str, Callable[[QwenConfig, TensorLoader, int], ir.Model]] = {
+    "Qwen2ForCausalLM": _dense,
+    "Qwen3ForCausalLM": _dense,
+    "Qwen3_5ForCausalLM": _hybrid,
+    "Qwen3_5ForConditionalGeneration": _hybrid,
+}
 
 
 class _DecoderBuilder:
@@ -166,6 +185,15 @@ class _DecoderBuilder:
             mlp_out = self._mlp(i, normed)
 
         normed, _ = self._norm(mlp_out, residual, "model.norm.weight", name="/model/norm")
+        g.output(self._logits(normed, num_logits, "model.embed_tokens.weight"), "logits")
+        for i, (k, v) in enumerate(presents):
+            g.output(k, f"present.{i}.key")
+            g.output(v, f"present.{i}.value")
+        return g.build(metadata={"qwen_edge.architecture": cfg.architecture})
+
+    def _logits(self, normed: ir.Value, num_logits: ir.Value, embed: str) -> ir.Value:
+        """lm_head over the last ``num_logits`` positions of the final norm's output."""
+        cfg, g = self.cfg, self.g
         # Logits only for the last `num_logits_to_keep` positions: a long prefill must not
         # compute (and allocate) prompt_len x vocab floats.
         start = g.op("Neg", [g.op("Reshape", [num_logits, g.const("shape_1", np.array([1]))],
@@ -177,13 +205,8 @@ class _DecoderBuilder:
              g.const("axes_1", np.array([1]))],
             name="/model/logits_to_keep/Slice",
         )
-        head = "model.embed_tokens.weight" if cfg.tie_word_embeddings else "lm_head.weight"
-        logits = self._linear(last, head, cfg.vocab_size, cfg.hidden_size, name="/lm_head")
-        g.output(logits, "logits")
-        for i, (k, v) in enumerate(presents):
-            g.output(k, f"present.{i}.key")
-            g.output(v, f"present.{i}.value")
-        return g.build(metadata={"qwen_edge.architecture": cfg.architecture})
+        head = embed if cfg.tie_word_embeddings else "lm_head.weight"
+        return self._linear(last, head, cfg.vocab_size, cfg.hidden_size, name="/lm_head")
 
     def _norm(
         self, x: ir.Value | None, residual: ir.Value, weight: str, *, name: str

@@ -16,7 +16,9 @@ values do not depend on sharding, dtype or which other tensors exist::
 
     matrices  N(0, initializer_range)      norms  1 + N(0, 0.1)      biases  N(0, 0.02)
 
-Norms and biases are random, not 1 and 0, so numerical parity tests exercise them.
+Norms and biases are random, not 1 and 0, so numerical parity tests exercise them. Qwen3.5
+stores most RMSNorm scales as offsets from 1 (drawn N(0, 0.1)); its ``A_log`` and ``conv1d``
+have their own spreads (``_draw``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from qwen_edge.errors import (
 )
 
 from .checkpoint import QwenConfig, expected_tensors
+from .synth_qwen35 import QWEN35, extra_tensors
 
 __all__ = ["SHAPES", "synth_checkpoint"]
 
@@ -181,6 +184,11 @@ SHAPES["tiny-qwen3-mha"] = {
     "intermediate_size": 72,
 }
 
+# Qwen3.5 0.8b / 2b / 4b and tiny-qwen3.5*: synth_qwen35.py (with the sources of each number).
+SHAPES.update(QWEN35)
+QWEN35_SHAPES = tuple(QWEN35)
+
+
 # generation_config.json as published. Qwen2.5-0.5B/1.5B-Instruct use repetition_penalty 1.1,
 # 3B uses 1.05 (read from copies of each file: a doctest printing the 0.5B file, a C++ fixture
 # of the 1.5B file, a vLLM tutorial's `cat` of the 3B file). Qwen3's are shared by 0.6B-4B
@@ -214,8 +222,16 @@ _GENERATION: dict[str, dict[str, Any]] = {
     **dict.fromkeys(
         ("qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "tiny-qwen3", "tiny-qwen3-mha"), _QWEN3_GENERATION
     ),
+    # Qwen3.5's own sampling defaults, with the stop ids of the tokenizer a synth checkpoint
+    # carries (Qwen3's; see _TOKENIZER_VARIANT): <|im_end|>, <|endoftext|>.
+    **{name: {**_QWEN3_GENERATION, "transformers_version": "4.57.0.dev0"}
+       for name in QWEN35_SHAPES},
 }
-_TOKENIZER_VARIANT = {"qwen2": "qwen2.5", "qwen3": "qwen3"}
+# The real Qwen3.5 tokenizer (248,077 tokens, new special ids) cannot be built offline: a synth
+# Qwen3.5 checkpoint carries the Qwen3 tokenizer and chat template (151,669 tokens; the
+# 248,320-row embedding is larger than both, as in the real model).
+_TOKENIZER_VARIANT = {"qwen2": "qwen2.5", "qwen3": "qwen3", "qwen3_5": "qwen3",
+                      "qwen3_5_text": "qwen3"}
 
 # dtype -> (safetensors dtype, numpy dtype written)
 _DTYPES: dict[str, tuple[str, np.dtype[Any]]] = {
@@ -270,6 +286,10 @@ def synth_checkpoint(
     if not isinstance(max_shard_bytes, int) or max_shard_bytes <= 0:
         raise ConfigError(f"max_shard_bytes={max_shard_bytes!r}: must be a positive integer")
     raw = {**SHAPES[shape], **(overrides or {}), "torch_dtype": dtype}
+    if "text_config" in raw:  # Qwen3.5 ConditionalGeneration: overrides describe the text model
+        raw["text_config"] = {**raw["text_config"], **(overrides or {}), "dtype": dtype}
+    elif "linear_num_value_heads" in raw:
+        raw["dtype"] = dtype
     try:
         cfg = QwenConfig.from_dict(raw, source=f"synth shape {shape}")
     except (CheckpointError, UnsupportedArchitectureError) as exc:
@@ -316,16 +336,18 @@ def _write_weights(
     max_shard_bytes: int,
 ) -> None:
     st_dtype, np_dtype = _DTYPES[dtype]
-    shapes = expected_tensors(cfg)
+    shapes = {**expected_tensors(cfg), **extra_tensors(cfg, raw)}
     shards = _plan_shards(shapes, np_dtype.itemsize, max_shard_bytes)
     std = float(raw.get("initializer_range", 0.02))
     if len(shards) == 1:
-        _write_shard(folder / "model.safetensors", shards[0], shapes, st_dtype, np_dtype, seed, std)
+        _write_shard(folder / "model.safetensors", shards[0], shapes, st_dtype, np_dtype, seed, std,
+                     offset_norms=cfg.norm_offset)
         return
     weight_map = {}
     for i, names in enumerate(shards, 1):
         file = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-        _write_shard(folder / file, names, shapes, st_dtype, np_dtype, seed, std)
+        _write_shard(folder / file, names, shapes, st_dtype, np_dtype, seed, std,
+                     offset_norms=cfg.norm_offset)
         weight_map.update(dict.fromkeys(names, file))
     total = sum(math.prod(s) for s in shapes.values()) * np_dtype.itemsize
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
@@ -356,6 +378,8 @@ def _write_shard(
     np_dtype: np.dtype[Any],
     seed: int,
     std: float,
+    *,
+    offset_norms: bool = False,
 ) -> None:
     """One safetensors file: header first (every size is known), then each tensor streamed."""
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
@@ -374,15 +398,25 @@ def _write_shard(
         f.write(len(blob).to_bytes(8, "little"))
         f.write(blob)
         for name in names:
-            for chunk in _draw(name, shapes[name], seed, std):
+            for chunk in _draw(name, shapes[name], seed, std, offset_norms=offset_norms):
                 f.write(chunk.astype(np_dtype).view(np.uint8).data)
 
 
-def _draw(name: str, shape: tuple[int, ...], seed: int, std: float) -> Iterator[np.ndarray]:
+def _draw(name: str, shape: tuple[int, ...], seed: int, std: float, *,
+          offset_norms: bool = False) -> Iterator[np.ndarray]:
     """The tensor's values in row-major order, as float32 chunks of at most _CHUNK_VALUES."""
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    if name.endswith("norm.weight"):
+    if name.endswith("norm.weight") and offset_norms and not name.endswith("linear_attn.norm.weight"):
+        loc, scale = 0.0, 0.1  # Qwen3.5 stores RMSNorm scales as offsets from 1
+    elif name.endswith("norm.weight"):
         loc, scale = 1.0, 0.1
+    elif name.endswith(".A_log"):
+        # log of the decay rate A: mostly slow decays (long memory, as trained heads have), so
+        # the recurrent state still matters dozens of tokens later; transformers' init draws
+        # A in [0.01, 16], whose fast half forgets a token within a few steps.
+        loc, scale = -2.0, 1.5
+    elif name.endswith("conv1d.weight"):  # a kernel of 4 taps: large enough to matter
+        loc, scale = 0.0, 0.3
     elif name.endswith(".bias"):
         loc, scale = 0.0, 0.02
     else:

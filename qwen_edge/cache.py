@@ -4,6 +4,16 @@ The buffers are numpy arrays wrapped (zero-copy) as onnxruntime values; GroupQue
 writes the new keys/values in place at ``offset``, so decoding never copies or reallocates
 the cache. ``trim`` is O(1): rows past ``offset`` are ignored by the graph (it reads
 ``seqlens_k``), and overwritten by the next step.
+
+HybridCache (Qwen3.5) adds, per linear-attention layer, a conv state and a recurrent state of
+fixed size, also bound in place as past and present. They summarize every token seen and
+cannot be rewound, so the cache keeps **snapshots** of them at reuse points (``snapshot``:
+the session takes one at every ``<|im_start|>`` inside a prefill, i.e. the end of the
+system + tools prefix and of each message, at the end of the prompt and at the end of each
+turn). ``rewind(n)`` restores the longest snapshot at or before ``n`` and trims the KV cache
+to it; the session then prefills only the rest. Snapshots live under ``snapshot_budget_bytes``;
+over it, the one evicted first is the oldest that is neither the shortest (the system
+prefix, shared by every request) nor the newest (the previous turn): those two go last.
 """
 
 from __future__ import annotations
@@ -15,7 +25,9 @@ import onnxruntime as ort
 
 from .errors import ConfigError, ContextLengthError
 
-__all__ = ["KVCache"]
+__all__ = ["DEFAULT_SNAPSHOT_BUDGET", "HybridCache", "KVCache"]
+
+DEFAULT_SNAPSHOT_BUDGET = 128 * 2**20  # bytes of state snapshots per hybrid session
 
 
 _ALIGN_FLOATS = 16  # 64 bytes: a cache line, and one AVX-512 register
@@ -94,6 +106,27 @@ class KVCache:
     def reset(self) -> None:
         self.offset = 0
 
+    # A KV cache rewinds exactly, so it needs no snapshots; HybridCache overrides these.
+    rewindable = True  # trim(n) to any n <= offset is exact (speculative decoding needs it)
+
+    @property
+    def num_buffers(self) -> int:
+        """Arrays in ``state()`` (what ``Session.save`` writes)."""
+        return len(self.arrays)
+
+    def rewind(self, n: int) -> int:
+        """Go back to the first ``n`` tokens, or as close below as possible; returns where."""
+        self.trim(n)
+        return n
+
+    def snapshot(self) -> None:
+        """Remember the current position as a reuse point (nothing to keep for a KV cache)."""
+
+    def reuse_points(self, tokens: np.ndarray) -> list[int]:
+        """Indices into ``tokens`` (about to be prefilled) at which to take a snapshot."""
+        del tokens
+        return []
+
     def state(self) -> list[np.ndarray]:
         """Copies of the filled part of every buffer (for saving a session)."""
         return [a[:, :, : self.offset].copy() for a in self.arrays]
@@ -117,3 +150,127 @@ class KVCache:
         for dst, src in pairs:
             dst[:, :, :n] = src
         self.offset = n
+
+
+class HybridCache(KVCache):
+    """KV buffers for the full-attention layers, plus fixed-size states for the linear ones.
+
+    Args:
+        layers: full-attention layers (each has a key and a value buffer).
+        states: the shape of every state buffer, in graph order (conv, recurrent, ... per
+            linear layer).
+        reuse_marker: the token id that opens a chat message (``<|im_start|>``); a snapshot is
+            taken before each one inside a prefill. None: only at the ends of prompts and turns.
+        snapshot_budget_bytes: the most the snapshots may take together (0: none are kept).
+
+    Example:
+        >>> cache = engine.new_cache()          # a HybridCache for a Qwen3.5 package
+        >>> cache.snapshot_nbytes, cache.snapshot_budget_bytes
+        (0, 134217728)
+    """
+
+    rewindable = False
+
+    def __init__(self, *, layers: int, kv_heads: int, head_dim: int, max_context: int,
+                 states: list[tuple[int, ...]], reuse_marker: int | None = None,
+                 snapshot_budget_bytes: int = DEFAULT_SNAPSHOT_BUDGET) -> None:
+        if snapshot_budget_bytes < 0:
+            msg = f"snapshot_budget_bytes={snapshot_budget_bytes}: must be >= 0"
+            raise ConfigError(msg)
+        super().__init__(layers=layers, kv_heads=kv_heads, head_dim=head_dim,
+                         max_context=max_context)
+        self.state_arrays = [np.zeros(shape, np.float32) for shape in states]
+        self.state_values = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.state_arrays]
+        self.reuse_marker = reuse_marker
+        self.snapshot_budget_bytes = snapshot_budget_bytes
+        self._snapshots: dict[int, list[np.ndarray]] = {}  # offset -> copies of the states
+
+    @property
+    def nbytes(self) -> int:
+        return super().nbytes + self.state_nbytes
+
+    @property
+    def state_nbytes(self) -> int:
+        """Bytes of the linear layers' states (one snapshot costs this much)."""
+        return sum(a.nbytes for a in self.state_arrays)
+
+    @property
+    def snapshot_nbytes(self) -> int:
+        """Bytes the snapshots take now (always <= ``snapshot_budget_bytes``)."""
+        return len(self._snapshots) * self.state_nbytes
+
+    @property
+    def snapshot_offsets(self) -> list[int]:
+        """Token counts at which a snapshot is kept, ascending."""
+        return sorted(self._snapshots)
+
+    @property
+    def num_buffers(self) -> int:
+        return len(self.arrays) + len(self.state_arrays)
+
+    def trim(self, n: int) -> None:
+        """Only a no-op trim is possible: the states hold every token seen (use ``rewind``)."""
+        if n != self.offset:
+            msg = (f"trim({n}): a hybrid (Qwen3.5) cache at {self.offset} tokens cannot drop "
+                   "tokens from its recurrent state; rewind(n) restores a snapshot instead")
+            raise ConfigError(msg)
+
+    def reset(self) -> None:
+        super().reset()
+        for a in self.state_arrays:
+            a.fill(0.0)  # the graph reads the past state: a fresh sequence starts from zeros
+        self._snapshots.clear()
+
+    def rewind(self, n: int) -> int:
+        if not 0 <= n <= self.offset:
+            msg = f"rewind({n}): the cache holds {self.offset} tokens"
+            raise ConfigError(msg)
+        if n == self.offset:
+            return n
+        best = max((o for o in self._snapshots if o <= n), default=0)
+        if best == 0:
+            self.reset()
+            return 0
+        for dst, src in zip(self.state_arrays, self._snapshots[best], strict=True):
+            np.copyto(dst, src)
+        self.offset = best  # the KV rows before it still hold the same tokens
+        for o in [o for o in self._snapshots if o > best]:
+            del self._snapshots[o]  # their tokens are about to be overwritten
+        return best
+
+    def snapshot(self) -> None:
+        n = self.offset
+        if n == 0 or n in self._snapshots or self.state_nbytes > self.snapshot_budget_bytes:
+            return
+        self._snapshots[n] = [a.copy() for a in self.state_arrays]
+        while self.snapshot_nbytes > self.snapshot_budget_bytes:
+            offsets = sorted(self._snapshots)
+            # oldest that is neither the shortest nor the newest; then the shortest
+            victim = offsets[1] if len(offsets) > 2 else offsets[0]
+            del self._snapshots[victim]
+
+    def reuse_points(self, tokens: np.ndarray) -> list[int]:
+        if self.reuse_marker is None:
+            return []
+        return [int(i) for i in np.flatnonzero(np.asarray(tokens) == self.reuse_marker) if i > 0]
+
+    def state(self) -> list[np.ndarray]:
+        """The KV cache's filled part, then copies of the states (snapshots are not saved)."""
+        return super().state() + [a.copy() for a in self.state_arrays]
+
+    def load_state(self, state: list[np.ndarray]) -> None:
+        if len(state) != self.num_buffers:
+            msg = f"saved cache has {len(state)} buffers, this model needs {self.num_buffers}"
+            raise ConfigError(msg)
+        kv, states = state[: len(self.arrays)], state[len(self.arrays):]
+        for dst, src in zip(self.state_arrays, states, strict=True):
+            if src.shape != dst.shape:
+                msg = f"saved state of shape {src.shape} does not fit {dst.shape}"
+                raise ConfigError(msg)
+        if kv:
+            super().load_state(kv)
+        else:
+            self.offset = 0
+        for dst, src in zip(self.state_arrays, states, strict=True):
+            np.copyto(dst, src)
+        self._snapshots.clear()

@@ -8,6 +8,10 @@ per distinct length, rebound only when the length changes. A decode step therefo
 four numbers and calls ``run_with_iobinding``: nothing is allocated or bound. Long prompts are
 prefilled in chunks, so activations stay bounded whatever the prompt length.
 
+Qwen3.5 (hybrid) packages: only the full-attention layers have a KV cache; each linear
+layer's conv and recurrent states (``HybridCache.state_values``) are bound the same way, as
+both past and present, so a decode step copies no state either.
+
 Huge pages: decoding streams every weight once per token, and on 4 KiB pages that costs a
 TLB miss every 4 KiB. Where transparent huge pages are in "madvise" mode (most
 distributions), the memory onnxruntime allocates for its prepacked weights stays on small
@@ -32,7 +36,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import _core
-from .cache import KVCache
+from .cache import DEFAULT_SNAPSHOT_BUDGET, HybridCache, KVCache
 from .errors import ConfigError, CorruptPackageError, GenerationError, PackageError, QwenEdgeError
 from .package import ModelPackage
 
@@ -150,20 +154,38 @@ class Engine:
             raise ConfigError(msg)
         shapes = package.shapes
         self.package = package
-        self.layers = int(shapes["num_hidden_layers"])
         self.kv_heads = int(shapes["num_key_value_heads"])
         self.head_dim = int(shapes["head_dim"])
         self.vocab_size = int(shapes["vocab_size"])
         self.threads = threads or _physical_cores()
+        # Qwen3.5: a KV cache on the full-attention layers only, two states on the others.
+        layer_types = shapes.get("layer_types") or (
+            ["full_attention"] * int(shapes["num_hidden_layers"]))
+        full = [i for i, t in enumerate(layer_types) if t == "full_attention"]
+        linear = [i for i, t in enumerate(layer_types) if t == "linear_attention"]
+        self.hybrid = bool(linear)
+        self.layers = len(full)  # layers with a KV cache
+        self._state_shapes: list[tuple[int, ...]] = []
+        self._state_names: list[tuple[str, str]] = []
+        if linear:
+            lin = shapes["linear_attention"]
+            for i in linear:
+                self._state_shapes += [tuple(lin["conv_state_shape"]),
+                                       tuple(lin["recurrent_state_shape"])]
+                self._state_names += [(f"past_conv_state.{i}", f"present_conv_state.{i}"),
+                                      (f"past_recurrent_state.{i}", f"present_recurrent_state.{i}")]
+        special = package.manifest.get("tokenizer", {}).get("special_tokens", {})
+        self._reuse_marker: int | None = special.get("<|im_start|>")
 
         with native_errors(f"{package.path}: load model"):
             self.session, self._huge_pages = open_session(
                 str(package.model_file), self.threads, huge_pages=huge_pages)
         self._kv_names = [
             (f"past_key_values.{i}.{kind}", f"present.{i}.{kind}")
-            for i in range(self.layers) for kind in ("key", "value")
+            for i in full for kind in ("key", "value")
         ]
-        _check_graph(self.session, package, self._kv_names)
+        _check_graph(self.session, package, self._kv_names,
+                     list(zip(self._state_names, self._state_shapes, strict=True)))
         # Per cache (so threads with their own caches never share a buffer): an IOBinding
         # with every input and output bound once (see the module docstring).
         self._bindings: weakref.WeakKeyDictionary[KVCache, _Binding] = (
@@ -173,13 +195,23 @@ class Engine:
         """Bytes of the session's memory moved onto huge pages (waits until that is done)."""
         return self._huge_pages.wait()
 
-    def new_cache(self, max_context: int | None = None) -> KVCache:
-        """A KV cache for one conversation (default: min(package limit, 4096) tokens)."""
+    def new_cache(self, max_context: int | None = None, *,
+                  snapshot_budget_bytes: int = DEFAULT_SNAPSHOT_BUDGET) -> KVCache:
+        """A cache for one conversation (default: min(package limit, 4096) tokens).
+
+        For a hybrid (Qwen3.5) package it is a ``HybridCache``, whose state snapshots take at
+        most ``snapshot_budget_bytes`` (ignored otherwise: a KV cache needs none).
+        """
         limit = self.package.max_context
         n = max_context or min(limit, DEFAULT_MAX_CONTEXT)
         if n > limit:
             msg = f"max_context={n}: the package supports at most {limit} (re-export with --max-context)"
             raise ConfigError(msg)
+        if self.hybrid:
+            return HybridCache(layers=self.layers, kv_heads=self.kv_heads, head_dim=self.head_dim,
+                               max_context=n, states=self._state_shapes,
+                               reuse_marker=self._reuse_marker,
+                               snapshot_budget_bytes=snapshot_budget_bytes)
         return KVCache(layers=self.layers, kv_heads=self.kv_heads, head_dim=self.head_dim,
                        max_context=n)
 
@@ -195,6 +227,11 @@ class Engine:
         for (past, present), value in zip(self._kv_names, cache.values, strict=True):
             io.bind_ortvalue_input(past, value)
             io.bind_ortvalue_output(present, value)
+        if isinstance(cache, HybridCache):  # states: in place too (the kernels allow it)
+            for (past, present), value in zip(self._state_names, cache.state_values,
+                                              strict=True):
+                io.bind_ortvalue_input(past, value)
+                io.bind_ortvalue_output(present, value)
         seqlens, total, keep = (_buffer((1,), np.int32), _buffer((), np.int32),
                                 _buffer((), np.int64))
         io.bind_ortvalue_input("seqlens_k", seqlens[1])
@@ -246,7 +283,8 @@ _SCALAR_INPUTS = {"input_ids": "tensor(int64)", "seqlens_k": "tensor(int32)",
 
 
 def _check_graph(session: ort.InferenceSession, package: ModelPackage,
-                 kv_names: list[tuple[str, str]]) -> None:
+                 kv_names: list[tuple[str, str]],
+                 states: list[tuple[tuple[str, str], tuple[int, ...]]]) -> None:
     """The graph has exactly the inputs and outputs the manifest implies, with its shapes.
 
     A manifest that does not describe its graph (edited, or from another export: hashes cover
@@ -266,6 +304,8 @@ def _check_graph(session: ort.InferenceSession, package: ModelPackage,
     for past, present in kv_names:
         expected_in[past] = ("tensor(float)", kv)
         expected_out[present] = ("tensor(float)", kv)
+    for (past, present), shape in states:  # hybrid (Qwen3.5): the manifest's [1, *state]
+        expected_in[past] = expected_out[present] = ("tensor(float)", ("batch_size", *shape[1:]))
     where = f"{package.path}: qwen_edge.json does not match {package.model_file.name}"
     fix = "re-export the model, or restore the package's original qwen_edge.json"
     for kind, expected, actual in (("input", expected_in, session.get_inputs()),
@@ -290,7 +330,8 @@ def _check_graph(session: ort.InferenceSession, package: ModelPackage,
             for axis, (want, got) in enumerate(zip(dims, arg.shape, strict=False)):
                 # symbolic or unknown axes are bound at run time; fixed ones must agree
                 if isinstance(want, int) and isinstance(got, int) and want != got:
-                    field = _SHAPE_FIELD.get((name == "logits", axis), "shapes")
+                    field = ("shapes.linear_attention" if "_state." in name
+                             else _SHAPE_FIELD.get((name == "logits", axis), "shapes"))
                     msg = (f"{where}: {kind} {name!r} has {got} at axis {axis}, the manifest's "
                            f"{field} is {want}; {fix}")
                     raise CorruptPackageError(msg)

@@ -17,6 +17,7 @@ from .cache import KVCache
 from .config import GenerationConfig
 from .constrain import TokenProcessor
 from .engine import Engine
+from .errors import ConfigError
 from .sampling import Sampled, SampleFn
 from .tokenizer import StreamDecoder, Tokenizer
 from .types import Timings, Usage
@@ -51,8 +52,19 @@ def generate_step(
             forward pass returning k+1 logits; each position is sampled exactly as without
             speculation (penalties, grammar mask, one RNG draw per token, in order) and the
             draft is kept while it agrees, so the output is token-identical to decoding
-            without speculation, greedy or sampled with a seed.
+            without speculation, greedy or sampled with a seed. Refused for a cache that
+            cannot rewind (Qwen3.5's ``HybridCache``): a rejected draft token has already
+            entered the recurrent state, and undoing it would mean a copy of every state per
+            verified draft.
+
+    Raises:
+        ConfigError: ``speculative_tokens`` with a cache that cannot rewind.
     """
+    if speculative_tokens and not cache.rewindable:
+        msg = (f"speculative_tokens={speculative_tokens}: speculative decoding is not supported "
+               "for hybrid (Qwen3.5) models, whose recurrent state cannot drop rejected draft "
+               "tokens; set speculative_tokens=0")
+        raise ConfigError(msg)
     history: list[int] = []  # generated tokens: the penalties' window
 
     def pick(logits: np.ndarray) -> Sampled:
@@ -64,7 +76,7 @@ def generate_step(
         return token, logprob, entropy
 
     seen = list(context) + [int(t) for t in new_tokens]
-    logits = engine.forward(new_tokens, cache, num_logits=1)[-1]
+    logits = _prefill(engine, cache, np.asarray(new_tokens))
     forced: Sampled | None = None  # a verified token that is not in the cache yet
     while True:
         step = forced if forced is not None else pick(logits)
@@ -90,6 +102,19 @@ def generate_step(
             seen.append(proposed)
         if forced is None:
             logits = rows[len(draft)]
+
+
+def _prefill(engine: Engine, cache: KVCache, tokens: np.ndarray) -> np.ndarray:
+    """Feed the prompt; a hybrid cache pauses at its reuse points to take state snapshots
+    (before each chat message, and after the whole prompt). Returns the last logits."""
+    start = 0
+    for point in cache.reuse_points(tokens):
+        engine.forward(tokens[start:point], cache, num_logits=1)
+        cache.snapshot()
+        start = point
+    logits: np.ndarray = engine.forward(tokens[start:], cache, num_logits=1)[-1]
+    cache.snapshot()
+    return logits
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cache import KVCache
+from .cache import DEFAULT_SNAPSHOT_BUDGET, KVCache
 from .chat import builtin_template, encode_chat, render_chat
 from .config import GenerationConfig
 from .constrain import AllOf, Constraint, ConstraintFactory, LazyConstraint, TokenProcessor
@@ -155,9 +155,15 @@ class Model:
 
     # -- generation -------------------------------------------------------------------------
 
-    def session(self, *, max_context: int | None = None) -> Session:
-        """A conversation that keeps its KV cache between calls."""
-        return Session(self, self.engine.new_cache(max_context or self.max_context))
+    def session(self, *, max_context: int | None = None,
+                snapshot_budget_bytes: int = DEFAULT_SNAPSHOT_BUDGET) -> Session:
+        """A conversation that keeps its KV cache between calls.
+
+        ``snapshot_budget_bytes`` bounds the recurrent-state snapshots a hybrid (Qwen3.5)
+        session keeps for prefix reuse (``session.cache.snapshot_nbytes`` reports them).
+        """
+        return Session(self, self.engine.new_cache(max_context or self.max_context,
+                                                   snapshot_budget_bytes=snapshot_budget_bytes))
 
     def config(self, config: GenerationConfig | None = None, **overrides: Any,
                ) -> GenerationConfig:
@@ -228,8 +234,8 @@ class Model:
                        "package that made it")
                 raise IncompatiblePackageError(msg)
             tokens = data["tokens"].astype(np.int32)
-            state = [data[f"kv{i}"] for i in range(2 * self.engine.layers)]
-        session = self.session()
+            session = self.session()
+            state = [data[f"kv{i}"] for i in range(session.cache.num_buffers)]
         session.cache.load_state(state)
         session.tokens = [int(t) for t in tokens]
         return session
@@ -322,7 +328,7 @@ class Session:
         limit = min(len(cached), ids.size - 1)  # always prefill >= 1 token to get logits
         while common < limit and cached[common] == int(ids[common]):
             common += 1
-        self.cache.trim(common)
+        common = self.cache.rewind(common)  # hybrid: back to the longest snapshot <= common
         self.tokens = cached[:common]
         return ids[common:], common
 
@@ -358,6 +364,7 @@ class Session:
             # sampled token was never fed; accepted draft tokens may not have been consumed).
             self.cache.trim(min(self.cache.offset, len(self.tokens)))
             self.tokens = self.tokens[: self.cache.offset]
+            self.cache.snapshot()  # hybrid: the end of this turn is a reuse point
             self._lock.release()
 
     def stream(self, prompt: Prompt, config: GenerationConfig | None = None,

@@ -41,6 +41,9 @@ class GraphRunner:
 
     ``shared=True`` binds past and present to one preallocated [1, kv, max_context, head_dim]
     buffer per layer (what the runtime does); ``shared=False`` feeds the growing present back.
+    Qwen3.5 packages (``layer_types`` in the manifest) have a KV cache on their full-attention
+    layers only, and a conv and a recurrent state on the others: with ``shared=True`` those
+    are bound in place too, with ``shared=False`` each step's present state is fed back.
     """
 
     def __init__(self, package: Path, *, max_context: int = 256, shared: bool = True) -> None:
@@ -55,8 +58,19 @@ class GraphRunner:
         self.shared = shared
         self.offset = 0
         length = max_context if shared else 0
-        self.kv = [np.zeros((1, self.kv_heads, length, self.head_dim), np.float32)
-                   for _ in range(2 * self.layers)]
+        layer_types = s.get("layer_types") or ["full_attention"] * self.layers
+        self.names: list[str] = []  # past input names, in the order of self.kv
+        self.kv = []
+        for i, kind in enumerate(layer_types):
+            if kind == "full_attention":
+                for kv in ("key", "value"):
+                    self.names.append(f"past_key_values.{i}.{kv}")
+                    self.kv.append(np.zeros((1, self.kv_heads, length, self.head_dim), np.float32))
+            else:
+                lin = s["linear_attention"]
+                self.names += [f"past_conv_state.{i}", f"past_recurrent_state.{i}"]
+                self.kv += [np.zeros(lin["conv_state_shape"], np.float32),
+                            np.zeros(lin["recurrent_state_shape"], np.float32)]
         self.kv_ort = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.kv]
 
     def forward(self, tokens: list[int] | np.ndarray, num_logits: int = 1) -> np.ndarray:
@@ -69,7 +83,7 @@ class GraphRunner:
             "total_sequence_length": np.array(total, np.int32),
             "num_logits_to_keep": np.array(num_logits, np.int64),
         }
-        names = [f"past_key_values.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+        names = self.names
         if self.shared:
             binding = self.session.io_binding()
             for name, value in feeds.items():
@@ -77,7 +91,7 @@ class GraphRunner:
             binding.bind_output("logits")  # first: outputs come back in binding order
             for name, value in zip(names, self.kv_ort):
                 binding.bind_ortvalue_input(name, value)
-                binding.bind_ortvalue_output(name.replace("past_key_values", "present"), value)
+                binding.bind_ortvalue_output(_present(name), value)
             self.session.run_with_iobinding(binding)
             logits = binding.copy_outputs_to_cpu()[0]
         else:
@@ -85,6 +99,10 @@ class GraphRunner:
             logits, self.kv = outputs[0], outputs[1:]
         self.offset = total
         return logits[0]
+
+
+def _present(past: str) -> str:
+    return past.replace("past_key_values", "present").replace("past_", "present_")
 
 
 def reference_logits(hf_model, ids: list[int]) -> np.ndarray:  # type: ignore[no-untyped-def]

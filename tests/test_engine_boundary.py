@@ -67,3 +67,16 @@ def test_onnxruntime_errors_are_translated(package: Callable[..., Path],
     with pytest.raises(GenerationError, match=r"^forward: Error in execution") as info:
         model.generate("Hello there", max_tokens=2)
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_a_hybrid_manifest_whose_state_shape_does_not_match_is_refused(
+        package: Callable[..., Path], tmp_path: Path) -> None:
+    pkg = Path(shutil.copytree(package("tiny-qwen3.5-text", "fp32"), tmp_path / "hybrid"))
+    manifest = json.loads((pkg / "qwen_edge.json").read_text())
+    conv = manifest["shapes"]["linear_attention"]["conv_state_shape"]
+    conv[1] += 1  # channels
+    (pkg / "qwen_edge.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorruptPackageError, match=(
+            rf"input 'past_conv_state\.0' has {conv[1] - 1} at axis 1, the manifest's "
+            rf"shapes\.linear_attention is {conv[1]}")):
+        qwen_edge.load(pkg, threads=1, verify=False)

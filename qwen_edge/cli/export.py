@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         "size_mb": round(result.nbytes / 1e6, 1),
         "seconds": round(result.seconds, 1),
         "peak_rss_mb": round(result.peak_rss_mb),
+        "ignored": result.ignored,
     }
     if args.json:
         print(json.dumps(summary))  # noqa: T201
@@ -67,4 +68,7 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {summary['package']}: {cfg.quant}, {summary['size_mb']} MB in "
             f"{summary['seconds']} s, peak RSS {summary['peak_rss_mb']} MB"
         )
+        for part, info in result.ignored.items():
+            print(f"  not exported: {part} ({info['tensors']} tensors, "  # noqa: T201
+                  f"{info['parameters']:,} parameters): {info['reason']}")
     return 0

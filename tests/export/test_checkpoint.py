@@ -182,7 +182,53 @@ def make_checkpoint(
 
 
 def test_supported_architectures() -> None:
-    assert SUPPORTED_ARCHITECTURES == ("Qwen2ForCausalLM", "Qwen3ForCausalLM")
+    assert SUPPORTED_ARCHITECTURES == ("Qwen2ForCausalLM", "Qwen3ForCausalLM",
+                                       "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration")
+
+
+QWEN35_TEXT = {
+    "architectures": ["Qwen3_5ForCausalLM"], "model_type": "qwen3_5_text", "vocab_size": 16,
+    "hidden_size": 8, "intermediate_size": 12, "num_hidden_layers": 5, "num_attention_heads": 2,
+    "num_key_value_heads": 1, "head_dim": 64, "linear_num_key_heads": 1,
+    "linear_num_value_heads": 3, "linear_key_head_dim": 4, "linear_value_head_dim": 6,
+    "rope_parameters": {"rope_theta": 1e7, "partial_rotary_factor": 0.25, "rope_type": "default"},
+}
+
+
+def test_qwen35_config_both_classes() -> None:
+    text = QwenConfig.from_dict(QWEN35_TEXT)
+    assert text.layer_types == ("linear_attention",) * 3 + ("full_attention", "linear_attention")
+    assert (text.full_attention_layers, text.linear_attention_layers) == ((3,), (0, 1, 2, 4))
+    assert text.linear is not None
+    assert text.linear.conv_state_shape == (1, 2 * 4 + 3 * 6, 3)
+    assert text.linear.recurrent_state_shape == (1, 3, 4, 6)
+    assert (text.prefix, text.ignored_prefixes) == ("model.", ("mtp.",))
+    assert text.norm_offset
+    assert text.attn_output_gate
+    assert text.partial_rotary_factor == 0.25
+    wrapped = QwenConfig.from_dict({
+        "architectures": ["Qwen3_5ForConditionalGeneration"], "model_type": "qwen3_5",
+        "tie_word_embeddings": True, "text_config": {**QWEN35_TEXT, "tie_word_embeddings": False},
+        "vision_config": {"depth": 1}})
+    assert wrapped.prefix == "model.language_model."
+    assert wrapped.ignored_prefixes == ("model.visual.", "mtp.")
+    assert wrapped.tie_word_embeddings  # the top-level value is the one transformers uses
+    assert wrapped.layer_types == text.layer_types
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"num_experts": 64}, "MoE checkpoints are not supported"),
+        ({"linear_num_value_heads": 4, "linear_num_key_heads": 3}, "must be a multiple"),
+        ({"layer_types": ["full_attention"]}, "must list num_hidden_layers=5"),
+        ({"head_dim": 32}, "needs a multiple of 16"),
+        ({"rope_parameters": {"rope_type": "yarn"}}, "only the default RoPE"),
+    ],
+)
+def test_qwen35_config_errors(change: dict[str, object], fragment: str) -> None:
+    with pytest.raises(CheckpointError, match=fragment):
+        QwenConfig.from_dict({**QWEN35_TEXT, **change})
 
 
 def test_qwen2_config_derives_head_dim_and_biases() -> None:

@@ -85,8 +85,43 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- shapes -------------------------------------------------------------------------------
 
 
+QWEN35_REAL = ["qwen3.5-0.8b", "qwen3.5-2b", "qwen3.5-4b"]
+QWEN35_TINY = ["tiny-qwen3.5", "tiny-qwen3.5-text", "tiny-qwen3.5-odd"]
+
+
 def test_shape_names() -> None:
-    assert list(SHAPES) == REAL_SHAPES + TINY_SHAPES
+    assert list(SHAPES) == REAL_SHAPES + TINY_SHAPES + QWEN35_REAL + QWEN35_TINY
+
+
+# Qwen3.5 text configs as the cited sources give them (export/synth.py): hidden, layers,
+# heads, kv heads, intermediate, linear key heads, linear value heads, vision depth / hidden.
+QWEN35_DOCUMENTED = {
+    "qwen3.5-0.8b": (1024, 24, 8, 2, 3584, 16, 16, 12, 768),
+    "qwen3.5-2b": (2048, 24, 8, 2, 6144, 16, 16, 24, 1024),
+    "qwen3.5-4b": (2560, 32, 16, 4, 9216, 16, 32, 24, 1024),
+}
+
+
+@pytest.mark.parametrize("shape", QWEN35_REAL)
+def test_qwen35_shapes_match_the_published_numbers(shape: str) -> None:
+    raw = SHAPES[shape]
+    cfg = QwenConfig.from_dict(raw)
+    assert cfg.linear is not None
+    hidden, layers, heads, kv, inter, k_heads, v_heads, depth, v_hidden = QWEN35_DOCUMENTED[shape]
+    assert raw["architectures"] == ["Qwen3_5ForConditionalGeneration"]
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size) == (hidden, layers, inter)
+    assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim) == (heads, kv, 256)
+    assert (cfg.linear.num_key_heads, cfg.linear.num_value_heads) == (k_heads, v_heads)
+    assert (cfg.linear.key_head_dim, cfg.linear.value_head_dim, cfg.linear.conv_kernel) == (
+        128, 128, 4)
+    assert cfg.layer_types == ("linear_attention",) * 3 + ("full_attention",) + cfg.layer_types[4:]
+    assert cfg.full_attention_layers == tuple(range(3, layers, 4))
+    assert (cfg.vocab_size, cfg.rope_theta, cfg.partial_rotary_factor) == (248320, 1e7, 0.25)
+    assert cfg.tie_word_embeddings
+    assert cfg.norm_offset
+    assert cfg.prefix == "model.language_model."
+    assert (raw["vision_config"]["depth"], raw["vision_config"]["hidden_size"]) == (depth, v_hidden)
+    assert raw["text_config"]["rope_parameters"]["mrope_section"] == [11, 11, 10]
 
 
 @pytest.mark.parametrize("shape", REAL_SHAPES)

@@ -184,10 +184,7 @@ void Sampler::process(const float* logits, std::size_t vocab, const int32_t* his
     for (std::size_t i = 0; i < history_len; ++i)
       if (counts_[history[i]]++ == 0) unique_.push_back(history[i]);
     for (int32_t t : unique_) {
-      float v = x[t];
-      if (rep != 1.0f) v = v > 0.0f ? v / rep : v * rep;  // HF RepetitionPenalty
-      v -= frequency * static_cast<float>(counts_[t]) + presence;  // OpenAI
-      x[t] = v;
+      x[t] = apply_penalties(x[t], rep, frequency, presence, counts_[t]);
       counts_[t] = 0;
       refresh_block_max(t);
     }

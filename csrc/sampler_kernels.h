@@ -120,6 +120,23 @@ QWEN_EDGE_INLINE uint32_t bucket_of(float x, float max_logit, float inv_t) {
   return static_cast<uint32_t>(static_cast<int32_t>(yc));
 }
 
+// HF's repetition penalty (x > 0 ? x / rep : x * rep), then OpenAI's frequency and presence
+// penalties (x - (frequency * count + presence)), in float32 with each operation rounded on
+// its own, as numpy and torch compute them. The products go through double (exact for float
+// operands and counts below 2^29) and are rounded back to float, so that the compiler cannot
+// fuse them with the addition that follows into one FMA: GCC does by default where FMA is
+// part of the baseline ISA (aarch64), and the penalized logits then differed from x86-64's
+// in the last bit.
+QWEN_EDGE_INLINE float apply_penalties(float x, float rep, float frequency, float presence,
+                                       int32_t count) {
+  if (rep != 1.0f) {
+    x = x > 0.0f ? x / rep
+                 : static_cast<float>(static_cast<double>(x) * static_cast<double>(rep));
+  }
+  const float scaled = static_cast<float>(static_cast<double>(frequency) * count);
+  return x - (scaled + presence);
+}
+
 // z = sum_i exp(x_i - m), s = sum_i exp(x_i - m) * (x_i - m); then
 // log_softmax_i = x_i - m - log z and entropy = log z - s / z.
 struct ExpStats {

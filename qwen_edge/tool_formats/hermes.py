@@ -346,26 +346,44 @@ class ToolCallStreamParser:
                 self._buffer = buffer[start + len(TOOL_CALL_START):]
                 self._in_call, self._scan = True, 0
                 self._ws_before_call, self._held_ws = self._held_ws, ""
+                self._opened()
                 continue
             end = buffer.find(TOOL_CALL_END, self._scan)
             if end < 0:
                 self._scan = max(0, len(buffer) - len(TOOL_CALL_END) + 1)
+                self._pending(buffer, events)
                 return
             body = buffer[:end]
             self._buffer = buffer[end + len(TOOL_CALL_END):]
             self._in_call = False
             self._blocks += 1
             try:
-                call = _parse_block(body, self._blocks, self._calls)
+                call = self._parse_body(body)
             except ToolCallParseError as exc:
                 raw = TOOL_CALL_START + body + TOOL_CALL_END
                 events.append(ToolCallError(str(exc), raw))
                 self._held_ws = self._ws_before_call  # the block is content after all
                 self._text(raw, events)
             else:
+                self._closing(call, events)
                 self._calls += 1
                 events.append(ToolCallEvent(call))
                 self._after_call, self._piece_has_text = True, False
+
+    # The hooks a format's parser overrides (the scanning above is shared by every format).
+
+    def _parse_body(self, body: str) -> ToolCall:
+        """The text between the markers -> the call, or ``ToolCallParseError``."""
+        return _parse_block(body, self._blocks, self._calls)
+
+    def _opened(self) -> None:
+        """A call has just opened."""
+
+    def _pending(self, body: str, events: list[Event]) -> None:
+        """The open call's text so far (a format may preview it as ``ToolCallDelta``)."""
+
+    def _closing(self, call: ToolCall, events: list[Event]) -> None:
+        """Just before the ``ToolCallEvent`` of ``call``."""
 
     def _text(self, text: str, events: list[Event]) -> None:
         if self._after_call and not self._piece_has_text:

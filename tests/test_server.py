@@ -121,9 +121,11 @@ def held(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
                     cancelled.wait(WAIT_S)  # a timeout lets it finish: the counts then fail
                 yield chunk
 
-    def stream_chunks(self: Session, prompt: Any, **options: Any) -> Iterator[Any]:
-        chunks = real_stream(self, prompt, **options)
-        return gated(chunks) if options.get("max_tokens") == MAX_TOKENS_LIMIT else chunks
+    def stream_chunks(self: Session, prompt: Any, config: Any = None,
+                      **options: Any) -> Iterator[Any]:
+        chunks = real_stream(self, prompt, config, **options)  # run_chat passes the config
+        limit = config.max_tokens if config is not None else options.get("max_tokens")
+        return gated(chunks) if limit == MAX_TOKENS_LIMIT else chunks
 
     def cancel(self: Any, job: Any) -> None:
         real_cancel(self, job)

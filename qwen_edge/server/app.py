@@ -129,6 +129,8 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
     if body.ignore_eos or body.stop_token_ids:
         eos = [] if body.ignore_eos else list(model.stop_token_ids)
         options["stop_token_ids"] = eos + list(body.stop_token_ids or [])
+    if body.thinking_budget is not None:
+        options["thinking_budget"] = body.thinking_budget
     if body.chat_template_kwargs:
         options["chat_template_kwargs"] = dict(body.chat_template_kwargs)
     bias = _logit_bias(body.logit_bias, model.engine.vocab_size)

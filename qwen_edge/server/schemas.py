@@ -3,7 +3,7 @@
 Field names and shapes are OpenAI's, so the official clients work unchanged. A few vLLM
 extensions are accepted at the top level of the request (``extra_body`` in the openai client):
 ``top_k``, ``min_p``, ``repetition_penalty``, ``stop_token_ids``, ``ignore_eos`` and
-``chat_template_kwargs``. Unknown
+``chat_template_kwargs``; and qwen-edge's ``thinking_budget``. Unknown
 fields are ignored, as vLLM does. The models also document the API: FastAPI turns them into
 the OpenAPI document at ``/openapi.json``.
 
@@ -220,6 +220,9 @@ class ChatCompletionRequest(_Request):
     top_k: _Int64 | None = None
     min_p: float | None = None
     repetition_penalty: float | None = None
+    thinking_budget: Annotated[int, Field(ge=0, lt=2**31)] | None = Field(
+        default=None, description="qwen-edge extension: most tokens a thinking model writes "
+                                  "inside <think> before </think> is forced")
     chat_template_kwargs: dict[str, str | int | float | bool | None] | None = Field(
         default=None, description="variables for the chat template, e.g. "
                                   "{\"enable_thinking\": false} (vLLM's field)")

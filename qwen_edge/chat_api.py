@@ -145,8 +145,8 @@ def plan_chat(model: Model, prompt: Prompt, *, tools: Sequence[ToolSpec] | None 
     cfg = config if config is not None else model.config()
     stops = tuple(cfg.stop_token_ids if cfg.stop_token_ids is not None
                   else model.stop_token_ids)
-    chat = not isinstance(prompt, (str, np.ndarray)) and bool(prompt) \
-        and isinstance(prompt[0], Mapping)
+    chat = isinstance(prompt, Sequence) and not isinstance(prompt, (str, bytes)) \
+        and bool(prompt) and isinstance(prompt[0], Mapping)
     if not tools:
         if tool_choice not in (None, "none", "auto"):
             msg = f"tool_choice={tool_choice!r} needs tools; pass the function in `tools`"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cache import KVCache
+from .cache import KVCache, match_text_prefix
 from .chat import builtin_template, encode_chat, render_chat
 from .config import GenerationConfig
 from .constrain import AllOf, Constraint, ConstraintFactory, LazyConstraint, TokenProcessor
@@ -327,6 +327,16 @@ class Session:
         limit = min(len(cached), ids.size - 1)  # always prefill >= 1 token to get logits
         while common < limit and cached[common] == int(ids[common]):
             common += 1
+        if common < len(cached):
+            # Past the last equal token the texts may still agree (the model's own tokens of
+            # its last answer vs the re-rendered history's): keep the cached tokens for them.
+            tokenizer = self.model.tokenizer
+            k, j = match_text_prefix(cached[common:], [int(t) for t in ids[common:]],
+                                     tokenizer.decode, tokenizer.added_ids)
+            if k and ids.size - j + k <= self.cache.max_context:
+                ids = np.concatenate([np.asarray(cached[:common + k], np.int32),
+                                      ids[common + j:]])
+                common = min(common + k, ids.size - 1)
         self.cache.trim(common)
         self.tokens = cached[:common]
         return ids[common:], common

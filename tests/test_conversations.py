@@ -411,3 +411,44 @@ def test_router_local_and_remote_answer_the_same_calls(server: str, qwen35: qwen
             [(c.name, c.arguments) for c in remote_answer.tool_calls]
     finally:
         remote.close()
+
+
+# -- prefix reuse past a re-tokenized answer ---------------------------------------------------
+
+
+def test_match_text_prefix_keeps_special_tokens_apart(qwen3: qwen_edge.Model) -> None:
+    from qwen_edge.cache import match_text_prefix
+
+    tok = qwen3.tokenizer
+    special = tok.added_ids
+    canonical = tok.encode("Hello world, again").tolist()
+    pieces = [int(t) for part in ("Hel", "lo", " wor", "ld, again") for t in tok.encode(part)]
+    assert pieces != canonical
+    end = tok.token_to_id("<|im_end|>")
+    # the same text: everything matches, up to and including the special token after it
+    assert match_text_prefix([*pieces, end, 5], [*canonical, end, 6], tok.decode, special) \
+        == (len(pieces) + 1, len(canonical) + 1)
+    # the texts part after "Hello": the match stops at the last common boundary
+    other = tok.encode("Hello there").tolist()
+    k, j = match_text_prefix(pieces, other, tok.decode, special)
+    assert tok.decode(pieces[:k]) == tok.decode(other[:j]) == "Hello"
+    # a control token never stands for the same characters written as text
+    think = tok.token_to_id("<think>")
+    as_text = tok.encode("<think>", special=False).tolist()
+    assert match_text_prefix([think], as_text, tok.decode, special) == (0, 0)
+
+
+def test_session_reuses_its_own_tokens_of_the_same_text(qwen3: qwen_edge.Model) -> None:
+    """The cache holds a non-canonical tokenization of the text the next prompt renders (a
+    model's own answer): the session reuses it instead of prefilling it again."""
+    tok = qwen3.tokenizer
+    session = qwen3.session()
+    head = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    pieces = [*tok.encode(head).tolist(),
+              *[int(t) for part in ("Hel", "lo", " wor", "ld") for t in tok.encode(part)]]
+    session.generate(pieces, max_tokens=1, temperature=0)
+    follow = head + "Hello world<|im_end|>\n<|im_start|>user\nMore<|im_end|>\n"
+    out = session.generate(follow, max_tokens=1, temperature=0)
+    assert out.usage is not None
+    assert out.usage.cached_tokens == len(pieces)
+    assert session.tokens[:len(pieces)] == pieces

@@ -9,7 +9,7 @@ the cache. ``trim`` is O(1): rows past ``offset`` are ignored by the graph (it r
 from __future__ import annotations
 
 import mmap
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 
 import numpy as np
 import onnxruntime as ort
@@ -120,8 +120,7 @@ class KVCache:
         self.offset = n
 
 
-def match_text_prefix(cached: Sequence[int], new: Sequence[int],
-                      decode: Callable[[Sequence[int]], str],
+def match_text_prefix(cached: list[int], new: list[int], decode: Callable[[list[int]], str],
                       special: Collection[int]) -> tuple[int, int]:
     """The longest ``(k, j)`` such that ``cached[:k]`` and ``new[:j]`` are the same text.
 

@@ -467,8 +467,9 @@ def test_disconnect_cancels_generation(server: Server, client: openai.OpenAI,
     stream.close()
     records = _cancelled_records(caplog, lambda r: getattr(r, "usage", None) is not None)
     assert held.is_set()
-    # held: generation stopped at the first chunk after the cancellation, not at max_tokens
-    assert 3 <= records[0].usage.completion_tokens <= HELD_AFTER + 1
+    # held: generation stopped at the first chunk after the cancellation, not at max_tokens;
+    # the 3 events read are the role chunk and 2 tokens' content, so at least 2 were generated
+    assert 2 <= records[0].usage.completion_tokens <= HELD_AFTER + 1
     assert "cancelled" in records[0].getMessage()
     server.wait_until(lambda h: h["generating"] == 0, WAIT_S)
     assert _create(client, max_tokens=2).usage.completion_tokens == 2  # still serving

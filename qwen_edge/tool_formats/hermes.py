@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 from ..agents.schema import bound_schema
@@ -161,6 +161,24 @@ def parse_tool_calls(text: str, *, strict: bool = True, truncated: bool = False
         >>> parse_tool_calls('On it.\\n<tool_call>\\n{"name": "f", "arguments": {}}\\n</tool_call>')
         ('On it.', [ToolCall(name='f', arguments={}, id='call_0')])
     """
+    return _finish_parse(*split_calls(text, parse=_parse_block, final=_unterminated_call,
+                                      unterminated=_unterminated, truncated=truncated),
+                         strict=strict)
+
+
+def split_calls(text: str, *, parse: Callable[[str, int, int], ToolCall],
+                final: Callable[[str, int, int], ToolCall | None],
+                unterminated: Callable[[int, str], str], truncated: bool,
+                ) -> tuple[str, list[ToolCall], list[ToolCallError]]:
+    """The scanning of a finished message that every format shares: content, calls, errors.
+
+    Args:
+        parse: ``(body, block, call_index)`` -> the call between the markers, or
+            ``ToolCallParseError`` saying what is wrong.
+        final: the same for an unterminated last block: its call when complete, else None.
+        unterminated: ``(block, raw)`` -> the message for an unterminated block.
+        truncated: drop an unterminated incomplete last block (a ``max_tokens`` cut).
+    """
     # pieces: (text outside calls, follows a call, precedes a call)
     pieces: list[tuple[str, bool, bool]] = []
     calls: list[ToolCall] = []
@@ -171,7 +189,10 @@ def parse_tool_calls(text: str, *, strict: bool = True, truncated: bool = False
         body_start = start + len(TOOL_CALL_START)
         end = text.find(TOOL_CALL_END, body_start)
         if end < 0:
-            call = _unterminated_call(text[body_start:], block, len(calls))
+            try:
+                call: ToolCall | None = final(text[body_start:], block, len(calls))
+            except ToolCallParseError:
+                call = None
             if call is not None:
                 calls.append(call)
                 pieces.append((current + text[pos:start], after_call, True))
@@ -183,11 +204,11 @@ def parse_tool_calls(text: str, *, strict: bool = True, truncated: bool = False
                 current, pos = "", len(text)
             else:
                 raw = text[start:]
-                errors.append(ToolCallError(_unterminated(block, raw), raw))
+                errors.append(ToolCallError(unterminated(block, raw), raw))
             break
         stop = end + len(TOOL_CALL_END)
         try:
-            call = _parse_block(text[body_start:end], block, len(calls))
+            call = parse(text[body_start:end], block, len(calls))
         except ToolCallParseError as exc:
             errors.append(ToolCallError(str(exc), text[start:stop]))
             current += text[pos:stop]
@@ -198,7 +219,12 @@ def parse_tool_calls(text: str, *, strict: bool = True, truncated: bool = False
         pos = stop
     pieces.append((current + text[pos:], after_call, False))
     stripped = (_strip(piece, lead, trail) for piece, lead, trail in pieces)
-    content = "\n".join(piece for piece in stripped if piece)
+    return "\n".join(piece for piece in stripped if piece), calls, errors
+
+
+def _finish_parse(content: str, calls: list[ToolCall], errors: list[ToolCallError], *,
+                  strict: bool,
+                  ) -> tuple[str, list[ToolCall]] | tuple[str, list[ToolCall], list[ToolCallError]]:
     if not strict:
         return content, calls, errors
     if errors:

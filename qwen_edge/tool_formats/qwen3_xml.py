@@ -36,7 +36,14 @@ from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
 from . import _xml_values as values
 from .base import Event, TextDelta, ToolCallDelta, ToolCallError, ToolCallEvent, ToolsArg
-from .hermes import TOOL_CALL_END, TOOL_CALL_START, ToolCallStreamParser, _partial_suffix, _strip
+from .hermes import (
+    TOOL_CALL_END,
+    TOOL_CALL_START,
+    ToolCallStreamParser,
+    _finish_parse,
+    _partial_suffix,
+    split_calls,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -243,46 +250,10 @@ def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool =
         ('', [ToolCall(name='f', arguments={'n': 2}, id='call_0')])
     """
     by_name = _tool_map(tools)
-    pieces: list[tuple[str, bool, bool]] = []
-    calls: list[ToolCall] = []
-    errors: list[ToolCallError] = []
-    current, after_call, pos, block = "", False, 0, 0
-    while (start := text.find(TOOL_CALL_START, pos)) >= 0:
-        block += 1
-        body_start = start + len(TOOL_CALL_START)
-        end = text.find(TOOL_CALL_END, body_start)
-        if end < 0:
-            final = _final_call(text[body_start:], block, len(calls), by_name)
-            if final is None and truncated:
-                pieces.append((current + text[pos:start], after_call, True))
-                current, pos = "", len(text)
-            elif final is None:
-                raw = text[start:]
-                errors.append(ToolCallError(_unterminated(block, raw), raw))
-            else:
-                calls.append(final)
-                pieces.append((current + text[pos:start], after_call, True))
-                current, after_call, pos = "", True, len(text)
-            break
-        stop = end + len(TOOL_CALL_END)
-        try:
-            call = _parse_block(text[body_start:end], block, len(calls), by_name)
-        except ToolCallParseError as exc:
-            errors.append(ToolCallError(str(exc), text[start:stop]))
-            current += text[pos:stop]
-        else:
-            calls.append(call)
-            pieces.append((current + text[pos:start], after_call, True))
-            current, after_call = "", True
-        pos = stop
-    pieces.append((current + text[pos:], after_call, False))
-    content = "\n".join(p for p in (_strip(t, lead, trail) for t, lead, trail in pieces) if p)
-    if not strict:
-        return content, calls, errors
-    if errors:
-        more = f"\n({len(errors) - 1} more malformed tool calls)" if len(errors) > 1 else ""
-        raise ToolCallParseError(errors[0].message + more)
-    return content, calls
+    return _finish_parse(*split_calls(
+        text, parse=lambda body, block, index: _parse_block(body, block, index, by_name),
+        final=lambda body, block, index: _final_call(body, block, index, by_name),
+        unterminated=_unterminated, truncated=truncated), strict=strict)
 
 
 def ends_inside_call(text: str) -> bool:

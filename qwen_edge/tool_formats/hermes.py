@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, overload
 
 from ..agents.schema import bound_schema
 from ..agents.tools import Tool, as_tool, quotable_spans
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
+from ._split import CALL_END, CALL_START, finish_parse, split_calls
 from .base import Event, TextDelta, ToolCallError, ToolCallEvent
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ __all__ = [
     "tool_call_grammar",
 ]
 
-TOOL_CALL_START = "<tool_call>"
-TOOL_CALL_END = "</tool_call>"
+TOOL_CALL_START = CALL_START  # "<tool_call>", shared with the XML format
+TOOL_CALL_END = CALL_END  # "</tool_call>"
 
 _EXPECTED = (f'Write each call as:\n{TOOL_CALL_START}\n{{"name": <function-name>, '
              f'"arguments": <args-json-object>}}\n{TOOL_CALL_END}')
@@ -161,76 +162,9 @@ def parse_tool_calls(text: str, *, strict: bool = True, truncated: bool = False
         >>> parse_tool_calls('On it.\\n<tool_call>\\n{"name": "f", "arguments": {}}\\n</tool_call>')
         ('On it.', [ToolCall(name='f', arguments={}, id='call_0')])
     """
-    return _finish_parse(*split_calls(text, parse=_parse_block, final=_unterminated_call,
-                                      unterminated=_unterminated, truncated=truncated),
-                         strict=strict)
-
-
-def split_calls(text: str, *, parse: Callable[[str, int, int], ToolCall],
-                final: Callable[[str, int, int], ToolCall | None],
-                unterminated: Callable[[int, str], str], truncated: bool,
-                ) -> tuple[str, list[ToolCall], list[ToolCallError]]:
-    """The scanning of a finished message that every format shares: content, calls, errors.
-
-    Args:
-        parse: ``(body, block, call_index)`` -> the call between the markers, or
-            ``ToolCallParseError`` saying what is wrong.
-        final: the same for an unterminated last block: its call when complete, else None.
-        unterminated: ``(block, raw)`` -> the message for an unterminated block.
-        truncated: drop an unterminated incomplete last block (a ``max_tokens`` cut).
-    """
-    # pieces: (text outside calls, follows a call, precedes a call)
-    pieces: list[tuple[str, bool, bool]] = []
-    calls: list[ToolCall] = []
-    errors: list[ToolCallError] = []
-    current, after_call, pos, block = "", False, 0, 0
-    while (start := text.find(TOOL_CALL_START, pos)) >= 0:
-        block += 1
-        body_start = start + len(TOOL_CALL_START)
-        end = text.find(TOOL_CALL_END, body_start)
-        if end < 0:
-            try:
-                call: ToolCall | None = final(text[body_start:], block, len(calls))
-            except ToolCallParseError:
-                call = None
-            if call is not None:
-                calls.append(call)
-                pieces.append((current + text[pos:start], after_call, True))
-                current, after_call, pos = "", True, len(text)
-            elif truncated:
-                logger.info("output cut off inside tool call %d; dropped: %.80r", block,
-                            text[start:])
-                pieces.append((current + text[pos:start], after_call, True))
-                current, pos = "", len(text)
-            else:
-                raw = text[start:]
-                errors.append(ToolCallError(unterminated(block, raw), raw))
-            break
-        stop = end + len(TOOL_CALL_END)
-        try:
-            call = parse(text[body_start:end], block, len(calls))
-        except ToolCallParseError as exc:
-            errors.append(ToolCallError(str(exc), text[start:stop]))
-            current += text[pos:stop]
-        else:
-            calls.append(call)
-            pieces.append((current + text[pos:start], after_call, True))
-            current, after_call = "", True
-        pos = stop
-    pieces.append((current + text[pos:], after_call, False))
-    stripped = (_strip(piece, lead, trail) for piece, lead, trail in pieces)
-    return "\n".join(piece for piece in stripped if piece), calls, errors
-
-
-def _finish_parse(content: str, calls: list[ToolCall], errors: list[ToolCallError], *,
-                  strict: bool,
-                  ) -> tuple[str, list[ToolCall]] | tuple[str, list[ToolCall], list[ToolCallError]]:
-    if not strict:
-        return content, calls, errors
-    if errors:
-        more = f"\n({len(errors) - 1} more malformed tool calls)" if len(errors) > 1 else ""
-        raise ToolCallParseError(errors[0].message + more)
-    return content, calls
+    return finish_parse(*split_calls(text, parse=_parse_block, final=_unterminated_call,
+                                     unterminated=_unterminated, truncated=truncated),
+                        strict=strict)
 
 
 def ends_inside_call(text: str) -> bool:
@@ -253,12 +187,6 @@ def _unterminated_call(body: str, block: int, call_index: int) -> ToolCall | Non
         return _parse_block(body, block, call_index)
     except ToolCallParseError:
         return None
-
-
-def _strip(piece: str, lead: bool, trail: bool) -> str:
-    if lead:
-        piece = piece.lstrip()
-    return piece.rstrip() if trail else piece
 
 
 def _unterminated(block: int, raw: str) -> str:

@@ -35,14 +35,13 @@ from ..agents.tools import Tool, as_tool
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
 from . import _xml_values as values
+from ._split import finish_parse, split_calls
 from .base import Event, TextDelta, ToolCallDelta, ToolCallError, ToolCallEvent, ToolsArg
 from .hermes import (
     TOOL_CALL_END,
     TOOL_CALL_START,
     ToolCallStreamParser,
-    _finish_parse,
     _partial_suffix,
-    split_calls,
 )
 
 logger = logging.getLogger(__name__)
@@ -250,7 +249,7 @@ def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool =
         ('', [ToolCall(name='f', arguments={'n': 2}, id='call_0')])
     """
     by_name = _tool_map(tools)
-    return _finish_parse(*split_calls(
+    return finish_parse(*split_calls(
         text, parse=lambda body, block, index: _parse_block(body, block, index, by_name),
         final=lambda body, block, index: _final_call(body, block, index, by_name),
         unterminated=_unterminated, truncated=truncated), strict=strict)

@@ -404,6 +404,10 @@ def test_router_local_and_remote_answer_the_same_calls(server: str, qwen35: qwen
             routed = router.chat(USER, tools=TOOLS, tool_choice=NAMED, config=config,
                                  hard=True)
             assert routed.route == "remote"
+            assert routed.reasoning is None  # enable_thinking=False went to the server
+            thought = router.chat(USER, config=qwen35.config(seed=0, max_tokens=8,
+                                                             thinking_budget=2), hard=True)
+            assert thought.reasoning is not None  # the server's reasoning_content came back
             assert [(c.name, c.arguments) for c in routed.tool_calls] == \
                 [(c.name, c.arguments) for c in remote_answer.tool_calls]
         same = LocalBackend(qwen35).chat(USER, tools=TOOLS, tool_choice=NAMED, config=config)

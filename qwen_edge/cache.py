@@ -19,13 +19,14 @@ prefix, shared by every request) nor the newest (the previous turn): those two g
 from __future__ import annotations
 
 import mmap
+from collections.abc import Callable, Collection
 
 import numpy as np
 import onnxruntime as ort
 
 from .errors import ConfigError, ContextLengthError
 
-__all__ = ["DEFAULT_SNAPSHOT_BUDGET", "HybridCache", "KVCache"]
+__all__ = ["DEFAULT_SNAPSHOT_BUDGET", "HybridCache", "KVCache", "match_text_prefix"]
 
 DEFAULT_SNAPSHOT_BUDGET = 128 * 2**20  # bytes of state snapshots per hybrid session
 
@@ -274,3 +275,39 @@ class HybridCache(KVCache):
         for dst, src in zip(self.state_arrays, states, strict=True):
             np.copyto(dst, src)
         self._snapshots.clear()
+
+
+def match_text_prefix(cached: list[int], new: list[int], decode: Callable[[list[int]], str],
+                      special: Collection[int]) -> tuple[int, int]:
+    """The longest ``(k, j)`` such that ``cached[:k]`` and ``new[:j]`` are the same text.
+
+    Same text means: the same special tokens at the same places, and between them runs of
+    ordinary tokens that decode to the same string (never a partial UTF-8 character). Where
+    the token ids differ but the text does not (a model's own tokenization of its answer
+    against the canonical one of the re-rendered history), the cached tokens can stand for
+    the new ones: the model sees the text it wrote, and its keys and values are reused.
+    """
+    i = j = 0
+    while True:
+        ei, ej = i, j
+        while ei < len(cached) and cached[ei] not in special:
+            ei += 1
+        while ej < len(new) and new[ej] not in special:
+            ej += 1
+        text = decode(cached[i:ei])
+        if text == decode(new[j:ej]) and "\ufffd" not in text:
+            if ei < len(cached) and ej < len(new) and cached[ei] == new[ej]:
+                i, j = ei + 1, ej + 1  # the runs and the special token after them match
+                continue
+            return ei, ej
+        # the runs differ: the longest cached prefix whose text is a prefix of the new run
+        prefixes: dict[str, int] = {}
+        for end in range(j + 1, ej + 1):
+            piece = decode(new[j:end])
+            if "\ufffd" not in piece:
+                prefixes.setdefault(piece, end)
+        for end in range(ei, i, -1):
+            piece = decode(cached[i:end])
+            if piece in prefixes:
+                return end, prefixes[piece]
+        return i, j

@@ -20,6 +20,9 @@ from .errors import ConfigError
 
 __all__ = ["GenerationConfig", "SamplingConfig", "ToolGrammar"]
 
+# The chat template's own arguments, set by the chat path (never by chat_template_kwargs)
+_RENDER_ARGS = ("messages", "tools", "add_generation_prompt")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SamplingConfig:
@@ -118,6 +121,12 @@ class GenerationConfig:
         thinking_budget: most tokens a thinking model (Qwen3, Qwen3.5) may write inside
             ``<think>``; then ``</think>`` is forced and the model answers (None = no limit;
             ``qwen_edge.reasoning.ThinkingBudget``).
+        enable_thinking: switch a thinking model's reasoning on or off through its chat
+            template (Qwen3 / Qwen3.5 ``enable_thinking``; None = the template's default,
+            which is on). Chat messages only: raw text and token ids are not rendered.
+        chat_template_kwargs: more variables for the chat template (vLLM's request field of
+            the same name): names to JSON scalars; ``enable_thinking`` above wins over one
+            given here.
         tool_grammar: the tool-call grammar of a chat with tools (set by the chat path, not
             combined with json_schema / regex / grammar).
         sampling: the sampler options.
@@ -132,6 +141,9 @@ class GenerationConfig:
     grammar_trigger: str | None = None
     speculative_tokens: int = 0
     thinking_budget: int | None = None
+    enable_thinking: bool | None = None
+    chat_template_kwargs: Mapping[str, str | int | float | bool | None] = field(
+        default_factory=dict)
     tool_grammar: ToolGrammar | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
@@ -153,12 +165,30 @@ class GenerationConfig:
         _check(self.thinking_budget is None or (_is_int(self.thinking_budget)
                                                 and self.thinking_budget >= 0),
                "thinking_budget", self.thinking_budget, "None or an int >= 0")
+        _check(self.enable_thinking is None or isinstance(self.enable_thinking, bool),
+               "enable_thinking", self.enable_thinking, "None, True or False")
+        _check(isinstance(self.chat_template_kwargs, Mapping), "chat_template_kwargs",
+               self.chat_template_kwargs, "a mapping of names to JSON scalars")
+        for name, value in self.chat_template_kwargs.items():
+            _check(isinstance(name, str) and name.isidentifier() and name not in _RENDER_ARGS,
+                   "chat_template_kwargs", name,
+                   f"template variable names (identifiers other than {', '.join(_RENDER_ARGS)})")
+            _check(value is None or isinstance(value, (str, int, float, bool)),
+                   f"chat_template_kwargs[{name!r}]", value,
+                   "a JSON scalar (string, number, boolean or null)")
         _check(self.tool_grammar is None or (isinstance(self.tool_grammar, ToolGrammar)
                                              and not given), "tool_grammar", self.tool_grammar,
                "a ToolGrammar, without json_schema / regex / grammar (tool_choice='none' "
                "allows those)")
         _check(isinstance(self.sampling, SamplingConfig), "sampling", self.sampling,
                "a SamplingConfig")
+
+    def template_kwargs(self) -> dict[str, Any]:
+        """The chat template's extra variables: ``chat_template_kwargs`` + ``enable_thinking``."""
+        out = dict(self.chat_template_kwargs)
+        if self.enable_thinking is not None:
+            out["enable_thinking"] = self.enable_thinking
+        return out
 
     def override(self, **kwargs: Any) -> GenerationConfig:
         """A copy with some options replaced (flat names, as ``resolve`` takes them)."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cache import DEFAULT_SNAPSHOT_BUDGET, KVCache
+from .cache import DEFAULT_SNAPSHOT_BUDGET, KVCache, match_text_prefix
 from .chat import builtin_template, encode_chat, render_chat
 from .config import GenerationConfig
 from .constrain import AllOf, Constraint, ConstraintFactory, LazyConstraint, TokenProcessor
@@ -116,8 +116,10 @@ class Model:
         return render_chat(self.chat_template, messages, tools=tools,
                            add_generation_prompt=add_generation_prompt, **template_kwargs)
 
-    def encode_prompt(self, prompt: Prompt) -> np.ndarray:
-        """Token ids of raw text, of chat messages rendered with the template, or ids as given."""
+    def encode_prompt(self, prompt: Prompt, *,
+                      template_kwargs: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Token ids of raw text, of chat messages rendered with the template (and its
+        ``template_kwargs``, e.g. ``enable_thinking``), or ids as given."""
         if isinstance(prompt, np.ndarray) or (
             isinstance(prompt, Sequence) and prompt and all(
                 isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in prompt)
@@ -130,7 +132,7 @@ class Model:
         elif isinstance(prompt, str):
             ids = self.tokenizer.encode(prompt)
         elif isinstance(prompt, Sequence) and not isinstance(prompt, (bytes, bytearray)):
-            ids = self.encode_chat(prompt)  # type: ignore[arg-type]
+            ids = self.encode_chat(prompt, template_kwargs=template_kwargs)  # type: ignore[arg-type]
         else:
             msg = (f"prompt must be text, a list of chat messages or token ids, got "
                    f"{type(prompt).__name__}")
@@ -142,16 +144,19 @@ class Model:
 
     def encode_chat(self, messages: Sequence[Mapping[str, Any]],
                     tools: Sequence[Mapping[str, Any]] | None = None, *,
-                    allow_special_tokens_in: Collection[str] = ()) -> np.ndarray:
+                    allow_special_tokens_in: Collection[str] = (),
+                    template_kwargs: Mapping[str, Any] | None = None) -> np.ndarray:
         """Render and tokenize a conversation; message contents and tools are data.
 
         Special-token strings inside messages (``<|im_end|>``, ``<tool_call>``) are tokenized
         as plain text, so a tool result cannot close its turn or open a call; only the
         template's own markers are control tokens. ``allow_special_tokens_in`` names roles
         whose text is the caller's own (e.g. ``("system",)``): there they are control tokens.
+        ``template_kwargs`` are the template's extra variables (``enable_thinking``).
         """
         return encode_chat(self.tokenizer, self.chat_template, messages, tools=tools,
-                           allow_special_tokens_in=allow_special_tokens_in)
+                           allow_special_tokens_in=allow_special_tokens_in,
+                           **dict(template_kwargs or {}))
 
     # -- generation -------------------------------------------------------------------------
 
@@ -316,9 +321,9 @@ class Session:
                  tokens=np.asarray(self.tokens[: self.cache.offset], np.int32),
                  **{f"kv{i}": a for i, a in enumerate(state)})
 
-    def _prepare(self, prompt: Prompt) -> tuple[np.ndarray, int]:
+    def _prepare(self, prompt: Prompt, cfg: GenerationConfig) -> tuple[np.ndarray, int]:
         """Trim the cache to the common prefix; return (tokens to prefill, reused count)."""
-        ids = self.model.encode_prompt(prompt)
+        ids = self.model.encode_prompt(prompt, template_kwargs=cfg.template_kwargs())
         if ids.size > self.cache.max_context:
             msg = (f"the prompt has {ids.size} tokens; the context holds "
                    f"{self.cache.max_context} (max_context)")
@@ -328,6 +333,16 @@ class Session:
         limit = min(len(cached), ids.size - 1)  # always prefill >= 1 token to get logits
         while common < limit and cached[common] == int(ids[common]):
             common += 1
+        if common < len(cached):
+            # Past the last equal token the texts may still agree (the model's own tokens of
+            # its last answer vs the re-rendered history's): keep the cached tokens for them.
+            tokenizer = self.model.tokenizer
+            k, j = match_text_prefix(cached[common:], [int(t) for t in ids[common:]],
+                                     tokenizer.decode, tokenizer.added_ids)
+            if k and ids.size - j + k <= self.cache.max_context:
+                ids = np.concatenate([np.asarray(cached[:common + k], np.int32),
+                                      ids[common + j:]])
+                common = min(common + k, ids.size - 1)
         common = self.cache.rewind(common)  # hybrid: back to the longest snapshot <= common
         self.tokens = cached[:common]
         return ids[common:], common
@@ -344,7 +359,7 @@ class Session:
             msg = "this session is already generating; use one session per conversation"
             raise ConfigError(msg)
         try:
-            new, _ = self._prepare(prompt)
+            new, _ = self._prepare(prompt, cfg)
             constraint = self.model._constraint(cfg, prompt=[*self.tokens, *new])
             sample = make_sampler(cfg.sampling)
             stop_ids = cfg.stop_token_ids if cfg.stop_token_ids is not None else \

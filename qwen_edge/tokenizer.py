@@ -57,6 +57,11 @@ class Tokenizer:
         self._plain_lock = threading.Lock()
 
     @property
+    def added_ids(self) -> frozenset[int]:
+        """The ids of the added (special and control) tokens: ``<|im_end|>``, ``<think>``, ..."""
+        return frozenset(self._added_ids.values())
+
+    @property
     def backend(self) -> _HFTokenizer:
         """The underlying ``tokenizers.Tokenizer``."""
         return self._tok

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chat import ToolCall
+
+if TYPE_CHECKING:
+    from .tool_formats.base import ToolCallDelta
 
 __all__ = ["ChatDelta", "ChatResponse", "Timings", "Usage", "collect"]
 
@@ -51,10 +54,15 @@ class ChatDelta:
 
     Attributes:
         content: new content text ("" while tool-call text is buffered).
+        reasoning: new thinking text (what the model writes inside ``<think>``).
         tool_calls: calls completed in this step (whole, never partial).
+        tool_call_deltas: OpenAI-style fragments of calls in progress (a call's id and name
+            as soon as the name is written, then pieces of its arguments JSON); the finished
+            call still comes whole in ``tool_calls``.
         tool_call_errors: blocks that did not parse (what is wrong, for the model to read).
         token_ids / logprobs / entropies: of the tokens sampled in this step (a stop token
             has a logprob and an entropy but no id; remote answers have none).
+        thought: the output opened a thought (on the last delta; the reasoning may be "").
         finish_reason: None until the last delta: "stop", "length" or "tool_calls".
         usage / timings: on the last delta (None when unknown, e.g. a server sent none).
         route / route_reason / confidence: set by a ``Router`` when the route is decided
@@ -62,11 +70,14 @@ class ChatDelta:
     """
 
     content: str = ""
+    reasoning: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_deltas: tuple[ToolCallDelta, ...] = ()
     tool_call_errors: tuple[str, ...] = ()
     token_ids: tuple[int, ...] = ()
     logprobs: tuple[float, ...] = ()
     entropies: tuple[float, ...] = ()
+    thought: bool = False
     finish_reason: str | None = None
     usage: Usage | None = None
     timings: Timings | None = None
@@ -80,7 +91,9 @@ class ChatResponse:
     """A whole answer, local or remote (OpenAI field names where OpenAI has them).
 
     Attributes:
-        content: the message text outside tool calls.
+        content: the message text outside tool calls (and after the thought).
+        reasoning: what a thinking model wrote inside ``<think>...</think>`` (None when the
+            output opened no thought; vLLM's and DeepSeek's ``reasoning_content``).
         tool_calls: the calls the model made.
         finish_reason: "stop", "length" (max_tokens or a full context, also when cut inside
             a call) or "tool_calls".
@@ -108,6 +121,7 @@ class ChatResponse:
     entropies: list[float] = field(repr=False, default_factory=list)
     tool_call_errors: list[str] = field(repr=False, default_factory=list)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)  # a server's decoded body
+    reasoning: str | None = None
 
     @property
     def text(self) -> str:
@@ -123,6 +137,8 @@ class ChatResponse:
         if self.tool_calls:
             message = {"role": "assistant", "content": self.content or None,
                        "tool_calls": [c.to_openai() for c in self.tool_calls]}
+        if self.reasoning is not None:
+            message["reasoning_content"] = self.reasoning
         out: dict[str, Any] = {"message": message, "finish_reason": self.finish_reason}
         if self.usage is not None:
             out["usage"] = self.usage.to_openai()
@@ -135,6 +151,8 @@ class ChatResponse:
 def collect(deltas: Iterable[ChatDelta]) -> ChatResponse:
     """Join a stream of deltas into the response it describes (the last delta ends it)."""
     content: list[str] = []
+    reasoning: list[str] = []
+    thought = False
     calls: list[ToolCall] = []
     errors: list[str] = []
     ids: list[int] = []
@@ -144,6 +162,7 @@ def collect(deltas: Iterable[ChatDelta]) -> ChatResponse:
     route: tuple[str | None, str | None, float | None] = (None, None, None)
     for delta in deltas:
         content.append(delta.content)
+        reasoning.append(delta.reasoning)
         calls += delta.tool_calls
         errors += delta.tool_call_errors
         ids += delta.token_ids
@@ -153,8 +172,10 @@ def collect(deltas: Iterable[ChatDelta]) -> ChatResponse:
             route = (delta.route, delta.route_reason, delta.confidence)
         if delta.finish_reason is not None:
             last = delta
+        thought = thought or bool(delta.reasoning) or delta.thought
     return ChatResponse(content="".join(content), finish_reason=last.finish_reason or "length",
                         usage=last.usage, tool_calls=calls, timings=last.timings,
                         route=route[0], route_reason=route[1], confidence=route[2],
                         token_ids=ids, logprobs=logprobs, entropies=entropies,
-                        tool_call_errors=errors)
+                        tool_call_errors=errors,
+                        reasoning="".join(reasoning) if thought else None)

@@ -31,7 +31,8 @@ from ..routing.backend import Backend, LocalBackend
 from ..routing.policy import RoutingPolicy
 from ..routing.remote import Remote
 from ..routing.router import Router
-from ..tool_formats import hermes
+from ..tool_formats.base import TextDelta
+from ..tool_formats.base import ToolCallEvent as _CallEvent
 from ..types import Usage
 from .tools import Tool, as_tool
 
@@ -122,8 +123,8 @@ class AgentResult:
 
 # Text deltas and completed calls are the tool-call parser's own events (the agent re-ids the
 # calls); the agent adds tool results and the final result.
-TextEvent = hermes.TextDelta
-ToolCallEvent = hermes.ToolCallEvent
+TextEvent = TextDelta
+ToolCallEvent = _CallEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +317,8 @@ class Agent:
                                           tool_choice=choice if self._specs else None,
                                           config=cfg, **extra)
         content: list[str] = []
+        reasoning: list[str] = []
+        thought = False
         calls: list[ToolCall] = []
         errors: list[str] = []
         usage, ttft = None, 0.0
@@ -324,6 +327,8 @@ class Agent:
             if delta.content:
                 content.append(delta.content)
                 yield TextEvent(delta.content)
+            reasoning.append(delta.reasoning)
+            thought = thought or delta.thought or bool(delta.reasoning)
             for call in delta.tool_calls:
                 if choice == "none":  # a server that called anyway: nothing runs
                     logger.info("tool_choice='none': ignored a call of %s", call.name)
@@ -338,6 +343,10 @@ class Agent:
                 ttft = delta.timings.ttft_s if delta.timings is not None else 0.0
         text = "".join(content)
         assistant: dict[str, Any] = {"role": "assistant", "content": text}
+        if thought:
+            # Qwen3's template shows the thoughts of the turns after the last user message:
+            # kept, the history renders as it was generated and the session reuses its cache
+            assistant["reasoning_content"] = "".join(reasoning)
         if calls:
             assistant["tool_calls"] = [{"id": c.id, "type": "function", "function": {
                 "name": c.name, "arguments": c.arguments}} for c in calls]

@@ -35,6 +35,9 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
                    help="n-gram draft tokens per step (same output, fewer passes)")
     g.add_argument("--thinking-budget", type=int, default=None,
                    help="most tokens inside <think> (Qwen3 / Qwen3.5); then </think> is forced")
+    g.add_argument("--no-thinking", dest="enable_thinking", action="store_const", const=False,
+                   default=None, help="switch thinking off in the chat template (Qwen3 / "
+                   "Qwen3.5 enable_thinking=False)")
     c = g.add_mutually_exclusive_group()
     c.add_argument("--json-schema", default=None, help="JSON schema file (or inline JSON)")
     c.add_argument("--regex", default=None, help="constrain the output to this regex")
@@ -43,7 +46,7 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 _NAMES = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
           "presence_penalty", "frequency_penalty", "seed", "stop", "speculative_tokens", "regex",
-          "thinking_budget")
+          "thinking_budget", "enable_thinking")
 
 
 def sampling_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -59,14 +59,16 @@ def run(args: argparse.Namespace) -> int:
         prompt = ([{"role": "system", "content": system}] if system else []) + messages
         start = time.perf_counter()
         reply, tokens, cached, first = [], 0, 0, None
-        stats_from = session.stream_chunks(prompt, **options)
-        for chunk in stats_from:
-            if chunk.token is not None:
-                tokens += 1
+        for delta in session.stream_chat(prompt, **options):
+            if delta.logprobs:
+                tokens += len(delta.logprobs)
                 first = first or time.perf_counter()
-            if chunk.text:
-                reply.append(chunk.text)
-                sys.stdout.write(chunk.text)
+            if delta.reasoning:  # the thought on stderr, the answer on stdout
+                sys.stderr.write(delta.reasoning)
+                sys.stderr.flush()
+            if delta.content:
+                reply.append(delta.content)
+                sys.stdout.write(delta.content)
                 sys.stdout.flush()
         elapsed = time.perf_counter() - start
         cached = len(session.tokens)

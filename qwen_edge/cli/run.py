@@ -15,7 +15,8 @@ def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "run", help="generate from a prompt, streaming to stdout",
         description="Generate text from a prompt and stream it to stdout. With --chat the "
-        "prompt is a user message rendered with the package's chat template.",
+        "prompt is a user message rendered with the package's chat template, and a thinking "
+        "model's thought goes to stderr (--no-thinking switches it off).",
     )
     add_model_flags(p)
     p.add_argument("prompt", help="the prompt ('-' reads stdin)")
@@ -37,6 +38,19 @@ def run(args: argparse.Namespace) -> int:
         prompt = ([{"role": "system", "content": args.system}] if args.system else [])
         prompt.append({"role": "user", "content": text})
     session = model.session()
+    if args.chat:  # the chat path: the thought goes to stderr, the answer to stdout
+        for delta in session.stream_chat(prompt, **sampling_options(args)):
+            if delta.reasoning:
+                sys.stderr.write(delta.reasoning)
+                sys.stderr.flush()
+            if delta.content:
+                sys.stdout.write(delta.content)
+                sys.stdout.flush()
+            if delta.finish_reason is not None:
+                sys.stdout.write("\n")
+                if args.stats:
+                    print(f"[finish: {delta.finish_reason}]", file=sys.stderr)  # noqa: T201
+        return 0
     for chunk in session.stream_chunks(prompt, **sampling_options(args)):
         if chunk.text:
             sys.stdout.write(chunk.text)

@@ -104,6 +104,9 @@ def remote_options(config: GenerationConfig, defaults: GenerationConfig | None =
         out["stop"] = list(config.stop)
     if config.max_tokens is not None:
         out["max_tokens"] = config.max_tokens
+    template_kwargs = config.template_kwargs()
+    if template_kwargs:  # enable_thinking and the like (vLLM's request field)
+        out["chat_template_kwargs"] = template_kwargs
     schema = config.json_schema
     if schema is not None:
         out["response_format"] = {"type": "json_schema", "json_schema": {
@@ -151,7 +154,9 @@ class RemoteBackend:
 
     @staticmethod
     def _delta(answer: ChatResponse) -> ChatDelta:
-        return ChatDelta(content=answer.content, tool_calls=tuple(answer.tool_calls),
+        return ChatDelta(content=answer.content, reasoning=answer.reasoning or "",
+                         thought=answer.reasoning is not None,
+                         tool_calls=tuple(answer.tool_calls),
                          finish_reason=answer.finish_reason, usage=answer.usage,
                          logprobs=tuple(answer.logprobs))
 

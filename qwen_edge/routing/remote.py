@@ -80,12 +80,12 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 # Request fields a caller may set; None values are left out. The last line is not OpenAI's:
 # vLLM, llama.cpp's server, DashScope and ours accept top_k / min_p / repetition_penalty,
-# vLLM and ours ignore_eos.
+# vLLM and ours ignore_eos and chat_template_kwargs.
 _OPTIONS = frozenset({
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
     "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
     "tools", "tool_choice", "parallel_tool_calls", "response_format", "user",
-    "top_k", "min_p", "repetition_penalty", "ignore_eos",
+    "top_k", "min_p", "repetition_penalty", "ignore_eos", "chat_template_kwargs",
 })
 
 # Transport errors, most specific first: (httpx class, what happened, retried?).

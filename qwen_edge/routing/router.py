@@ -306,6 +306,8 @@ class Router:
                 answer = server.chat(outgoing, tools=request.tools,
                                      tool_choice=request.tool_choice, config=request.config)
                 yield ChatDelta(content=answer.content, tool_calls=tuple(answer.tool_calls),
+                                reasoning=answer.reasoning or "",
+                                thought=answer.reasoning is not None,
                                 logprobs=tuple(answer.logprobs),
                                 finish_reason=answer.finish_reason, usage=answer.usage,
                                 route="remote", route_reason=why, confidence=confidence)

@@ -119,9 +119,13 @@ def _parse_completion(data: Any, where: str) -> ChatResponse:
     finish = choice.get("finish_reason")
     if not isinstance(finish, str) or not finish:
         finish = "tool_calls" if tool_calls else "stop"
+    reasoning = message.get("reasoning_content")  # vLLM / DeepSeek; "reasoning" in newer vLLM
+    if reasoning is None:
+        reasoning = message.get("reasoning")
     return ChatResponse(content=content or "", tool_calls=tool_calls, finish_reason=finish,
                         usage=_parse_usage(data.get("usage")),
-                        logprobs=_parse_logprobs(choice.get("logprobs")), raw=data)
+                        logprobs=_parse_logprobs(choice.get("logprobs")), raw=data,
+                        reasoning=reasoning if isinstance(reasoning, str) else None)
 
 
 def _parse_tool_calls(calls: Any, malformed: Callable[[str], RemoteError]) -> list[ToolCall]:

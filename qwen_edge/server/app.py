@@ -7,7 +7,7 @@ One request, end to end::
          -> _Worker.submit: admitted, or 429 when 1 + max_queue requests are in flight
          -> the generation thread: one warm Session, chat_api.run_chat delta by delta
             -> the request's queue
-         -> JSON, or server-sent events (tool calls as they complete)
+         -> JSON, or server-sent events (reasoning, content, tool-call fragments)
 
 The server owns no generation logic of its own: tool calls, ``tool_choice``, truncation and
 finish reasons are the library's (``qwen_edge.chat_api``), the same for the agent and router.
@@ -85,6 +85,8 @@ def _message(i: int, message: schemas.ChatMessage) -> dict[str, Any]:
         out["name"] = message.name
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
+    if message.reasoning_content is not None and message.role == "assistant":
+        out["reasoning_content"] = message.reasoning_content
     if message.tool_calls:
         calls = []
         for call in message.tool_calls:
@@ -127,6 +129,10 @@ def _plan(body: schemas.ChatCompletionRequest, model: Model, *, context_tokens: 
     if body.ignore_eos or body.stop_token_ids:
         eos = [] if body.ignore_eos else list(model.stop_token_ids)
         options["stop_token_ids"] = eos + list(body.stop_token_ids or [])
+    if body.thinking_budget is not None:
+        options["thinking_budget"] = body.thinking_budget
+    if body.chat_template_kwargs:
+        options["chat_template_kwargs"] = dict(body.chat_template_kwargs)
     bias = _logit_bias(body.logit_bias, model.engine.vocab_size)
     if bias:
         options["logit_bias"] = bias
@@ -216,7 +222,9 @@ def _completion(head: dict[str, Any], answer: ChatResponse, done: _Done) -> dict
 
 async def _stream(first: _Event, job: _Job, head: dict[str, Any], include_usage: bool,
                   release: Callable[[], Awaitable[None]]) -> AsyncIterator[str]:
-    """Server-sent events in OpenAI's chunk format; tool calls go out as they complete."""
+    """Server-sent events in OpenAI's chunk format: ``reasoning_content`` and ``content``
+    deltas, and each tool call as OpenAI streams it (id and name once the name is written,
+    then fragments of the arguments JSON)."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
         data = {**head, "object": "chat.completion.chunk",
@@ -225,17 +233,30 @@ async def _stream(first: _Event, job: _Job, head: dict[str, Any], include_usage:
         return _sse({**data, "usage": None} if include_usage else data)
 
     calls, finish, event = 0, "length", first
+    streamed: set[int] = set()  # calls whose fragments went out (their whole call does not)
     try:
         yield chunk({"role": "assistant", "content": ""})
         while not isinstance(event, _Done):
             if isinstance(event, BaseException):
                 yield _sse(_api_error(event).body())
                 return
+            if event.reasoning:
+                yield chunk({"reasoning_content": event.reasoning})
             if event.content:
                 yield chunk({"content": event.content})
+            for piece in event.tool_call_deltas:  # the name first, then argument fragments
+                if piece.name is not None:
+                    streamed.add(piece.index)
+                    yield chunk({"tool_calls": [{
+                        "index": piece.index, "id": _call_id(), "type": "function",
+                        "function": {"name": piece.name, "arguments": piece.arguments}}]})
+                elif piece.arguments:
+                    yield chunk({"tool_calls": [{"index": piece.index,
+                                                 "function": {"arguments": piece.arguments}}]})
             for call in event.tool_calls:
-                yield chunk({"tool_calls": [{**call.to_openai(), "index": calls,
-                                             "id": _call_id()}]})
+                if calls not in streamed:
+                    yield chunk({"tool_calls": [{**call.to_openai(), "index": calls,
+                                                 "id": _call_id()}]})
                 calls += 1
             finish = event.finish_reason or finish
             event = await job.next()

@@ -2,7 +2,8 @@
 
 Field names and shapes are OpenAI's, so the official clients work unchanged. A few vLLM
 extensions are accepted at the top level of the request (``extra_body`` in the openai client):
-``top_k``, ``min_p``, ``repetition_penalty``, ``stop_token_ids`` and ``ignore_eos``. Unknown
+``top_k``, ``min_p``, ``repetition_penalty``, ``stop_token_ids``, ``ignore_eos`` and
+``chat_template_kwargs``; and qwen-edge's ``thinking_budget``. Unknown
 fields are ignored, as vLLM does. The models also document the API: FastAPI turns them into
 the OpenAPI document at ``/openapi.json``.
 
@@ -142,6 +143,9 @@ class ChatMessage(_Request):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    reasoning_content: str | None = Field(
+        default=None, description="an assistant turn's thinking (vLLM / DeepSeek); the chat "
+                                  "template decides whether to show it")
 
 
 class FunctionDefinition(_Request):
@@ -216,6 +220,12 @@ class ChatCompletionRequest(_Request):
     top_k: _Int64 | None = None
     min_p: float | None = None
     repetition_penalty: float | None = None
+    thinking_budget: Annotated[int, Field(ge=0, lt=2**31)] | None = Field(
+        default=None, description="qwen-edge extension: most tokens a thinking model writes "
+                                  "inside <think> before </think> is forced")
+    chat_template_kwargs: dict[str, str | int | float | bool | None] | None = Field(
+        default=None, description="variables for the chat template, e.g. "
+                                  "{\"enable_thinking\": false} (vLLM's field)")
     stop_token_ids: list[Annotated[int, Field(ge=0, lt=2**31)]] | None = Field(
         default=None, description="token ids that also end generation (besides the EOS tokens)")
     ignore_eos: bool = Field(default=False,
@@ -228,6 +238,9 @@ class ChatCompletionRequest(_Request):
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
+    reasoning_content: str | None = Field(
+        default=None, description="a thinking model's thought, without the <think> markers "
+                                  "(left out when the answer opened none)")
     tool_calls: list[ToolCall] | None = None
 
 
@@ -269,6 +282,7 @@ class ToolCallDelta(BaseModel):
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
 
 

@@ -31,14 +31,14 @@ class HermesDeltaParser(ToolCallStreamParser):
     def feed(self, delta: str) -> list[Event]:
         return self._with_deltas(super().feed(delta))
 
-    def finish(self) -> list[Event]:
-        return self._with_deltas(super().finish())
+    def finish(self, *, truncated: bool = False) -> list[Event]:
+        return self._with_deltas(super().finish(truncated=truncated))
 
     def _with_deltas(self, events: list[Event]) -> list[Event]:
         out: list[Event] = []
         for event in events:
             if isinstance(event, ToolCallEvent):
-                out += self._closing(event.call)
+                out += self._fragments(event.call)
             elif isinstance(event, ToolCallError):
                 self._named_call = -1  # the index is reused by the next call
             out.append(event)
@@ -50,7 +50,7 @@ class HermesDeltaParser(ToolCallStreamParser):
                 self._named_call = self._calls
         return out
 
-    def _closing(self, call: ToolCall) -> list[Event]:
+    def _fragments(self, call: ToolCall) -> list[Event]:
         index = int(call.id.removeprefix("call_"))
         out: list[Event] = []
         if self._named_call != index:

@@ -93,8 +93,9 @@ class StreamParser(Protocol):
         """Add generated text; return the events it completes."""
         ...
 
-    def finish(self) -> list[Event]:
-        """End of the message: flush held text, report an unterminated call."""
+    def finish(self, *, truncated: bool = False) -> list[Event]:
+        """End of the message: flush held text, report an unterminated call (or drop it
+        when ``truncated``: the output was cut off by ``max_tokens``)."""
         ...
 
 

@@ -30,6 +30,7 @@ from ..agents.schema import bound_schema
 from ..agents.tools import Tool, as_tool, quotable_spans
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
+from ._split import CALL_END, CALL_START, finish_parse, split_calls
 from .base import Event, TextDelta, ToolCallError, ToolCallEvent
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ __all__ = [
     "tool_call_grammar",
 ]
 
-TOOL_CALL_START = "<tool_call>"
-TOOL_CALL_END = "</tool_call>"
+TOOL_CALL_START = CALL_START  # "<tool_call>", shared with the XML format
+TOOL_CALL_END = CALL_END  # "</tool_call>"
 
 _EXPECTED = (f'Write each call as:\n{TOOL_CALL_START}\n{{"name": <function-name>, '
              f'"arguments": <args-json-object>}}\n{TOOL_CALL_END}')
@@ -161,50 +162,9 @@ def parse_tool_calls(text: str, *, strict: bool = True, truncated: bool = False
         >>> parse_tool_calls('On it.\\n<tool_call>\\n{"name": "f", "arguments": {}}\\n</tool_call>')
         ('On it.', [ToolCall(name='f', arguments={}, id='call_0')])
     """
-    # pieces: (text outside calls, follows a call, precedes a call)
-    pieces: list[tuple[str, bool, bool]] = []
-    calls: list[ToolCall] = []
-    errors: list[ToolCallError] = []
-    current, after_call, pos, block = "", False, 0, 0
-    while (start := text.find(TOOL_CALL_START, pos)) >= 0:
-        block += 1
-        body_start = start + len(TOOL_CALL_START)
-        end = text.find(TOOL_CALL_END, body_start)
-        if end < 0:
-            call = _unterminated_call(text[body_start:], block, len(calls))
-            if call is not None:
-                calls.append(call)
-                pieces.append((current + text[pos:start], after_call, True))
-                current, after_call, pos = "", True, len(text)
-            elif truncated:
-                logger.info("output cut off inside tool call %d; dropped: %.80r", block,
-                            text[start:])
-                pieces.append((current + text[pos:start], after_call, True))
-                current, pos = "", len(text)
-            else:
-                raw = text[start:]
-                errors.append(ToolCallError(_unterminated(block, raw), raw))
-            break
-        stop = end + len(TOOL_CALL_END)
-        try:
-            call = _parse_block(text[body_start:end], block, len(calls))
-        except ToolCallParseError as exc:
-            errors.append(ToolCallError(str(exc), text[start:stop]))
-            current += text[pos:stop]
-        else:
-            calls.append(call)
-            pieces.append((current + text[pos:start], after_call, True))
-            current, after_call = "", True
-        pos = stop
-    pieces.append((current + text[pos:], after_call, False))
-    stripped = (_strip(piece, lead, trail) for piece, lead, trail in pieces)
-    content = "\n".join(piece for piece in stripped if piece)
-    if not strict:
-        return content, calls, errors
-    if errors:
-        more = f"\n({len(errors) - 1} more malformed tool calls)" if len(errors) > 1 else ""
-        raise ToolCallParseError(errors[0].message + more)
-    return content, calls
+    return finish_parse(*split_calls(text, parse=_parse_block, final=_unterminated_call,
+                                     unterminated=_unterminated, truncated=truncated),
+                        strict=strict)
 
 
 def ends_inside_call(text: str) -> bool:
@@ -227,12 +187,6 @@ def _unterminated_call(body: str, block: int, call_index: int) -> ToolCall | Non
         return _parse_block(body, block, call_index)
     except ToolCallParseError:
         return None
-
-
-def _strip(piece: str, lead: bool, trail: bool) -> str:
-    if lead:
-        piece = piece.lstrip()
-    return piece.rstrip() if trail else piece
 
 
 def _unterminated(block: int, raw: str) -> str:
@@ -346,26 +300,44 @@ class ToolCallStreamParser:
                 self._buffer = buffer[start + len(TOOL_CALL_START):]
                 self._in_call, self._scan = True, 0
                 self._ws_before_call, self._held_ws = self._held_ws, ""
+                self._opened()
                 continue
             end = buffer.find(TOOL_CALL_END, self._scan)
             if end < 0:
                 self._scan = max(0, len(buffer) - len(TOOL_CALL_END) + 1)
+                self._pending(buffer, events)
                 return
             body = buffer[:end]
             self._buffer = buffer[end + len(TOOL_CALL_END):]
             self._in_call = False
             self._blocks += 1
             try:
-                call = _parse_block(body, self._blocks, self._calls)
+                call = self._parse_body(body)
             except ToolCallParseError as exc:
                 raw = TOOL_CALL_START + body + TOOL_CALL_END
                 events.append(ToolCallError(str(exc), raw))
                 self._held_ws = self._ws_before_call  # the block is content after all
                 self._text(raw, events)
             else:
+                self._closing(call, events)
                 self._calls += 1
                 events.append(ToolCallEvent(call))
                 self._after_call, self._piece_has_text = True, False
+
+    # The hooks a format's parser overrides (the scanning above is shared by every format).
+
+    def _parse_body(self, body: str) -> ToolCall:
+        """The text between the markers -> the call, or ``ToolCallParseError``."""
+        return _parse_block(body, self._blocks, self._calls)
+
+    def _opened(self) -> None:
+        """A call has just opened."""
+
+    def _pending(self, body: str, events: list[Event]) -> None:
+        """The open call's text so far (a format may preview it as ``ToolCallDelta``)."""
+
+    def _closing(self, call: ToolCall, events: list[Event]) -> None:
+        """Just before the ``ToolCallEvent`` of ``call``."""
 
     def _text(self, text: str, events: list[Event]) -> None:
         if self._after_call and not self._piece_has_text:

@@ -27,6 +27,7 @@ Content rules (whitespace next to calls dropped, pieces joined by "\\n") are Her
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, overload
 
@@ -34,8 +35,16 @@ from ..agents.tools import Tool, as_tool
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
 from . import _xml_values as values
+from ._split import finish_parse, split_calls
 from .base import Event, TextDelta, ToolCallDelta, ToolCallError, ToolCallEvent, ToolsArg
-from .hermes import TOOL_CALL_END, TOOL_CALL_START, ToolCallStreamParser, _partial_suffix, _strip
+from .hermes import (
+    TOOL_CALL_END,
+    TOOL_CALL_START,
+    ToolCallStreamParser,
+    _partial_suffix,
+)
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "TOOL_CALL_END",
@@ -240,46 +249,10 @@ def parse_tool_calls(text: str, *, tools: ToolsArg | None = None, strict: bool =
         ('', [ToolCall(name='f', arguments={'n': 2}, id='call_0')])
     """
     by_name = _tool_map(tools)
-    pieces: list[tuple[str, bool, bool]] = []
-    calls: list[ToolCall] = []
-    errors: list[ToolCallError] = []
-    current, after_call, pos, block = "", False, 0, 0
-    while (start := text.find(TOOL_CALL_START, pos)) >= 0:
-        block += 1
-        body_start = start + len(TOOL_CALL_START)
-        end = text.find(TOOL_CALL_END, body_start)
-        if end < 0:
-            final = _final_call(text[body_start:], block, len(calls), by_name)
-            if final is None and truncated:
-                pieces.append((current + text[pos:start], after_call, True))
-                current, pos = "", len(text)
-            elif final is None:
-                raw = text[start:]
-                errors.append(ToolCallError(_unterminated(block, raw), raw))
-            else:
-                calls.append(final)
-                pieces.append((current + text[pos:start], after_call, True))
-                current, after_call, pos = "", True, len(text)
-            break
-        stop = end + len(TOOL_CALL_END)
-        try:
-            call = _parse_block(text[body_start:end], block, len(calls), by_name)
-        except ToolCallParseError as exc:
-            errors.append(ToolCallError(str(exc), text[start:stop]))
-            current += text[pos:stop]
-        else:
-            calls.append(call)
-            pieces.append((current + text[pos:start], after_call, True))
-            current, after_call = "", True
-        pos = stop
-    pieces.append((current + text[pos:], after_call, False))
-    content = "\n".join(p for p in (_strip(t, lead, trail) for t, lead, trail in pieces) if p)
-    if not strict:
-        return content, calls, errors
-    if errors:
-        more = f"\n({len(errors) - 1} more malformed tool calls)" if len(errors) > 1 else ""
-        raise ToolCallParseError(errors[0].message + more)
-    return content, calls
+    return finish_parse(*split_calls(
+        text, parse=lambda body, block, index: _parse_block(body, block, index, by_name),
+        final=lambda body, block, index: _final_call(body, block, index, by_name),
+        unterminated=_unterminated, truncated=truncated), strict=strict)
 
 
 def ends_inside_call(text: str) -> bool:
@@ -314,7 +287,12 @@ class XmlStreamParser(ToolCallStreamParser):
         self._args = ""  # arguments text emitted for the open call
         self._last_scan: _Scan | None = None  # where reading the open call stopped
 
-    def finish(self) -> list[Event]:
+    def finish(self, *, truncated: bool = False) -> list[Event]:
+        """End of the message. An open call complete up to ``</function>`` is a call; any
+        other is reported as unterminated, or dropped when ``truncated`` (cut off by
+        ``max_tokens``; as ``parse_tool_calls(..., truncated=True)``). Fragments of a dropped
+        call already streamed stay sent: the message then ends with ``finish_reason="length"``.
+        """
         if self._finished:
             return []
         if not self._in_call:
@@ -329,6 +307,10 @@ class XmlStreamParser(ToolCallStreamParser):
             self._buffer, self._held_ws = "", ""
             return [*events, ToolCallEvent(final)]
         raw = TOOL_CALL_START + self._buffer
+        if truncated:
+            logger.info("output cut off inside tool call %d; dropped: %.80r", self._blocks, raw)
+            self._buffer, self._held_ws = "", ""
+            return events
         events.append(ToolCallError(_unterminated(self._blocks, raw), raw))
         self._held_ws = self._ws_before_call
         self._text(raw, events)
@@ -338,43 +320,17 @@ class XmlStreamParser(ToolCallStreamParser):
             self._held_ws = ""
         return events
 
-    def _drain(self, events: list[Event]) -> None:
-        while True:
-            buffer = self._buffer
-            if not self._in_call:
-                start = buffer.find(TOOL_CALL_START)
-                if start < 0:
-                    keep = _partial_suffix(buffer, TOOL_CALL_START)
-                    self._text(buffer[:len(buffer) - keep], events)
-                    self._buffer = buffer[len(buffer) - keep:]
-                    return
-                self._text(buffer[:start], events)
-                self._buffer = buffer[start + len(TOOL_CALL_START):]
-                self._in_call, self._scan = True, 0
-                self._ws_before_call, self._held_ws = self._held_ws, ""
-                self._named, self._sent, self._args, self._last_scan = False, 0, "", None
-                continue
-            end = buffer.find(TOOL_CALL_END, self._scan)
-            if end < 0:
-                self._scan = max(0, len(buffer) - len(TOOL_CALL_END) + 1)
-                self._preview(buffer, events)
-                return
-            body = buffer[:end]
-            self._buffer = buffer[end + len(TOOL_CALL_END):]
-            self._in_call = False
-            self._blocks += 1
-            try:
-                call = _parse_block(body, self._blocks, self._calls, self._tools)
-            except ToolCallParseError as exc:
-                raw = TOOL_CALL_START + body + TOOL_CALL_END
-                events.append(ToolCallError(str(exc), raw))
-                self._held_ws = self._ws_before_call
-                self._text(raw, events)
-            else:
-                self._finish_preview(call, events)
-                self._calls += 1
-                events.append(ToolCallEvent(call))
-                self._after_call, self._piece_has_text = True, False
+    def _parse_body(self, body: str) -> ToolCall:
+        return _parse_block(body, self._blocks, self._calls, self._tools)
+
+    def _opened(self) -> None:
+        self._named, self._sent, self._args, self._last_scan = False, 0, "", None
+
+    def _pending(self, body: str, events: list[Event]) -> None:
+        self._preview(body, events)
+
+    def _closing(self, call: ToolCall, events: list[Event]) -> None:
+        self._finish_preview(call, events)
 
     def _preview(self, body: str, events: list[Event]) -> None:
         """Emit the fragments that ``body`` (an open call) makes certain."""

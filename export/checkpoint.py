@@ -383,6 +383,12 @@ class Checkpoint:
     chat_template: str | None
     _tensors: Mapping[str, _TensorInfo] = field(repr=False)
 
+    def tokenizer_text(self) -> str | None:
+        """The folder's tokenizer.json, or ``None`` if it has none."""
+        if self.tokenizer_json is None:
+            return None
+        return self.tokenizer_json.read_text(encoding="utf-8")
+
     def names(self) -> list[str]:
         """Every tensor in the checkpoint's safetensors files, sorted."""
         return sorted(self._tensors)

@@ -96,14 +96,14 @@ _SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"
 # tokenizer.ggml.pre -> the Split regex its Hugging Face tokenizer.json uses (byte-level BPE).
 _GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 _PRE_TOKENIZERS: dict[str, tuple[str, ...]] = {
-    "qwen2": (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-              r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",),
+    "qwen2": ((r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+               r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),),
     # SmolLM / SmolLM2: single digits first, then GPT-2's pattern
     "smollm": (r"\p{N}", _GPT2_REGEX),
     "gpt-2": (_GPT2_REGEX,),
     "default": (_GPT2_REGEX,),
-    "llama-bpe": (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",),
+    "llama-bpe": ((r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                   r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),),
 }
 _CONTROL, _USER_DEFINED = 3, 4  # tokenizer.ggml.token_type values of added tokens
 
@@ -414,8 +414,15 @@ def build_tokenizer(meta: Mapping[str, Any], *, source: str = "GGUF") -> Any:
     Raises:
         TokenizerError: not a byte-level BPE vocabulary, or an unknown pre-tokenizer.
     """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
-    from tokenizers import processors
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+    )
 
     kind = meta.get("tokenizer.ggml.model")
     if kind != "gpt2":

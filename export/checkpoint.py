@@ -595,6 +595,11 @@ def _load_folder(path: Path) -> Checkpoint:
             "*.safetensors) or a hub id like Qwen/Qwen2.5-0.5B-Instruct"
         )
     if not path.is_dir():
+        if path.suffix.lower() == ".gguf":
+            raise CheckpointError(
+                f"{path}: a GGUF file, not a Hugging Face folder; export it with "
+                "export_model / `qwen-edge export` (or open it with qwen_edge.export.gguf.load_gguf)"
+            )
         raise CheckpointError(f"{path}: not a folder; pass the checkpoint folder that holds it")
     config_file = path / "config.json"
     if not config_file.is_file():

@@ -256,7 +256,7 @@ class GGUFCheckpoint:
 
     def tokenizer_text(self) -> str:
         """The tokenizer.json rebuilt from the GGUF vocabulary and merges."""
-        return build_tokenizer(self.metadata, source=str(self.path)).to_str()
+        return str(build_tokenizer(self.metadata, source=str(self.path)).to_str())
 
     def tensor(self, name: str) -> np.ndarray:
         """One tensor as a C-contiguous float32 array (dequantized, q/k un-permuted for llama).
@@ -280,7 +280,8 @@ class GGUFCheckpoint:
             raise CheckpointError(msg) from exc
         if info.unpermute_heads is not None:
             out = _unpermute(out, info.unpermute_heads)
-        return np.ascontiguousarray(out)
+        # F32 tensors come back as views of the read-only memory map: hand out a copy
+        return np.array(out, np.float32, order="C", copy=True) if out.base is not None else out
 
     def validate(self) -> None:
         """Check that every tensor the architecture needs exists, with its derived shape.
@@ -319,7 +320,8 @@ def _unpermute(w: np.ndarray, heads: int) -> np.ndarray:
     [x0, x1, ..., x_half, x_half+1, ...] (rotate-half RoPE).
     """
     rows = w.shape[0]
-    return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    pairs = w.reshape(heads, rows // heads // 2, 2, *w.shape[1:])
+    return np.asarray(pairs.swapaxes(1, 2).reshape(w.shape))
 
 
 def _hf_name(gguf_name: str) -> str | None:

@@ -173,10 +173,14 @@ def _dequantized_checkpoint(ckpt_dir: Path, gguf_file: Path, out: Path) -> Path:
     return out
 
 
-# Max |logit difference| to the unquantized weights, relative to the logits' spread (std),
-# that each type's rounding error may cause in this 2-layer model (measured: Q8_0 ~0.3 %,
-# Q4_1 ~4 %, Q4_0 ~5 %; the bounds leave room for other seeds).
-@pytest.mark.parametrize(("qtype", "bound"), [(Q.Q8_0, 0.02), (Q.Q4_0, 0.25), (Q.Q4_1, 0.25)])
+def _rms_relative(logits: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.sqrt(((logits - ref) ** 2).mean() / (ref**2).mean()))
+
+
+# RMS logit error relative to the unquantized weights' logits that each type's rounding may
+# cause in this 2-layer random model (measured, seed 0: Q8_0 0.9 %, Q4_0 15 %, Q4_1 12 %;
+# the bounds leave room, and a wrong dequantization or tensor layout is far above them).
+@pytest.mark.parametrize(("qtype", "bound"), [(Q.Q8_0, 0.03), (Q.Q4_0, 0.35), (Q.Q4_1, 0.35)])
 def test_quantized_gguf_matches_its_dequantized_weights(checkpoint, reference, tmp_path, qtype,
                                                         bound):  # type: ignore[no-untyped-def]
     ckpt_dir = checkpoint("tiny-qwen2")
@@ -187,18 +191,16 @@ def test_quantized_gguf_matches_its_dequantized_weights(checkpoint, reference, t
     logits = _logits(export_model(src, tmp_path / "pkg", FP32).path)
     same = _dequantized_checkpoint(ckpt_dir, src, tmp_path / "deq")
     np.testing.assert_array_equal(logits, _logits(export_model(same, tmp_path / "p2", FP32).path))
-    ref = reference("tiny-qwen2")
-    error = np.abs(logits - ref).max() / ref.std()
-    assert 0 < error < bound
+    assert 0 < _rms_relative(logits, reference("tiny-qwen2")) < bound
 
 
-def test_quantized_gguf_exports_to_int4(checkpoint, reference, tmp_path):  # type: ignore[no-untyped-def]
-    src = write_gguf(checkpoint("tiny-qwen2"), tmp_path / "m.gguf", qtype=Q.Q4_1)
-    pkg = export_model(src, tmp_path / "pkg", ExportConfig(quant="int4", max_context=64)).path
-    logits, ref = _logits(pkg), reference("tiny-qwen2")
-    # re-quantizing Q4_1 to int4 adds its own rounding; the argmax mostly survives
-    assert np.abs(logits - ref).max() / ref.std() < 0.5
-    assert (logits.argmax(-1) == ref.argmax(-1)).mean() >= 0.5
+def test_quantized_gguf_exports_to_int4_like_its_dequantized_weights(checkpoint, tmp_path):  # type: ignore[no-untyped-def]
+    ckpt_dir = checkpoint("tiny-qwen2")
+    src = write_gguf(ckpt_dir, tmp_path / "m.gguf", qtype=Q.Q4_1)
+    int4 = ExportConfig(quant="int4", max_context=64)
+    logits = _logits(export_model(src, tmp_path / "pkg", int4).path)
+    same = _dequantized_checkpoint(ckpt_dir, src, tmp_path / "deq")
+    np.testing.assert_array_equal(logits, _logits(export_model(same, tmp_path / "p2", int4).path))
 
 
 def _zero_biases(ckpt_dir: Path, out: Path) -> Path:

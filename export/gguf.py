@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from qwen_edge.errors import CheckpointError, TokenizerError, UnsupportedArchitectureError
+from qwen_edge.errors import CheckpointError, UnsupportedArchitectureError
 
 from .checkpoint import QwenConfig, expected_tensors
+from .gguf_tokenizer import build_tokenizer, tokenizer_config
 
 __all__ = [
     "GGUF_ARCHITECTURES",
@@ -92,21 +93,6 @@ _BLOCK = re.compile(r"blk\.(\d+)\.(.+)")
 # Tensor types the gguf package dequantizes in numpy (by GGMLQuantizationType name).
 _SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0",
                     "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
-
-# tokenizer.ggml.pre -> the Split regex its Hugging Face tokenizer.json uses (byte-level BPE).
-_GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
-_PRE_TOKENIZERS: dict[str, tuple[str, ...]] = {
-    "qwen2": ((r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-               r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),),
-    # SmolLM / SmolLM2: single digits first, then GPT-2's pattern
-    "smollm": (r"\p{N}", _GPT2_REGEX),
-    "gpt-2": (_GPT2_REGEX,),
-    "default": (_GPT2_REGEX,),
-    "llama-bpe": ((r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-                   r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),),
-}
-_CONTROL, _USER_DEFINED = 3, 4  # tokenizer.ggml.token_type values of added tokens
-
 
 def is_gguf(src: str | os.PathLike[str]) -> bool:
     """Whether ``src`` is an existing file that starts with the GGUF magic."""
@@ -390,100 +376,18 @@ def load_gguf(src: str | os.PathLike[str]) -> GGUFCheckpoint:
     vocab_size = tensors["model.embed_tokens.weight"].shape[0]
     cfg, raw = _config(path, meta, arch, str(arch_name), "lm_head.weight" in tensors, vocab_size)
     template = meta.get("tokenizer.chat_template")
-    tokenizer_config = _tokenizer_config(meta, template if isinstance(template, str) else None)
+    tok_config = tokenizer_config(meta, template if isinstance(template, str) else None)
     generation = {"eos_token_id": raw["eos_token_id"]} if raw["eos_token_id"] is not None else {}
     return GGUFCheckpoint(
         path=path,
         config=cfg,
         raw_config=raw,
         generation_config=generation,
-        tokenizer_config=tokenizer_config,
+        tokenizer_config=tok_config,
         chat_template=template if isinstance(template, str) else None,
         metadata=meta,
         _tensors=tensors,
     )
-
-
-# -- tokenizer ----------------------------------------------------------------------------
-
-
-def build_tokenizer(meta: Mapping[str, Any], *, source: str = "GGUF") -> Any:
-    """A ``tokenizers.Tokenizer`` from GGUF tokenizer metadata (``tokenizer.ggml.model`` gpt2).
-
-    Byte-level BPE: the pre-tokenizer regex is chosen by ``tokenizer.ggml.pre``; control and
-    user-defined tokens become added tokens (control ones special) with their ids.
-
-    Raises:
-        TokenizerError: not a byte-level BPE vocabulary, or an unknown pre-tokenizer.
-    """
-    from tokenizers import (
-        AddedToken,
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        pre_tokenizers,
-        processors,
-    )
-
-    kind = meta.get("tokenizer.ggml.model")
-    if kind != "gpt2":
-        msg = (f"{source}: tokenizer.ggml.model={kind!r}; only byte-level BPE ('gpt2', as Qwen "
-               "and SmolLM use) can be rebuilt")
-        raise TokenizerError(msg)
-    pre = str(meta.get("tokenizer.ggml.pre", "default"))
-    if pre not in _PRE_TOKENIZERS:
-        msg = (f"{source}: tokenizer.ggml.pre={pre!r} is not supported; supported: "
-               f"{', '.join(_PRE_TOKENIZERS)}")
-        raise TokenizerError(msg)
-    tokens: list[str] = list(meta["tokenizer.ggml.tokens"])
-    types: list[int] = list(meta.get("tokenizer.ggml.token_type") or [1] * len(tokens))
-    merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges") or []]
-    vocab = {tok: i for i, tok in enumerate(tokens)}
-    if len(vocab) != len(tokens):
-        raise TokenizerError(f"{source}: tokenizer.ggml.tokens has duplicate entries")
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-    splits = [pre_tokenizers.Split(Regex(p), behavior="isolated") for p in _PRE_TOKENIZERS[pre]]
-    if pre == "qwen2":
-        from tokenizers import normalizers
-
-        tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [*splits, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    tok.decoder = decoders.ByteLevel()
-    bos = meta.get("tokenizer.ggml.bos_token_id")
-    if meta.get("tokenizer.ggml.add_bos_token") and isinstance(bos, int):
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{tokens[bos]} $A", pair=f"{tokens[bos]} $A {tokens[bos]} $B",
-            special_tokens=[(tokens[bos], bos)])
-    else:
-        tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    added = [AddedToken(tokens[i], special=types[i] == _CONTROL, normalized=False)
-             for i in range(len(tokens)) if types[i] in (_CONTROL, _USER_DEFINED)]
-    tok.add_tokens(added)
-    return tok
-
-
-def _tokenizer_config(meta: Mapping[str, Any], template: str | None) -> dict[str, Any]:
-    """tokenizer_config.json for transformers' PreTrainedTokenizerFast."""
-    tokens = meta.get("tokenizer.ggml.tokens") or []
-
-    def token(key: str) -> str | None:
-        i = meta.get(f"tokenizer.ggml.{key}_token_id")
-        return tokens[i] if isinstance(i, int) and 0 <= i < len(tokens) else None
-
-    out: dict[str, Any] = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": token("bos"),
-        "eos_token": token("eos"),
-        "pad_token": token("padding"),
-        "unk_token": token("unknown"),
-        "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
-        "clean_up_tokenization_spaces": False,
-    }
-    if template is not None:
-        out["chat_template"] = template
-    return out
 
 
 # -- Hugging Face folder ------------------------------------------------------------------

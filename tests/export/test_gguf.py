@@ -328,3 +328,5 @@ def test_not_a_gguf(tmp_path):  # type: ignore[no-untyped-def]
     with pytest.raises(CheckpointError, match="not a readable GGUF"):
         load_gguf(bad)
     assert not is_gguf(tmp_path / "missing.gguf")
+    with pytest.raises(CheckpointError, match="a GGUF file, not a Hugging Face folder"):
+        load_checkpoint(bad)  # the folder reader points to the GGUF route

@@ -426,6 +426,12 @@ class Checkpoint:
     chat_template: str | None
     _tensors: Mapping[str, _TensorInfo] = field(repr=False)
 
+    def tokenizer_text(self) -> str | None:
+        """The folder's tokenizer.json, or ``None`` if it has none."""
+        if self.tokenizer_json is None:
+            return None
+        return self.tokenizer_json.read_text(encoding="utf-8")
+
     def names(self) -> list[str]:
         """Every tensor in the checkpoint's safetensors files, sorted."""
         return sorted(self._tensors)
@@ -632,6 +638,11 @@ def _load_folder(path: Path) -> Checkpoint:
             "*.safetensors) or a hub id like Qwen/Qwen2.5-0.5B-Instruct"
         )
     if not path.is_dir():
+        if path.suffix.lower() == ".gguf":
+            raise CheckpointError(
+                f"{path}: a GGUF file, not a Hugging Face folder; export it with "
+                "export_model / `qwen-edge export` (or open it with qwen_edge.export.gguf.load_gguf)"
+            )
         raise CheckpointError(f"{path}: not a folder; pass the checkpoint folder that holds it")
     config_file = path / "config.json"
     if not config_file.is_file():

@@ -23,6 +23,7 @@ from qwen_edge.errors import ConfigError, TokenizerError
 from qwen_edge.tool_formats import detect_format, get_format
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .gguf import GGUFCheckpoint, is_gguf, load_gguf
 from .passes import default_pipeline
 from .qwen import build_decoder
 from .writer import MODEL_FILE, TOKENIZER_FILE, check_output, write_package
@@ -102,15 +103,16 @@ def _peak_rss_mb() -> float:
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
-def _tokenizer(ckpt: Checkpoint) -> tuple[str, str | None]:
+def _tokenizer(ckpt: Checkpoint | GGUFCheckpoint) -> tuple[str, str | None]:
     """(tokenizer.json text, chat template): the checkpoint's, else the built-in Qwen one.
 
     Qwen3.5 has its own 248k tokenizer, which cannot be built offline: its checkpoints must
     carry tokenizer.json (synth ones carry Qwen3's, see ``synth``).
     """
     variant = "qwen3" if ckpt.config.architecture == "Qwen3ForCausalLM" else "qwen2.5"
-    if ckpt.tokenizer_json is not None:
-        return ckpt.tokenizer_json.read_text(encoding="utf-8"), ckpt.chat_template
+    text = ckpt.tokenizer_text()
+    if text is not None:
+        return text, ckpt.chat_template
     if ckpt.config.linear is not None:
         msg = (f"{ckpt.path}: no tokenizer.json; Qwen3.5's tokenizer cannot be built offline, "
                "copy tokenizer.json (and tokenizer_config.json) from the Hugging Face checkpoint "
@@ -129,7 +131,7 @@ def _special_tokens(tokenizer_json: str) -> dict[str, int]:
     return {t["content"]: int(t["id"]) for t in data.get("added_tokens", [])}
 
 
-def _stop_token_ids(ckpt: Checkpoint, special: dict[str, int]) -> list[int]:
+def _stop_token_ids(ckpt: Checkpoint | GGUFCheckpoint, special: dict[str, int]) -> list[int]:
     ids: list[int] = []
     eos = ckpt.generation_config.get("eos_token_id", ckpt.raw_config.get("eos_token_id"))
     for tok in eos if isinstance(eos, list) else [eos]:
@@ -141,7 +143,7 @@ def _stop_token_ids(ckpt: Checkpoint, special: dict[str, int]) -> list[int]:
     return ids
 
 
-def build_manifest(ckpt: Checkpoint, cfg: ExportConfig, *, max_context: int,
+def build_manifest(ckpt: Checkpoint | GGUFCheckpoint, cfg: ExportConfig, *, max_context: int,
                    tokenizer_json: str, chat_template: str | None, src: str) -> dict[str, Any]:
     c = ckpt.config
     special = _special_tokens(tokenizer_json)
@@ -246,10 +248,11 @@ def export_model(
     revision: str | None = None,
     show_progress: bool = False,
 ) -> ExportResult:
-    """Export a Hugging Face Qwen2/Qwen2.5/Qwen3 checkpoint to a model package.
+    """Export a Hugging Face Qwen2/Qwen2.5/Qwen3 checkpoint, or a GGUF file, to a model package.
 
     Args:
-        src: a local checkpoint folder, or a hub id (needs network).
+        src: a local checkpoint folder, a hub id (needs network), or a ``.gguf`` file
+            (Qwen2/Qwen2.5/Qwen3 or Llama layout; needs the ``gguf`` extra).
         out: the package folder to write.
         cfg: quantization and context options (default: int4, block 32).
         force: replace ``out`` if it exists.
@@ -270,7 +273,14 @@ def export_model(
     start = time.perf_counter()
     out = Path(out)
     check_output(out, force=force)
-    ckpt = load_checkpoint(src, revision=revision)
+    ckpt: Checkpoint | GGUFCheckpoint
+    if is_gguf(src):
+        if revision is not None:
+            msg = f"revision={revision!r}: only applies to hub ids, not to {src}"
+            raise ConfigError(msg)
+        ckpt = load_gguf(src)
+    else:
+        ckpt = load_checkpoint(src, revision=revision)
     ckpt.validate()
     max_context = cfg.max_context or ckpt.config.max_position_embeddings
     tokenizer_json, chat_template = _tokenizer(ckpt)

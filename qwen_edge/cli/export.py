@@ -1,4 +1,4 @@
-"""``qwen-edge export SRC -o OUT --quant {int4,int8,fp32}``: checkpoint -> model package."""
+"""``qwen-edge export SRC -o OUT --quant {int4,int8,fp32}``: checkpoint or GGUF -> package."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "export", help="export a Hugging Face Qwen checkpoint to a quantized ONNX model package",
+        "export", help="export a Hugging Face Qwen checkpoint or a GGUF file to a quantized ONNX model "
+        "package",
         description="Export a Hugging Face Qwen2/Qwen2.5/Qwen3 checkpoint (local folder or hub "
-        "id) to a model package: one fused ONNX decoder graph, the tokenizer and a manifest.",
+        "id), or a GGUF file (Qwen2/Qwen2.5/Qwen3 or Llama layout, from llama.cpp or Ollama; "
+        "needs qwen-edge[gguf]), to a model package: one fused ONNX decoder graph, the "
+        "tokenizer and a manifest.",
     )
-    p.add_argument("src", help="checkpoint folder, or a hub id such as Qwen/Qwen2.5-0.5B-Instruct")
+    p.add_argument("src", help="checkpoint folder, a hub id such as Qwen/Qwen2.5-0.5B-Instruct, "
+                   "or a .gguf file")
     p.add_argument("-o", "--output", required=True, help="package folder to create")
     p.add_argument("--quant", choices=("int4", "int8", "fp32"), default="int4")
     p.add_argument("--block-size", type=int, default=32, help="quantization block (default 32)")

@@ -72,8 +72,7 @@ class Encoder:
         self.im_start, self.im_end = ids
         head = tokenizer.encode("<|im_start|>assistant\n").tolist()
         assert head[0] == self.im_start, head
-        assert len(head) == 3, head
-        self.assistant_head = head[1:]
+        self.assistant_head = head[1:]  # "assistant\n": 2 tokens for Qwen, 3 for SmolLM2
         self.prefixes = [self._prefix(s) for s in SYSTEM_PROMPTS]
         # The same system turns without the ~1,000 tokens of tool schemas: a curriculum. With
         # the schemas, attention starts out spread over a thousand positions and the few user
@@ -104,13 +103,13 @@ class Encoder:
         assert ids[:len(head)].tolist() == head.tolist()  # ends with <|im_end|>\n: a boundary
         ids = ids[len(head):]
         mask = np.zeros(len(ids), dtype=bool)
-        i = 0
-        while i < len(ids) - 3:
-            if ids[i] == self.im_start and ids[i + 1:i + 3].tolist() == self.assistant_head:
-                end = i + 3
+        i, n = 0, 1 + len(self.assistant_head)
+        while i < len(ids) - n:
+            if ids[i] == self.im_start and ids[i + 1:i + n].tolist() == self.assistant_head:
+                end = i + n
                 while ids[end] != self.im_end:
                     end += 1
-                mask[i + 3:end + 1] = True  # the content and <|im_end|>
+                mask[i + n:end + 1] = True  # the content and <|im_end|>
                 i = end
             i += 1
         return Row(prefix, ids.astype(np.int64), mask)

@@ -115,7 +115,8 @@ def _reference(url: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
     messages: list[dict[str, Any]] = [{"role": "user", "content": QUESTION}]
 
     def stream(tool_choice: str) -> tuple[str, list[dict[str, Any]], Any]:
-        text, calls, usage = "", [], None
+        text, usage = "", None
+        calls: list[dict[str, Any]] = []  # merged by index: OpenAI streams a call in pieces
         for chunk in client.chat.completions.create(
                 model=NAME, messages=messages, tools=TOOLS, tool_choice=tool_choice,
                 seed=SEED, max_tokens=MAX_TOKENS, stream=True,
@@ -123,7 +124,14 @@ def _reference(url: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
             usage = chunk.usage or usage
             for choice in chunk.choices:
                 text += choice.delta.content or ""
-                calls += [c.model_dump() for c in choice.delta.tool_calls or []]
+                for part in choice.delta.tool_calls or []:
+                    fn = part.function
+                    if part.index == len(calls):
+                        calls.append({"id": part.id, "function": {"name": "", "arguments": ""}})
+                    call = calls[part.index]
+                    call["id"] = call["id"] or part.id
+                    call["function"]["name"] += (fn.name or "") if fn else ""
+                    call["function"]["arguments"] += (fn.arguments or "") if fn else ""
         return text, calls, usage
 
     text, calls, _ = stream("required")

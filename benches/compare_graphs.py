@@ -64,11 +64,36 @@ class Graph:
             self.io.bind_ortvalue_input(name, value)
             self.io.bind_ortvalue_output(name.replace("past_key_values", "present"), value)
             self.kv.append(array)
+        # Qwen3.5's linear-attention layers: conv and recurrent states (ours
+        # ``past_conv_state.{i}`` / ``past_recurrent_state.{i}``, genai's ``past.{i}.conv`` /
+        # ``past.{i}.recurrent``), bound once as past and present like the KV cache (the
+        # kernels read the past state before writing the present one) and zeroed by a prefill:
+        # unlike the KV cache, a state is not overwritten by position.
+        self.states: list[np.ndarray] = []
+        for name, value_info in inputs.items():
+            if not name.startswith(("past_conv_state.", "past_recurrent_state.", "past.")):
+                continue
+            shape = [1] + [d.dim_value for d in value_info.type.tensor_type.shape.dim[1:]]
+            array = np.zeros(shape, np.float32)
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            self.io.bind_ortvalue_input(name, value)
+            self.io.bind_ortvalue_output(name.replace("past", "present", 1), value)
+            self.states.append(array)
+        # genai's Qwen3.5 graph takes mRoPE position ids [3, batch, sequence]
+        self.mrope = ("position_ids" in inputs and not self.ours
+                      and inputs["position_ids"].type.tensor_type.shape.dim[0].dim_value == 3)
         self.logits: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}
 
     def step(self, tokens: np.ndarray, total: int) -> np.ndarray:
         io = self.io
         io.bind_cpu_input("input_ids", tokens.reshape(1, -1))
+        if total == tokens.size:  # a new prompt: the recurrent states start from zero
+            for state in self.states:
+                state.fill(0)
+        if self.mrope:  # text only: the three mRoPE axes carry the same position
+            positions = np.arange(total - tokens.size, total, dtype=np.int64)
+            io.bind_cpu_input("position_ids", np.ascontiguousarray(
+                np.broadcast_to(positions, (3, 1, tokens.size))))
         rows = 1
         if self.ours:
             io.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))

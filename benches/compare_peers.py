@@ -38,8 +38,9 @@ shared machine falls on every engine alike. Batch size 1, greedy, EOS ignored:
     agent turn      1,000-token prefix, then 30 new tokens: time to first token. "warm":
                     the prefix is already in the engine's KV cache (qwen-edge:
                     ``Session`` prefix reuse; genai: ``Generator.rewind_to`` + ``append_tokens``
-                    on the same generator; llama.cpp: ``Llama.eval`` of the 30 tokens after
-                    the 1,000). "cold": a fresh 1,030-token prompt.
+                    on the same generator, after ``snapshot_state`` for a recurrent model;
+                    llama.cpp: ``Llama.eval`` of the 30 tokens after the 1,000, a plain
+                    continuation that never rewinds). "cold": a fresh 1,030-token prompt.
 
 for random prompts (ids in [0, 151643), no special tokens; the same ids for every engine) of
 128 and 1,024 tokens with 128 generated tokens; medians of ``--runs`` runs after one warm-up.
@@ -171,6 +172,9 @@ class GenaiRunner:
             "intra_op_num_threads": threads, "inter_op_num_threads": 1}}}}))
         self.model = og.Model(config)
         self.version = f"onnxruntime-genai {og.__version__}"
+        with (Path(model) / "genai_config.json").open() as f:
+            inputs = json.load(f)["model"]["decoder"]["inputs"]
+        self.recurrent = "past_recurrent_names" in inputs  # hybrid linear-attention layers
 
     def _generator(self) -> Any:
         params = self.og.GeneratorParams(self.model)
@@ -192,6 +196,10 @@ class GenaiRunner:
     def warm_turn(self, prefix: list[int], extra: list[int]) -> float:
         generator = self._generator()
         generator.append_tokens(self.np.asarray([prefix], self.np.int32))
+        if self.recurrent:
+            # A recurrent state (Qwen3.5) cannot be rewound without a snapshot taken at the
+            # target length: genai's own prefix-reuse mechanism, like our HybridCache's.
+            generator.snapshot_state()
         generator.generate_next_token()
         generator.rewind_to(len(prefix))  # drop the drawn token; the prefix stays cached
         start = time.perf_counter()
@@ -488,8 +496,12 @@ def prepare(args: argparse.Namespace, work: Path, peers: list[str]) -> dict[str,
         if not (models["genai"] / "genai_config.json").exists():
             # Qwen3.5: the builder exports a ConditionalGeneration checkpoint's decoder for an
             # embeddings-in model only with exclude_embeds=false (otherwise it expects the
-            # vision pipeline to feed inputs_embeds); mtp/vision are left out by the builder.
-            extra = (["--extra_options", "exclude_embeds=false"]
+            # vision pipeline to feed inputs_embeds). exclude_mtp=true leaves the MTP head
+            # out, as our export does; with it, genai 0.18.0 writes a lm_head shared between
+            # model.onnx and mtp.onnx (`shared_initializers`) that og.Model refuses on CPU
+            # ("GetMemoryInfo for CPU should not be used"). The vision tower is left out by
+            # the builder. Text-only Qwen3_5ForCausalLM is not accepted by builder 0.18.0.
+            extra = (["--extra_options", "exclude_embeds=false", "exclude_mtp=true"]
                      if args.shape.startswith(("qwen3.5", "tiny-qwen3.5")) else [])
             run([args.genai_python, "-m", "onnxruntime_genai.models.builder", "-i", str(ckpt),
                  "-o", str(models["genai"]), "-p", args.quant, "-e", "cpu",

@@ -68,7 +68,7 @@ def main() -> None:
             c = models[v].generate(prompt, max_tokens=128, stop_token_ids=[])
             results[v].append(c.timings.decode_tokens_per_s)
     for v in variants:
-        print(f"{v}: {statistics.median(results[v]):.2f} tok/s",  # noqa: T201
+        print(f"{v}: {statistics.median(results[v]):.2f} tok/s",
               [round(x, 1) for x in results[v]],
               f"vs {variants[0]}: paired {paired_ratio(results[v], results[variants[0]])}")
 

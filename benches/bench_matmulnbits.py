@@ -1,4 +1,4 @@
-# ruff: noqa: T201  (a script: the report is its stdout)
+
 """One MatMulNBits node in isolation: block size, and gate/up fused vs separate.
 
     python benches/bench_matmulnbits.py [--threads 2] [--rounds 9]

@@ -71,7 +71,8 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 pass
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         model = qwen_edge.load(args.package, threads=args.threads)
         never = RoutingPolicy(cascade=False)
@@ -92,7 +93,8 @@ def main() -> None:
             lock = threading.Lock()
             per = max(1, args.requests // n)
 
-            def work() -> None:
+            def work(per: int = per, lock: threading.Lock = lock,
+                     counts: dict[str, int] = counts) -> None:
                 with httpx.Client(timeout=120) as c:
                     for _ in range(per):
                         resp = c.post(f"{url}/v1/chat/completions",

@@ -137,9 +137,9 @@ def main() -> None:
     for r in range(args.rounds):
         for i in round_order(range(len(graphs)), r):
             rates[i].append(graphs[i].decode(prompt, args.gen))
-        print(f"round {r}: " + "  ".join(f"{x[-1]:.1f}" for x in rates), flush=True)  # noqa: T201
+        print(f"round {r}: " + "  ".join(f"{x[-1]:.1f}" for x in rates), flush=True)
     for graph, values in zip(graphs, rates, strict=True):
-        print(f"{graph.path}: median {statistics.median(values):.1f} tok/s; vs first: paired "  # noqa: T201
+        print(f"{graph.path}: median {statistics.median(values):.1f} tok/s; vs first: paired "
               f"median {paired_ratio(values, rates[0])} rounds")
 
 

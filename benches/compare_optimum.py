@@ -1,4 +1,4 @@
-# ruff: noqa: T201  (a script: the report is its stdout; progress goes through logging)
+
 """Export side by side: ``qwen-edge export`` vs optimum's ONNX exporter (+ onnxruntime's int4).
 
 On one random-weight checkpoint of a real shape (``synth_checkpoint(shape, seed=0, bf16)``,

@@ -1,4 +1,4 @@
-# ruff: noqa: T201  (a script: the report is its stdout)
+
 """One table from several ``compare_peers.py --json`` results (one per shape and quant).
 
     python benches/peers_matrix.py /tmp/qwen-edge-bench/*.json

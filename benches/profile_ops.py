@@ -1,4 +1,4 @@
-# ruff: noqa: T201  (a script: the report is its stdout)
+
 """Where a decode step goes, per operator: onnxruntime's profiler over one bare loop.
 
     python benches/profile_ops.py GRAPH.onnx [GRAPH.onnx ...] [--prompt 128] [--steps 64]

@@ -1,4 +1,4 @@
-# ruff: noqa: T201  (a script: the report is its stdout; progress goes through logging)
+
 """Quantization accuracy on a real shape (random weights): int8 and int4 logits vs fp32.
 
 Synthesizes the checkpoint (``synth_checkpoint(shape, seed=0, bf16)``), exports it to fp32,

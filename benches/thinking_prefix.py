@@ -91,19 +91,19 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="thinking-prefix-"))
     try:
         model = qwen_edge.load(args.package or _package(root), threads=1)
-        print("mode  seed  step  prompt  cached  bound  calls")  # noqa: T201
+        print("mode  seed  step  prompt  cached  bound  calls")
         totals = {"drop": [0, 0], "keep": [0, 0]}
         for seed in range(args.seeds):
             for mode in ("drop", "keep"):
                 for step, prompt, cached, bound, calls in run(model, mode == "keep",
                                                               args.budget, seed):
-                    print(f"{mode:5} {seed:4} {step:5} {prompt:7} {cached:7} {bound:6} "  # noqa: T201
+                    print(f"{mode:5} {seed:4} {step:5} {prompt:7} {cached:7} {bound:6} "
                           f"{calls:5}")
                     if step > 1:
                         totals[mode][0] += cached
                         totals[mode][1] += prompt
         for mode, (cached, prompt) in totals.items():
-            print(f"{mode}: steps 2-3 reuse {cached} of {prompt} prompt tokens "  # noqa: T201
+            print(f"{mode}: steps 2-3 reuse {cached} of {prompt} prompt tokens "
                   f"({100 * cached / max(prompt, 1):.0f} %), prefill {prompt - cached}")
     finally:
         shutil.rmtree(root, ignore_errors=True)

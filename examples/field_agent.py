@@ -13,12 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # for field_tools next to this file
 
-import field_tools  # noqa: E402
+import field_tools
 
-import qwen_edge  # noqa: E402
-from qwen_edge.agents.agent import Agent  # noqa: E402
-from qwen_edge.agents.audit import AuditLog  # noqa: E402
-from qwen_edge.agents.permissions import Policy  # noqa: E402
+import qwen_edge
+from qwen_edge.agents.agent import Agent
+from qwen_edge.agents.audit import AuditLog
+from qwen_edge.agents.permissions import Policy
 
 
 def main(package: str, request: str, audit_path: str = "field_audit.db") -> int:

@@ -177,6 +177,6 @@ def list_readings(device: str) -> dict[str, Any]:
 TOOLS = [lookup_manual, log_reading, list_readings]
 
 if __name__ == "__main__":
-    print(lookup_manual("P-100", "error codes"))  # noqa: T201
-    print(log_reading("P-100", "discharge pressure", 6.8, "bar"))  # noqa: T201
-    print(list_readings("p100"))  # noqa: T201
+    print(lookup_manual("P-100", "error codes"))
+    print(log_reading("P-100", "discharge pressure", 6.8, "bar"))
+    print(list_readings("p100"))

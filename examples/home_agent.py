@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # for home_tools next to this file
 
-import home_tools  # noqa: E402
+import home_tools
 
-import qwen_edge  # noqa: E402
-from qwen_edge.agents.agent import Agent, TextEvent, ToolCallEvent, ToolResultEvent  # noqa: E402
+import qwen_edge
+from qwen_edge.agents.agent import Agent, TextEvent, ToolCallEvent, ToolResultEvent
 
 
 def main(package: str, request: str, max_steps: int = 4) -> qwen_edge.agents.agent.AgentResult:

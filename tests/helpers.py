@@ -129,7 +129,8 @@ def load_tiny(name: str) -> ModuleType:
     if module is not None and getattr(module, "__file__", None) == str(path):
         return module
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

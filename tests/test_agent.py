@@ -149,7 +149,8 @@ def test_named_tool_choice_and_none(model):  # type: ignore[no-untyped-def]
     assert {c.name for c in result.tool_calls} == {"set_lights"}
     agent.reset()
     result = agent.run("lights", tool_choice="none", logit_bias=FORCE_CALL)
-    assert result.tool_calls == [] and result.finish_reason == "stop"
+    assert result.tool_calls == []
+    assert result.finish_reason == "stop"
     assert "<tool_call>" not in result.text
     with pytest.raises(ConfigError, match="not one of the tools"):
         agent.run("x", tool_choice={"type": "function", "function": {"name": "nope"}})
@@ -177,7 +178,8 @@ def test_timeout_and_policy_and_audit(model, tmp_path):  # type: ignore[no-untyp
     assert "timed out after 0.2 s" in (result.steps[0].results[0].error or "")
     result = agent.run("y", tool_choice={"type": "function", "function": {"name": "set_lights"}})
     denied = result.steps[0].results[0]
-    assert denied.decision == "deny" and "denied by policy" in (denied.error or "")
+    assert denied.decision == "deny"
+    assert "denied by policy" in (denied.error or "")
     records = audit.query()
     called = [c["function"]["name"] for m in agent.messages if m["role"] == "assistant"
               for c in m.get("tool_calls", [])]
@@ -204,7 +206,8 @@ def test_stream_events(model):  # type: ignore[no-untyped-def]
     events = list(agent.stream("Weather?"))
     kinds = [type(e) for e in events]
     assert kinds[-1] is FinalEvent
-    assert ToolCallEvent in kinds and ToolResultEvent in kinds
+    assert ToolCallEvent in kinds
+    assert ToolResultEvent in kinds
     assert kinds.index(ToolCallEvent) < kinds.index(ToolResultEvent)
     assert all(isinstance(e.text, str) for e in events if isinstance(e, TextEvent))
 
@@ -272,7 +275,8 @@ def test_hard_steps_escalate_and_calls_run_locally(model, tmp_path):  # type: ig
                   policy=Policy(default="allow"), temperature=0, max_tokens=16)
     result = agent.run("Mail me at bob@example.com and turn on the kitchen lights", hard=True)
     step = result.steps[0]
-    assert step.route == "remote" and result.remote
+    assert step.route == "remote"
+    assert result.remote
     assert [c.name for c in step.tool_calls] == ["set_lights"]
     assert step.results[0].output == {"room": "kitchen", "on": True, "brightness": None}
     body = seen[0]
@@ -293,12 +297,14 @@ def test_dead_server_falls_back_locally(model):  # type: ignore[no-untyped-def]
     agent = Agent(model, [get_weather], max_steps=1, remote=dead, tool_choice="none",
                   temperature=0, max_tokens=8)
     step = agent.run("hi", hard=True).steps[0]
-    assert step.route == "local-fallback" and "remote unavailable" in step.route_reason
+    assert step.route == "local-fallback"
+    assert "remote unavailable" in step.route_reason
     assert step.completion_tokens > 0  # answered on the device
     nobody = Agent(model, [get_weather], max_steps=1, tool_choice="none", temperature=0,
                    max_tokens=8)
     step = nobody.run("hi", hard=True).steps[0]
-    assert step.route == "local-fallback" and "no server configured" in step.route_reason
+    assert step.route == "local-fallback"
+    assert "no server configured" in step.route_reason
 
 
 def test_low_confidence_cascades_to_the_router_server(model):  # type: ignore[no-untyped-def]
@@ -312,7 +318,8 @@ def test_low_confidence_cascades_to_the_router_server(model):  # type: ignore[no
                   temperature=0, max_tokens=8)
     result = agent.run("Weather?")
     step = result.steps[0]
-    assert step.route == "remote" and step.route_reason.startswith("confidence")
+    assert step.route == "remote"
+    assert step.route_reason.startswith("confidence")
     assert 0.0 <= (step.confidence or 0.0) < 1.0
     assert result.text == "It is sunny."
 
@@ -345,7 +352,8 @@ def test_local_only_policy_keeps_hard_steps_on_the_device(model):  # type: ignor
                   temperature=0, max_tokens=8)
     step = agent.run("My IBAN is private: weather?", hard=True).steps[0]
     assert seen == []  # nothing left the device
-    assert step.route == "local" and step.route_reason.startswith("local_only")
+    assert step.route == "local"
+    assert step.route_reason.startswith("local_only")
     assert step.completion_tokens > 0
 
 
@@ -381,8 +389,10 @@ def test_tool_choice_none_runs_no_tool_whatever_the_model_writes(model, monkeypa
     _written(monkeypatch, CALL_TEXT)
     agent = Agent(model, [record], max_steps=1, temperature=0, max_tokens=60)
     result = agent.run("Oslo?", tool_choice="none")
-    assert ran == [] and result.tool_calls == []
-    assert result.finish_reason == "stop" and len(result.steps) == 1
+    assert ran == []
+    assert result.tool_calls == []
+    assert result.finish_reason == "stop"
+    assert len(result.steps) == 1
     assert result.text == CALL_TEXT  # what the model wrote is content, not a call
     agent.reset()  # the same text under "auto" is a call: the guard is what "none" adds
     assert [c.name for c in agent.run("Oslo?", tool_choice="auto").steps[0].tool_calls] \
@@ -400,4 +410,5 @@ def test_tool_choice_none_ignores_calls_a_server_returns(model):  # type: ignore
                   max_tokens=8)
     result = agent.run("lights", hard=True, tool_choice="none")
     assert seen[0]["tool_choice"] == "none"
-    assert result.tool_calls == [] and result.steps[0].results == []
+    assert result.tool_calls == []
+    assert result.steps[0].results == []

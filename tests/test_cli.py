@@ -25,7 +25,8 @@ def test_synth_export_inspect(tmp_path, capsys):  # type: ignore[no-untyped-def]
     assert main(["export", str(ckpt), "-o", str(pkg), "--quant", "int8", "--max-context",
                  "128", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["quant"] == "int8" and summary["size_mb"] > 0
+    assert summary["quant"] == "int8"
+    assert summary["size_mb"] > 0
     assert main(["inspect", str(pkg)]) == 0
     out = capsys.readouterr().out
     assert "Qwen3ForCausalLM" in out
@@ -63,7 +64,9 @@ def test_export_scheme_flags_are_exclusive(capsys):  # type: ignore[no-untyped-d
 def test_errors_are_one_line_and_exit_1(tmp_path, capsys):  # type: ignore[no-untyped-def]
     assert main(["inspect", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "missing" in err and "Traceback" not in err
+    assert err.startswith("error: ")
+    assert "missing" in err
+    assert "Traceback" not in err
     assert main(["export", str(tmp_path / "nope"), "-o", str(tmp_path / "out")]) == 1
     assert "error:" in capsys.readouterr().err
     assert main(["synth", "--shape", "qwen9-1b", "-o", str(tmp_path / "x")]) == 1
@@ -90,11 +93,13 @@ def test_bench_shape_block_size(tmp_path, capfd):  # type: ignore[no-untyped-def
     assert main(["bench", "--shape", "tiny-qwen2", "--block-size", "64", "--workdir", work,
                  "--runs", "1", "--prompt-lengths", "16", "--decode-tokens", "4", "--json"]) == 0
     result = json.loads(capfd.readouterr().out)
-    assert result["block_size"] == 64 and result["package"].endswith("tiny-qwen2-int4-b64")
+    assert result["block_size"] == 64
+    assert result["package"].endswith("tiny-qwen2-int4-b64")
     # The export's own error reaches the user; the bench stops with an ExportError.
     assert main(["bench", "--shape", "tiny-qwen2", "--block-size", "48", "--workdir", work]) == 1
     err = capfd.readouterr().err
-    assert "block_size=48: must be a power of two" in err and "export failed" in err
+    assert "block_size=48: must be a power of two" in err
+    assert "export failed" in err
     with pytest.raises(SystemExit) as exc:  # a package is already quantized: a usage error
         main(["bench", result["package"], "--block-size", "64"])
     assert exc.value.code == 2
@@ -107,5 +112,6 @@ def test_bench_json(package, capsys):  # type: ignore[no-untyped-def]
                  "--decode-tokens", "8", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["quant"] == "int4"
-    assert result["prefill_tok_s@64"] > 0 and result["decode_tok_s@8"] > 0
+    assert result["prefill_tok_s@64"] > 0
+    assert result["decode_tok_s@8"] > 0
     assert result["huge_pages_mb"] >= 0

@@ -31,7 +31,8 @@ def test_scripted_session_on_a_package(package, tmp_path: Path) -> None:  # type
     # an answer the router would escalate says why and still shows the local answer
     for block in out.split("\n> ")[1:]:
         if "[router]" in block:
-            assert "would escalate (confidence " in block and "no server configured" in block
+            assert "would escalate (confidence " in block
+            assert "no server configured" in block
             assert "\n  local answer: " in block
 
 
@@ -39,7 +40,8 @@ def test_interactive_reads_stdin_and_resets(package, tmp_path: Path) -> None:  #
     proc = _demo(tmp_path, "--package", str(package("tiny-qwen2", "int4")), "--interactive",
                  stdin="hello there\n/reset\n\nweather in Oslo?\n")
     assert proc.returncode == 0, proc.stderr
-    assert "> hello there" in proc.stdout and "> weather in Oslo?" in proc.stdout
+    assert "> hello there" in proc.stdout
+    assert "> weather in Oslo?" in proc.stdout
     assert "> /reset" not in proc.stdout
     assert proc.stdout.count(" step(s), ") == 2
 
@@ -47,7 +49,8 @@ def test_interactive_reads_stdin_and_resets(package, tmp_path: Path) -> None:  #
 def test_missing_package_is_a_clear_error(tmp_path: Path) -> None:
     proc = _demo(tmp_path, "--package", str(tmp_path / "nope"))
     assert proc.returncode == 1
-    assert proc.stderr.startswith("error: ") and "nope" in proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert "nope" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -11,13 +11,13 @@ import pytest
 
 import qwen_edge
 from qwen_edge import cli, redaction, routing
-from qwen_edge.routing import policy, router
 from qwen_edge.agents.agent import Agent
 from qwen_edge.agents.audit import AuditLog
 from qwen_edge.agents.tools import Tool
 from qwen_edge.cli import audit as audit_command
 from qwen_edge.errors import ConfigError
 from qwen_edge.redaction import REDACTED, Redaction
+from qwen_edge.routing import policy, router
 
 PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7\n"
        "-----END RSA PRIVATE KEY-----")

@@ -87,7 +87,8 @@ def test_plain_and_streaming(llama_server: str) -> None:
     with Remote(llama_server, "tiny", timeout=60, max_retries=0) as remote:
         messages = [{"role": "user", "content": "Hello"}]
         answer = remote.chat(messages, max_tokens=8, temperature=0)
-        assert isinstance(answer.text, str) and answer.finish_reason in ("stop", "length")
+        assert isinstance(answer.text, str)
+        assert answer.finish_reason in ("stop", "length")
         streamed = "".join(remote.stream_chat(messages, max_tokens=8, temperature=0))
         assert streamed == answer.text  # greedy: the same text both ways
 

@@ -605,5 +605,6 @@ def test_bounded_load(server: Server) -> None:
     after_first = _rss_mb()
     second = wave()
     assert first[0] + first[1] == second[0] + second[1] == clients * per_client
-    assert first[0] > 0 and second[0] > 0
+    assert first[0] > 0
+    assert second[0] > 0
     assert _rss_mb() - after_first < 64  # no per-request growth (12 x 4 requests per wave)

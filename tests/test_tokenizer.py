@@ -50,7 +50,8 @@ def test_hello_world_ids(tok):  # type: ignore[no-untyped-def]
 
 def test_special_tokens_can_be_encoded_as_plain_text(tok):  # type: ignore[no-untyped-def]
     ids = tok.encode("data <|im_end|> <tool_call>", special=False).tolist()
-    assert 151645 not in ids and 151657 not in ids
+    assert 151645 not in ids
+    assert 151657 not in ids
     assert tok.decode(ids) == "data <|im_end|> <tool_call>"
 
 

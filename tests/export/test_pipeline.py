@@ -32,8 +32,10 @@ def test_manifest_describes_the_model(package, checkpoint):  # type: ignore[no-u
     assert pkg.max_context == 2048
     assert pkg.special_tokens["<|im_end|>"] == 151645
     assert pkg.special_tokens["<tool_call>"] == 151657
-    assert 151645 in pkg.stop_token_ids and 151643 in pkg.stop_token_ids
-    assert pkg.chat_template and "<|im_start|>" in pkg.chat_template
+    assert 151645 in pkg.stop_token_ids
+    assert 151643 in pkg.stop_token_ids
+    assert pkg.chat_template
+    assert "<|im_start|>" in pkg.chat_template
     assert set(pkg.files) == {"model.onnx", "model.onnx.data", "tokenizer.json"}
 
 
@@ -44,7 +46,8 @@ def test_quantized_package_uses_fused_ops_and_no_fp32_matrices(package):  # type
     ops = {n.op_type for n in model.graph.node}
     assert {"GroupQueryAttention", "MatMulNBits", "GatherBlockQuantized",
             "SkipSimplifiedLayerNormalization"} <= ops
-    assert "MatMul" not in ops and "Gather" not in ops
+    assert "MatMul" not in ops
+    assert "Gather" not in ops
     float_2d = [i.name for i in model.graph.initializer
                 if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2
                 and i.name not in ("cos_cache", "sin_cache") and not i.name.endswith(".scales")]

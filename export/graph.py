@@ -41,14 +41,13 @@ def lazy_initializer(
         return ir.Tensor(np.ascontiguousarray(load()), dtype=dtype)
 
     tensor = ir.LazyTensor(func, dtype=dtype, shape=ir.Shape(shape), name=name)
-    value = ir.Value(
+    return ir.Value(
         name=name,
         shape=ir.Shape(shape),
         type=ir.TensorType(dtype),
         const_value=tensor,
         metadata_props=dict(metadata or {}),
     )
-    return value
 
 
 class GraphBuilder:

@@ -6,7 +6,7 @@ selected at run time inside csrc/, so a wheel built here runs on any CPU of the 
 
 from __future__ import annotations
 
-from glob import glob
+from pathlib import Path
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import find_namespace_packages, setup
@@ -14,7 +14,7 @@ from setuptools import find_namespace_packages, setup
 ext_modules = [
     Pybind11Extension(
         "qwen_edge._core",
-        sorted(glob("csrc/*.cpp")),
+        sorted(str(p) for p in Path("csrc").glob("*.cpp")),
         cxx_std=17,
         extra_compile_args=["-O3", "-fno-math-errno", "-pthread"],
         extra_link_args=["-pthread"],  # huge_pages.cpp's thread (glibc < 2.34 splits it out)

@@ -75,7 +75,7 @@ def _same(a: list[int], b: list[int]) -> str:
     near-tie (random weights give nearly flat logits)."""
     if a == b:
         return "token-identical"
-    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     return f"identical for {first} tokens, then a near-tied argmax flipped"
 
 

@@ -24,13 +24,13 @@ from qwen_edge.agents.permissions import Policy
 def main(package: str, request: str, audit_path: str = "field_audit.db") -> int:
     model = qwen_edge.load(package)
     policy = Policy(default="allow", rules={"log_reading": "confirm"},
-                    confirm=lambda name, args: True)  # a real app asks the technician
+                    confirm=lambda name, args: True)  # noqa: ARG005  (a real app asks the technician)
     with AuditLog(audit_path) as audit:
         agent = Agent(model, field_tools.TOOLS, system="You assist field technicians.",
                       policy=policy, audit=audit, max_steps=4, max_tokens=256)
         result = agent.run(request)
         for step in result.steps:
-            for call, res in zip(step.tool_calls, step.results):
+            for call, res in zip(step.tool_calls, step.results, strict=False):
                 print(f"{call.name}({call.arguments}) -> {res.error or res.content}")
         print(result.text)
         return len(audit.query(run_id=agent.run_id))

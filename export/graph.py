@@ -41,14 +41,13 @@ def lazy_initializer(
         return ir.Tensor(np.ascontiguousarray(load()), dtype=dtype)
 
     tensor = ir.LazyTensor(func, dtype=dtype, shape=ir.Shape(shape), name=name)
-    value = ir.Value(
+    return ir.Value(
         name=name,
         shape=ir.Shape(shape),
         type=ir.TensorType(dtype),
         const_value=tensor,
         metadata_props=dict(metadata or {}),
     )
-    return value
 
 
 class GraphBuilder:
@@ -96,9 +95,10 @@ class GraphBuilder:
         """A small constant initializer (shared by name)."""
         if name in self.initializers:
             return self.initializers[name]
-        tensor = ir.tensor(np.asarray(array), name=name)
+        data = np.asarray(array)
+        tensor = ir.tensor(data, name=name)
         value = ir.Value(
-            name=name, shape=ir.Shape(tensor.shape), type=ir.TensorType(tensor.dtype),
+            name=name, shape=ir.Shape(data.shape), type=ir.TensorType(tensor.dtype),
             const_value=tensor,
         )
         return self.initializer(value)

@@ -202,7 +202,7 @@ def build_manifest(ckpt: Checkpoint | GGUFCheckpoint, cfg: ExportConfig, *, max_
     return manifest
 
 
-def hybrid_shapes(ckpt: Checkpoint) -> dict[str, Any]:
+def hybrid_shapes(ckpt: Checkpoint | GGUFCheckpoint) -> dict[str, Any]:
     """The Qwen3.5 entries of the manifest's shapes: layer kinds and the per-layer states."""
     c = ckpt.config
     assert c.linear is not None
@@ -225,7 +225,7 @@ def hybrid_shapes(ckpt: Checkpoint) -> dict[str, Any]:
     }
 
 
-def ignored_tensors(ckpt: Checkpoint) -> dict[str, Any]:
+def ignored_tensors(ckpt: Checkpoint | GGUFCheckpoint) -> dict[str, Any]:
     """What the export leaves out of the graph, with a reason (vision tower, MTP layer)."""
     reasons = {"model.visual.": "vision tower: qwen-edge exports the language model only",
                "mtp.": "multi-token-prediction layer: not part of the decoder graph"}

@@ -36,7 +36,8 @@ class Constraint:
         """uint32 [ceil(vocab / 32)]: the tokens allowed next (reused buffer)."""
         self._lln.fill_next_token_bitmask(self._matcher, self._bitmask, 0)
         self._raise_on_error()
-        return self._bitmask[0].view(np.uint32)
+        allowed: np.ndarray = self._bitmask[0].view(np.uint32)
+        return allowed
 
     def advance(self, token: int) -> None:
         self._matcher.consume_token(int(token))

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PackageNotFoundError
+
+if TYPE_CHECKING:
+    from .model import Model
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_SYSTEM", "ROUTING_THRESHOLD", "default_package_path",
            "load_default"]
@@ -31,10 +34,10 @@ ROUTING_THRESHOLD = 0.5
 
 def default_package_path() -> Path:
     """Where the shipped package is installed (inside the ``qwen_edge`` package)."""
-    return Path(str(resources.files("qwen_edge").joinpath("models", DEFAULT_MODEL)))
+    return Path(str(resources.files("qwen_edge").joinpath("models").joinpath(DEFAULT_MODEL)))
 
 
-def load_default(**options: Any):  # -> Model (imported lazily: keeps this module light)
+def load_default(**options: Any) -> Model:  # Model is imported lazily: keeps this module light
     """Open the shipped qwen-edge-tiny package: no download, no network.
 
     Args:

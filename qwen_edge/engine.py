@@ -69,7 +69,7 @@ def native_errors(what: str) -> Iterator[None]:
 
 def _buffer(shape: tuple[int, ...], dtype: type) -> tuple[np.ndarray, ort.OrtValue]:
     """A numpy array and an OrtValue over the same memory (writes to one show in the other)."""
-    array = np.zeros(shape, dtype)
+    array: np.ndarray = np.zeros(shape, dtype)
     return array, ort.OrtValue.ortvalue_from_numpy(array)
 
 
@@ -274,7 +274,8 @@ class Engine:
         with native_errors("forward"):
             self.session.run_with_iobinding(bound.io)
         cache.offset = total
-        return bound.logits[num_logits][0][0]
+        logits: np.ndarray = bound.logits[num_logits][0][0]
+        return logits
 
 
 _SCALAR_INPUTS = {"input_ids": "tensor(int64)", "seqlens_k": "tensor(int32)",

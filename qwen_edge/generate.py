@@ -7,7 +7,7 @@ strings, incremental detokenization), never chat. Chat and tool parsing sit abov
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,7 @@ def generate_step(
     context: Sequence[int] = (),
     constraint: TokenProcessor | None = None,
     speculative_tokens: int = 0,
-) -> Iterator[Sampled]:
+) -> Generator[Sampled, None, None]:
     """Prefill ``new_tokens`` into ``cache``, then yield (token, logprob, entropy) forever.
 
     The caller stops by closing the generator; tokens it consumed after the last forward are

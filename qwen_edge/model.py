@@ -316,10 +316,11 @@ class Session:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Persist the cached prefix (tied to this package's hash)."""
         state = self.cache.state()
+        # numpy's stub lets mypy match the unpacked **kv arrays against savez's allow_pickle
         np.savez(Path(path), format=np.int64(_SESSION_FORMAT),
                  package_hash=np.str_(self.model.package.package_hash),
                  tokens=np.asarray(self.tokens[: self.cache.offset], np.int32),
-                 **{f"kv{i}": a for i, a in enumerate(state)})
+                 **{f"kv{i}": a for i, a in enumerate(state)})  # type: ignore[arg-type]
 
     def _prepare(self, prompt: Prompt, cfg: GenerationConfig) -> tuple[np.ndarray, int]:
         """Trim the cache to the common prefix; return (tokens to prefill, reused count)."""

@@ -33,7 +33,7 @@ _HASH_CHUNK = 1 << 22  # 4 MiB
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, read in chunks (constant memory)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with Path(path).open("rb") as f:
         while chunk := f.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

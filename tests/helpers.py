@@ -89,13 +89,13 @@ class GraphRunner:
             for name, value in feeds.items():
                 binding.bind_cpu_input(name, value)
             binding.bind_output("logits")  # first: outputs come back in binding order
-            for name, value in zip(names, self.kv_ort):
+            for name, value in zip(names, self.kv_ort, strict=False):
                 binding.bind_ortvalue_input(name, value)
                 binding.bind_ortvalue_output(_present(name), value)
             self.session.run_with_iobinding(binding)
             logits = binding.copy_outputs_to_cpu()[0]
         else:
-            outputs = self.session.run(None, {**feeds, **dict(zip(names, self.kv))})
+            outputs = self.session.run(None, {**feeds, **dict(zip(names, self.kv, strict=False))})
             logits, self.kv = outputs[0], outputs[1:]
         self.offset = total
         return logits[0]

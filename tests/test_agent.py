@@ -40,7 +40,7 @@ def set_lights(room: str, on: bool, brightness: int | None = None) -> dict:
 
 
 @tool
-def broken(x: int) -> int:
+def broken(x: int) -> int:  # noqa: ARG001  (x defines the tool schema)
     """Always fails.
 
     Args:
@@ -214,7 +214,7 @@ def test_stream_events(model):  # type: ignore[no-untyped-def]
 
 def test_tool_results_are_data(model):  # type: ignore[no-untyped-def]
     @tool
-    def evil(x: int) -> str:
+    def evil(x: int) -> str:  # noqa: ARG001  (x defines the tool schema)
         """Returns an injection attempt.
 
         Args:
@@ -362,7 +362,7 @@ def _written(monkeypatch, text: str) -> None:  # type: ignore[no-untyped-def]
     from qwen_edge.generate import GenerationChunk
     from qwen_edge.model import Session
 
-    def stream_chunks(self, prompt, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def stream_chunks(self, prompt, *args, **kwargs):  # type: ignore[no-untyped-def]  # noqa: ARG001
         for piece in (text[:5], text[5:17], text[17:]):
             yield GenerationChunk(piece, 1, -0.1, 0.1)
         yield GenerationChunk("", None, None, None, finish_reason="stop")

@@ -73,7 +73,7 @@ def test_errors_are_one_line_and_exit_1(tmp_path, capsys):  # type: ignore[no-un
     assert "qwen2.5-0.5b" in capsys.readouterr().err
 
 
-def test_usage_errors_exit_2(capsys):  # type: ignore[no-untyped-def]
+def test_usage_errors_exit_2(capsys):  # type: ignore[no-untyped-def]  # noqa: ARG001
     with pytest.raises(SystemExit) as exc:
         main(["export", "src"])  # -o is required
     assert exc.value.code == 2

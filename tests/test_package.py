@@ -32,7 +32,7 @@ def _edit(pkg, **changes):  # type: ignore[no-untyped-def]
 def test_missing_folder_and_manifest(tmp_path):  # type: ignore[no-untyped-def]
     with pytest.raises(PackageNotFoundError, match="no such"):
         read_package(tmp_path / "nope")
-    with pytest.raises(PackageNotFoundError, match="qwen_edge.json"):
+    with pytest.raises(PackageNotFoundError, match=r"qwen_edge\.json"):
         read_package(tmp_path)
 
 

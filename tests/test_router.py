@@ -859,7 +859,7 @@ def test_agents_inherit_every_routing_rule(tiny: qwen_edge.Model, server: FakeSe
 
 
 def test_an_agent_gets_the_router_s_answer_to_a_401(tiny: qwen_edge.Model) -> None:
-    refuse = FakeServer(lambda body: httpx.Response(401, json={"error": {"message": "bad key"}}))
+    refuse = FakeServer(lambda body: httpx.Response(401, json={"error": {"message": "bad key"}}))  # noqa: ARG005
     router = Router(tiny, make_remote(refuse), RoutingPolicy(**RULES_ONLY))
     with pytest.raises(RemoteResponseError, match="401"):
         router.generate("Hello there", hard=True, **GREEDY)

@@ -17,7 +17,7 @@ def tok(package):  # type: ignore[no-untyped-def]
 
 TEXTS = [
     "Hello world",
-    "天气怎么样？北京今天多云。",
+    "天气怎么样？北京今天多云。",  # noqa: RUF001  (CJK punctuation on purpose)
     "Emoji: 👩‍👩‍👧‍👦 🇩🇪 👍🏽 done",
     "Grüße aus München — naïve café",
     "Привет, мир! 123456789",

@@ -23,8 +23,11 @@ their own quantized table in the same layout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import onnx_ir as ir
+from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from ..graph import MS_DOMAIN, SOURCE_KEY, TRANSPOSED_KEY
 from ._lazy import LazyQuantized
@@ -55,6 +58,7 @@ class QuantizeEmbedding(ir.passes.InPlacePass):
                 or table is None
                 or table.const_value is None
                 or table.metadata_props.get(TRANSPOSED_KEY) == "1"
+                or table.shape is None
                 or len(table.shape) != 2
                 or node.attributes.get_int("axis", 0) != 0
             ):
@@ -62,7 +66,7 @@ class QuantizeEmbedding(ir.passes.InPlacePass):
             self._replace(model, graph, node, table)
             modified = True
         if modified:
-            ir.passes.common.RemoveUnusedNodesPass()(model)
+            RemoveUnusedNodesPass()(model)
         return ir.passes.PassResult(model, modified)
 
     def _find_tied(self, graph: ir.Graph, source: str) -> dict[str, ir.Value]:
@@ -83,7 +87,8 @@ class QuantizeEmbedding(ir.passes.InPlacePass):
 
     def _replace(self, model: ir.Model, graph: ir.Graph, node: ir.Node, table: ir.Value) -> None:
         del model
-        vocab, hidden = (int(d) for d in table.shape)
+        assert table.shape is not None
+        vocab, hidden = table.shape.numpy()
         source = table.metadata_props.get(SOURCE_KEY, table.name or "")
         name = (node.name or "/model/embed_tokens/Gather").replace("/Gather", "")
         k_blocks = -(-hidden // self.block_size)
@@ -124,7 +129,7 @@ class QuantizeEmbedding(ir.passes.InPlacePass):
 
         new_nodes: list[ir.Node] = []
 
-        def add(op_type: str, inputs: list[ir.Value | None], attrs: dict[str, object],
+        def add(op_type: str, inputs: list[ir.Value | None], attrs: Mapping[str, int],
                 node_name: str, domain: str = "") -> ir.Value:
             n = ir.Node(domain, op_type, inputs, ir.convenience.convert_attributes(attrs),
                         name=node_name, num_outputs=1)

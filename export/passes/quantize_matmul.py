@@ -29,10 +29,18 @@ touched, so running the pass twice changes nothing the second time.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import onnx_ir as ir
+from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from ..graph import MS_DOMAIN, SOURCE_KEY, SOURCE_LOADER, TRANSPOSED_KEY
 from ._lazy import LazyQuantized
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..quant import QuantizedWeight
 
 __all__ = ["QuantizeMatMulNBits"]
 
@@ -65,17 +73,19 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
                 weight is None
                 or weight.const_value is None
                 or weight.metadata_props.get(TRANSPOSED_KEY) != "1"
+                or weight.shape is None
                 or len(weight.shape) != 2
             ):
                 continue
             self._replace(graph, node, weight)
             modified = True
         if modified:
-            ir.passes.common.RemoveUnusedNodesPass()(model)
+            RemoveUnusedNodesPass()(model)
         return ir.passes.PassResult(model, modified)
 
     def _replace(self, graph: ir.Graph, node: ir.Node, weight: ir.Value) -> None:
-        k, n = (int(d) for d in weight.shape)  # weight holds W^T: [K, N]
+        assert weight.shape is not None
+        k, n = weight.shape.numpy()  # weight holds W^T: [K, N]
         transposed = weight.const_value
         assert transposed is not None
         source = weight.metadata_props.get(SOURCE_KEY, weight.name or "")
@@ -92,7 +102,7 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
         scales = lazy.part(f"{base}.scales", lambda q: q.scales, ir.DataType.FLOAT,
                            (n, lazy.k_blocks), {**meta, ROLE_KEY: "scales"})
         zeros = None if self.symmetric else lazy.part(
-            f"{base}.zero_points", lambda q: q.zero_points, ir.DataType.UINT8, (n, zp_bytes),
+            f"{base}.zero_points", _zero_points, ir.DataType.UINT8, (n, zp_bytes),
             {**meta, ROLE_KEY: "zero_points"})
         qweight.meta[LAZY_META] = lazy
         for value in (qweight, scales, zeros):
@@ -116,3 +126,9 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
         ir.convenience.replace_all_uses_with(output, new.outputs[0], replace_graph_outputs=True)
         output.name = None  # free the name for the new value
         new.outputs[0].name = old_name if is_output else f"{name}/output_0"
+
+
+def _zero_points(q: QuantizedWeight) -> np.ndarray:
+    """The zero points of an asymmetric quantization (only asymmetric passes ask for them)."""
+    assert q.zero_points is not None
+    return q.zero_points

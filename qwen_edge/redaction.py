@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ._validate import check_regex
 from .errors import ConfigError
 
 __all__ = [
@@ -137,18 +138,7 @@ def _check_rules(name: str, rules: object) -> None:
         if not isinstance(rule, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", rule):
             msg = f"{name}: rule name {rule!r} must be lower-case letters, digits and _"
             raise ConfigError(msg)
-        _check_regex(f"{name}[{rule!r}]", pattern)
-
-
-def _check_regex(name: str, pattern: object) -> None:
-    if not isinstance(pattern, str) or not pattern:
-        msg = f"{name}={pattern!r}: must be a non-empty regex"
-        raise ConfigError(msg)
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        msg = f"{name}={pattern!r}: not a valid regex ({exc})"
-        raise ConfigError(msg) from exc
+        check_regex(f"{name}[{rule!r}]", pattern)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,7 +163,7 @@ class Redaction:
 
     def __post_init__(self) -> None:
         if self.secret_keys is not None:
-            _check_regex("secret_keys", self.secret_keys)
+            check_regex("secret_keys", self.secret_keys)
         _check_rules("credentials", self.credentials)
         _check_rules("pii", self.pii)
         object.__setattr__(self, "credentials", MappingProxyType(dict(self.credentials)))

@@ -56,6 +56,12 @@ class ExportConfig:
         scale_search: with ``symmetric``, choose each block's scale by least squares over a
             few clipping ratios instead of round-to-nearest from the block's range
             (``export.quant.quantize_blockwise(search=True)``); ignored when asymmetric.
+        embedding_quant: ``int4`` / ``int8`` for the token embedding and the lm_head (one
+            table when tied), None: as ``quant``. The head decides every token, and in a
+            small model it is a large share of the weights and of the quantization error:
+            ``int8`` here with ``int4`` layers keeps the output distribution close to float
+            at a fraction of int8's size (llama.cpp's Q4_K_M keeps its output tensor at 6 bits
+            for the same reason; docs/export.md, "Mixed precision").
         tool_format: the tool-call format recorded in the manifest (``"hermes"``,
             ``"qwen3_xml"``); None detects it from the package's chat template
             (``qwen_edge.tool_formats.detect_format``).
@@ -67,6 +73,7 @@ class ExportConfig:
     max_context: int | None = None
     symmetric: bool = True
     scale_search: bool = True
+    embedding_quant: str | None = None
     tool_format: str | None = None
 
     def __post_init__(self) -> None:
@@ -81,6 +88,11 @@ class ExportConfig:
             raise ConfigError(msg)
         if self.max_context is not None and self.max_context < 1:
             msg = f"max_context={self.max_context}: must be >= 1"
+            raise ConfigError(msg)
+        if self.embedding_quant is not None and (
+                self.quant == "fp32" or self.embedding_quant not in ("int4", "int8")):
+            msg = (f"embedding_quant={self.embedding_quant!r}: must be 'int4' or 'int8', with "
+                   f"quant 'int4' or 'int8' (got quant={self.quant!r})")
             raise ConfigError(msg)
         if self.tool_format is not None:
             get_format(self.tool_format)  # ConfigError listing the known formats
@@ -174,8 +186,8 @@ def build_manifest(ckpt: Checkpoint | GGUFCheckpoint, cfg: ExportConfig, *, max_
             "bits": bits,
             "block_size": cfg.block_size if bits else None,
             "accuracy_level": cfg.accuracy_level if bits else None,
-            "embedding": cfg.quant,
-            "lm_head": cfg.quant,
+            "embedding": cfg.embedding_quant or cfg.quant,
+            "lm_head": cfg.embedding_quant or cfg.quant,
             "symmetric": cfg.symmetric if bits else None,
             "scale_search": (cfg.symmetric and cfg.scale_search) if bits else None,
         },

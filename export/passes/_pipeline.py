@@ -45,11 +45,12 @@ def default_pipeline(cfg: ExportConfig) -> ir.passes.PassManager:
     passes: list[ir.passes.PassBase] = []
     if cfg.quant in BITS:
         bits = BITS[cfg.quant]
+        head_bits = BITS[cfg.embedding_quant or cfg.quant]
         passes += [
-            QuantizeMatMulNBits(bits=bits, block_size=cfg.block_size,
+            QuantizeMatMulNBits(bits=bits, head_bits=head_bits, block_size=cfg.block_size,
                                 accuracy_level=cfg.accuracy_level, symmetric=cfg.symmetric,
                                 search=cfg.symmetric and cfg.scale_search),
-            QuantizeEmbedding(bits=bits, block_size=cfg.block_size, symmetric=cfg.symmetric,
+            QuantizeEmbedding(bits=head_bits, block_size=cfg.block_size, symmetric=cfg.symmetric,
                               search=cfg.symmetric and cfg.scale_search),
         ]
     passes += [common.RemoveUnusedNodesPass(), CheckModel(), common.TopologicalSortPass()]

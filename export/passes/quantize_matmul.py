@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from ..quant import QuantizedWeight
 
-__all__ = ["QuantizeMatMulNBits"]
+__all__ = ["QuantizeMatMulNBits", "is_head"]
 
 BITS_KEY = "qwen_edge.bits"
 BLOCK_KEY = "qwen_edge.block_size"
@@ -53,10 +53,11 @@ LAZY_META = "qwen_edge.lazy"  # in-memory only: the LazyQuantized behind a qweig
 class QuantizeMatMulNBits(ir.passes.InPlacePass):
     """Replace weight MatMuls by MatMulNBits with ``bits``-bit block-wise weights."""
 
-    def __init__(self, *, bits: int, block_size: int = 32, accuracy_level: int = 4,
-                 symmetric: bool = False, search: bool = False) -> None:
+    def __init__(self, *, bits: int, head_bits: int | None = None, block_size: int = 32,
+                 accuracy_level: int = 4, symmetric: bool = False, search: bool = False) -> None:
         super().__init__()
         self.bits = bits
+        self.head_bits = bits if head_bits is None else head_bits  # the lm_head's (is_head)
         self.block_size = block_size
         self.accuracy_level = accuracy_level
         self.symmetric = symmetric  # no zero points: the ops' default 2^(bits-1) applies
@@ -89,14 +90,15 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
         transposed = weight.const_value
         assert transposed is not None
         source = weight.metadata_props.get(SOURCE_KEY, weight.name or "")
+        bits = self.head_bits if is_head(source) else self.bits
         # Read W [N, K] straight from the checkpoint when the builder left us its loader.
         load_w = weight.meta.get(SOURCE_LOADER) or (lambda: transposed.numpy().T)
-        lazy = LazyQuantized(load_w, bits=self.bits, block_size=self.block_size,
+        lazy = LazyQuantized(load_w, bits=bits, block_size=self.block_size,
                              symmetric=self.symmetric, search=self.search, shape=(n, k))
         base = weight.name[:-2] if weight.name and weight.name.endswith(".T") else weight.name
-        meta = {SOURCE_KEY: source, BITS_KEY: str(self.bits), BLOCK_KEY: str(self.block_size)}
-        blob = self.block_size * self.bits // 8
-        zp_bytes = -(-lazy.k_blocks * self.bits // 8)
+        meta = {SOURCE_KEY: source, BITS_KEY: str(bits), BLOCK_KEY: str(self.block_size)}
+        blob = self.block_size * bits // 8
+        zp_bytes = -(-lazy.k_blocks * bits // 8)
         qweight = lazy.part(f"{base}.qweight", lambda q: q.packed, ir.DataType.UINT8,
                             (n, lazy.k_blocks, blob), {**meta, ROLE_KEY: "qweight"})
         scales = lazy.part(f"{base}.scales", lambda q: q.scales, ir.DataType.FLOAT,
@@ -115,7 +117,7 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
             MS_DOMAIN, "MatMulNBits",
             [node.inputs[0], qweight, scales, *([zeros] if zeros is not None else [])],
             ir.convenience.convert_attributes({
-                "K": k, "N": n, "bits": self.bits, "block_size": self.block_size,
+                "K": k, "N": n, "bits": bits, "block_size": self.block_size,
                 "accuracy_level": self.accuracy_level,
             }),
             name=name, num_outputs=1,
@@ -126,6 +128,15 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
         ir.convenience.replace_all_uses_with(output, new.outputs[0], replace_graph_outputs=True)
         output.name = None  # free the name for the new value
         new.outputs[0].name = old_name if is_output else f"{name}/output_0"
+
+
+def is_head(source: str) -> bool:
+    """Whether a checkpoint tensor is the token embedding or the lm_head (``head_bits``).
+
+    A tied lm_head's MatMul reads the embedding table itself (Qwen3.5 nests it under
+    ``model.language_model.``), so both names count.
+    """
+    return source.endswith(("embed_tokens.weight", "lm_head.weight"))
 
 
 def _zero_points(q: QuantizedWeight) -> np.ndarray:

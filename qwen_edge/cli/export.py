@@ -23,6 +23,10 @@ def add_parser(subparsers: Any) -> None:
                    "or a .gguf file")
     p.add_argument("-o", "--output", required=True, help="package folder to create")
     p.add_argument("--quant", choices=("int4", "int8", "fp32"), default="int4")
+    p.add_argument("--embedding-quant", choices=("int4", "int8"), default=None,
+                   help="token embedding and lm_head (one table when tied) at this precision; "
+                        "default: as --quant. int8 with --quant int4 keeps a small model's "
+                        "output distribution close to float (docs/export.md)")
     p.add_argument("--block-size", type=int, default=32, help="quantization block (default 32)")
     p.add_argument("--accuracy-level", type=int, default=4,
                    help="MatMulNBits accuracy_level; 4 = int8 activations (default)")
@@ -53,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     symmetric = {} if args.symmetric is None else {"symmetric": args.symmetric}
     cfg = ExportConfig(quant=args.quant, block_size=args.block_size,
                        accuracy_level=args.accuracy_level, max_context=args.max_context,
-                       scale_search=args.scale_search, tool_format=args.tool_format,
+                       scale_search=args.scale_search, embedding_quant=args.embedding_quant,
+                       tool_format=args.tool_format,
                        **symmetric)
     result = export_model(args.src, args.output, cfg, force=args.force, revision=args.revision,
                           show_progress=sys.stderr.isatty() and not args.json)

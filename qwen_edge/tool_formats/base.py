@@ -14,15 +14,18 @@ Stream parsers emit, for any split of the text into deltas:
   gives its arguments in one piece, when the call ends);
 - ``ToolCallEvent``: the finished call, authoritative (the deltas are a preview of it);
 - ``ToolCallError``: a block that does not parse; its text is then emitted as content.
+
+The formats read three fields of a tool, ``ToolSpec``: its name, its parameters schema and its
+grounded parameters. ``qwen_edge.agents.tools.Tool`` has them, and so may any record; the
+formats never need the agents package for one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-from ..agents.tools import Tool
 from ..chat import ToolCall
 
 __all__ = [
@@ -33,10 +36,55 @@ __all__ = [
     "ToolCallError",
     "ToolCallEvent",
     "ToolFormat",
+    "ToolSpec",
     "ToolsArg",
+    "tool_specs",
 ]
 
-ToolsArg: TypeAlias = "Sequence[Tool | Mapping[str, Any]]"
+
+@runtime_checkable
+class ToolSpec(Protocol):
+    """What a tool format reads of a tool (``agents.tools.Tool`` is one).
+
+    Attributes:
+        name: the function name the model writes.
+        parameters: JSON schema of the arguments (``"type": "object"``); read, never changed.
+        grounded: top-level string parameters whose values must quote the user's messages.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def parameters(self) -> Mapping[str, Any]: ...
+    @property
+    def grounded(self) -> frozenset[str]: ...
+
+
+ToolsArg: TypeAlias = "Sequence[ToolSpec | Mapping[str, Any] | Callable[..., Any]]"
+
+
+def tool_specs(tools: ToolsArg) -> list[ToolSpec]:
+    """The offered tools as ``ToolSpec`` records.
+
+    A ``ToolSpec`` passes as it is: the chat path hands the formats its normalized tools, so
+    generation never leaves the core. An OpenAI tool dict or a plain function, given to the
+    public format functions directly, is converted once by ``qwen_edge.agents.tools.as_tool``,
+    which owns checking a dict's schema and reading a function's signature; it is imported
+    only then, so the core does not load the agents package to chat with tools.
+
+    Raises:
+        ToolError: an entry that is neither a tool, a function nor an OpenAI tool dict, or a
+            dict whose schema is not valid (``Tool.from_openai``).
+    """
+    out: list[ToolSpec] = []
+    for t in tools:
+        if isinstance(t, ToolSpec):
+            out.append(t)
+            continue
+        from ..agents.tools import as_tool  # deferred: see the docstring
+
+        out.append(as_tool(t))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

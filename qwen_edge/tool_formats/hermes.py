@@ -26,12 +26,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, overload
 
-from ..agents.schema import bound_schema
-from ..agents.tools import Tool, as_tool, quotable_spans
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
 from ._split import CALL_END, CALL_START, finish_parse, split_calls
-from .base import Event, TextDelta, ToolCallError, ToolCallEvent
+from .base import Event, TextDelta, ToolCallError, ToolCallEvent, ToolsArg, ToolSpec, tool_specs
+from .bounds import bound_schema
+from .grounding import quotable_spans
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ class ToolCallStreamParser:
 _JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
-def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
+def tool_call_grammar(tools: ToolsArg, *,
                       tool_choice: str | Mapping[str, Any] = "auto",
                       grounding: Sequence[str] | None = None) -> str:
     """A Lark grammar (llguidance dialect) for the tool calls of one assistant message.
@@ -386,7 +386,7 @@ def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
         >>> lark = tool_call_grammar([get_weather], tool_choice="required")
         >>> constraint = factory.make(factory.grammar(grammar=lark))
     """
-    offered = [as_tool(t) for t in tools]
+    offered = tool_specs(tools)
     if not offered:
         msg = "tool_call_grammar needs at least one tool"
         raise ConfigError(msg)
@@ -414,7 +414,7 @@ def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
     return "\n".join(lines) + "\n"
 
 
-def _named_tool(choice: Mapping[str, Any], offered: list[Tool]) -> Tool:
+def _named_tool(choice: Mapping[str, Any], offered: list[ToolSpec]) -> ToolSpec:
     function = choice.get("function")
     name = function.get("name") if isinstance(function, Mapping) else None
     if choice.get("type") != "function" or not isinstance(name, str):
@@ -428,7 +428,7 @@ def _named_tool(choice: Mapping[str, Any], offered: list[Tool]) -> Tool:
     raise ConfigError(msg)
 
 
-def _call_schema(t: Tool, spans: list[str]) -> dict[str, Any]:
+def _call_schema(t: ToolSpec, spans: list[str]) -> dict[str, Any]:
     # One %json per tool; "x-guidance" is only read at the root of each %json schema.
     arguments = bound_schema(_rebase_refs(t.parameters, "#/properties/arguments"))
     if spans and t.grounded:
@@ -465,7 +465,7 @@ def _rebase_refs(schema: Any, base: str) -> Any:
 
 
 
-def constraint_options(tools: Sequence[Tool | Mapping[str, Any]], tool_choice: Any,
+def constraint_options(tools: ToolsArg, tool_choice: Any,
                        *, tool_call_token: int | None,
                        grounding: Sequence[str] | None = None) -> dict[str, Any]:
     """Generation options that implement OpenAI's ``tool_choice`` on Qwen's format.

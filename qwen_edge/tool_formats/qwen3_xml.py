@@ -31,12 +31,21 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, overload
 
-from ..agents.tools import Tool, as_tool
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
 from . import _xml_values as values
 from ._split import finish_parse, split_calls
-from .base import Event, TextDelta, ToolCallDelta, ToolCallError, ToolCallEvent, ToolsArg
+from .base import (
+    Event,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallError,
+    ToolCallEvent,
+    ToolsArg,
+    ToolSpec,
+    tool_specs,
+)
+from .grounding import quotable_spans
 from .hermes import (
     TOOL_CALL_END,
     TOOL_CALL_START,
@@ -178,7 +187,7 @@ def _tool_map(tools: ToolsArg | None) -> dict[str, Mapping[str, Any]] | None:
         return None
     out: dict[str, Mapping[str, Any]] = {}
     for t in tools:
-        if isinstance(t, Tool):
+        if isinstance(t, ToolSpec):
             out[t.name] = t.parameters
             continue
         function = t.get("function", t) if isinstance(t, Mapping) else None
@@ -186,7 +195,7 @@ def _tool_map(tools: ToolsArg | None) -> dict[str, Mapping[str, Any]] | None:
             parameters = function.get("parameters")
             out[function["name"]] = parameters if isinstance(parameters, Mapping) else {}
         else:
-            tool = as_tool(t)  # a plain function, or a ToolError naming what is wrong
+            [tool] = tool_specs([t])  # a plain function, or a ToolError naming what is wrong
             out[tool.name] = tool.parameters
     return out
 
@@ -388,10 +397,9 @@ def tool_call_grammar(tools: ToolsArg, *, tool_choice: str | Mapping[str, Any] =
         ConfigError: no tools, duplicate names, a bad ``tool_choice``, or a parameter name
             the format cannot carry (containing ``>`` or a newline).
     """
-    from ..agents.tools import quotable_spans
     from .hermes import _named_tool
 
-    offered = [as_tool(t) for t in tools]
+    offered = tool_specs(tools)
     if not offered:
         msg = "tool_call_grammar needs at least one tool"
         raise ConfigError(msg)
@@ -420,7 +428,7 @@ def tool_call_grammar(tools: ToolsArg, *, tool_choice: str | Mapping[str, Any] =
     return "\n".join(lines) + "\n"
 
 
-def _function_rules(i: int, t: Tool, spans: list[str]) -> list[str]:
+def _function_rules(i: int, t: ToolSpec, spans: list[str]) -> list[str]:
     if any(c in t.name for c in ">\n<"):
         msg = f"tool name {t.name!r}: the XML format cannot write '<', '>' or newlines in it"
         raise ConfigError(msg)

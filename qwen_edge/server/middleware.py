@@ -19,17 +19,37 @@ __all__ = ["_AccessLog", "_Auth", "_BodyLimit", "_ServerErrors"]
 logger = logging.getLogger("qwen_edge.server.app")  # the server's one logger name, as before
 
 
-class _BodyLimit:
+class _HTTPMiddleware:
+    """An ASGI layer over the requests ``applies`` to (HTTP ones by default); everything else
+    (lifespan, other requests) passes straight to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def applies(self, scope: Scope) -> bool:
+        return bool(scope["type"] == "http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.applies(scope):
+            await self.handle(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class _BodyLimit(_HTTPMiddleware):
     """Reads a request body up to ``max_bytes`` (else 413) and replays it to the app."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
+    def applies(self, scope: Scope) -> bool:
+        return super().applies(scope) and scope["method"] not in ("GET", "HEAD", "OPTIONS")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send)
@@ -63,20 +83,20 @@ class _BodyLimit:
         await error.response()(scope, receive, send)
 
 
-class _Auth:
+class _Auth(_HTTPMiddleware):
     """Checks ``Authorization: Bearer <key>`` on ``/v1`` before anything reads the body, so
     a client without the key learns nothing about the request's validity (401 before 400 or
     413) and never makes the server parse its body."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.api_key = api_key.encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def applies(self, scope: Scope) -> bool:
         path = str(scope.get("path", ""))
-        if scope["type"] != "http" or not (path == "/v1" or path.startswith("/v1/")):
-            await self.app(scope, receive, send)
-            return
+        return super().applies(scope) and (path == "/v1" or path.startswith("/v1/"))
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, key = header.partition(b" ")
         if scheme.lower() != b"bearer" or not key.strip():
@@ -92,18 +112,12 @@ class _Auth:
         await error.response()(scope, receive, send)
 
 
-class _ServerErrors:
+class _ServerErrors(_HTTPMiddleware):
     """The last boundary: an exception no handler translated becomes OpenAI's JSON 500 (not
     Starlette's plain-text one), is logged once, and goes no further, so the server keeps the
     connection and answers the client's next request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def watch(message: Message) -> None:
@@ -123,16 +137,10 @@ class _ServerErrors:
             await _api_error(exc).response()(scope, receive, send)
 
 
-class _AccessLog:
+class _AccessLog(_HTTPMiddleware):
     """One line per request on ``qwen_edge.server``: method, path, status, tokens, ms."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         state = scope.setdefault("state", {})  # Request.state of the handler
         status = 0

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from ..chat import ToolCall
+from ..errors import ConfigError
 
 __all__ = [
+    "CallableTools",
     "Event",
     "StreamParser",
     "TextDelta",
@@ -38,6 +40,8 @@ __all__ = [
     "ToolFormat",
     "ToolSpec",
     "ToolsArg",
+    "callable_tools",
+    "tool_choice_options",
     "tool_specs",
 ]
 
@@ -176,3 +180,75 @@ class ToolFormat:
     constraint_options: Callable[[ToolsArg, Any, int | None, Sequence[str] | None],
                                  dict[str, Any]]
     render_calls: Callable[[Sequence[ToolCall]], str]
+
+
+@dataclass(frozen=True, slots=True)
+class CallableTools:
+    """What a call grammar allows under one ``tool_choice`` (``callable_tools``).
+
+    Attributes:
+        tools: the tools a call may name (the one named by a named ``tool_choice``).
+        forced: the grammar starts at the message's first token ("required", a named
+            function), not lazily at the model's own call marker ("auto").
+        single: exactly one call (a named function, as OpenAI and vLLM read it).
+    """
+
+    tools: list[ToolSpec]
+    forced: bool
+    single: bool
+
+
+def callable_tools(tools: ToolsArg, tool_choice: str | Mapping[str, Any]) -> CallableTools:
+    """Check the tools and ``tool_choice`` of a call grammar, the same way for every format.
+
+    Raises:
+        ConfigError: no tools, duplicate names, or a ``tool_choice`` that is not "auto",
+            "required" or an offered function.
+        ToolError: a tool that is not a Tool, a function or an OpenAI tool dict.
+    """
+    offered = tool_specs(tools)
+    if not offered:
+        msg = "tool_call_grammar needs at least one tool"
+        raise ConfigError(msg)
+    names = [t.name for t in offered]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        msg = f"duplicate tool names: {', '.join(duplicates)}; each tool needs its own name"
+        raise ConfigError(msg)
+    if isinstance(tool_choice, Mapping):
+        return CallableTools([_named_tool(tool_choice, offered)], forced=True, single=True)
+    if tool_choice not in ("auto", "required"):
+        msg = (f"tool_choice={tool_choice!r}: must be 'auto', 'required' or "
+               "{'type': 'function', 'function': {'name': ...}} ('none' needs no grammar)")
+        raise ConfigError(msg)
+    return CallableTools(offered, forced=tool_choice != "auto", single=False)
+
+
+def _named_tool(choice: Mapping[str, Any], offered: list[ToolSpec]) -> ToolSpec:
+    function = choice.get("function")
+    name = function.get("name") if isinstance(function, Mapping) else None
+    if choice.get("type") != "function" or not isinstance(name, str):
+        msg = (f"tool_choice={dict(choice)!r}: expected "
+               "{'type': 'function', 'function': {'name': ...}}")
+        raise ConfigError(msg)
+    for t in offered:
+        if t.name == name:
+            return t
+    msg = f"tool_choice names {name!r}, which is not offered; tools: {', '.join(t.name for t in offered)}"
+    raise ConfigError(msg)
+
+
+def tool_choice_options(tools: ToolsArg, tool_choice: Any, *, tool_call_token: int | None,
+                        grammar: Callable[[], str], trigger: str) -> dict[str, Any]:
+    """Generation options that implement OpenAI's ``tool_choice`` with a format's grammar.
+
+    ``"none"`` (or no tools) masks the call-start token (``tool_call_token``) with a logit
+    bias; ``"auto"`` applies ``grammar()`` lazily from the model's own ``trigger``;
+    ``"required"`` or a named function applies it from the first token.
+    """
+    if not tools or tool_choice == "none":
+        return {} if tool_call_token is None else {"logit_bias": {tool_call_token: -100.0}}
+    options: dict[str, Any] = {"grammar": grammar()}
+    if tool_choice == "auto":
+        options["grammar_trigger"] = trigger
+    return options

@@ -10,12 +10,16 @@ import json
 import random
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import onnxruntime as ort
+
+ServeApp: TypeAlias = Callable[..., AbstractContextManager[str]]
+"""The ``live_server`` fixture (conftest.py): ``live_server(app) as url`` serves an ASGI app."""
 
 
 def ref_log_softmax(x: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .agents.tools import Tool, as_tool, grounding_texts
+from .agents.tools import Tool, as_tool
 from .chat import ToolCall
 from .config import GenerationConfig, ToolGrammar
 from .errors import ConfigError
@@ -51,6 +51,7 @@ from .tool_formats.base import (
     ToolCallError,
     ToolCallEvent,
 )
+from .tool_formats.grounding import grounding_texts
 from .types import ChatDelta
 
 if TYPE_CHECKING:

@@ -7,12 +7,67 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
+from typing import Any, TypeAlias
 
 import numpy as np
 import onnxruntime as ort
+
+ServeApp: TypeAlias = Callable[..., AbstractContextManager[str]]
+"""The ``live_server`` fixture (conftest.py): ``live_server(app) as url`` serves an ASGI app."""
+
+
+def ref_log_softmax(x: np.ndarray) -> np.ndarray:
+    """float64 log-softmax, the reference for the core's logprobs."""
+    z = np.asarray(x, dtype=np.float64)
+    m = z.max()
+    return z - m - np.log(np.exp(z - m).sum())
+
+
+def ref_entropy(x: np.ndarray) -> float:
+    """Entropy (nats) of softmax(x) in float64, the reference for the core's entropy."""
+    lp = ref_log_softmax(x)
+    p = np.exp(lp)
+    return float(-(p[p > 0] * lp[p > 0]).sum())
+
+
+def grammar_matcher(ll: Any, lark: str) -> Any:
+    """An llguidance matcher of a Lark grammar, which must compile without a warning."""
+    import llguidance
+
+    grammar = llguidance.LLMatcher.grammar_from_lark(lark)
+    assert llguidance.LLMatcher.validate_grammar_with_warnings(grammar, ll) == (False, [])
+    return llguidance.LLMatcher(ll, grammar)
+
+
+def allowed_tokens(matcher: Any, vocab: int) -> np.ndarray:
+    """The token ids the matcher allows next."""
+    import llguidance.numpy as lln
+
+    bitmask = lln.allocate_token_bitmask(1, vocab)
+    lln.fill_next_token_bitmask(matcher, bitmask, 0)
+    return np.nonzero(np.unpackbits(bitmask[0].view(np.uint8), bitorder="little"))[0]
+
+
+def random_walk(matcher: Any, vocab: int, rng: random.Random, preferred: np.ndarray, *,
+                prefer_p: float, max_tokens: int, decode: Callable[[list[int]], str]) -> list[int]:
+    """Drive a grammar with random allowed tokens until it stops; ``preferred`` (a bool mask
+    over the vocabulary) is drawn from with probability ``prefer_p``, so walks end."""
+    ids: list[int] = []
+    while not matcher.is_stopped():
+        assert len(ids) < max_tokens, decode(ids)
+        allowed = allowed_tokens(matcher, vocab)
+        pool = allowed[preferred[allowed]]
+        pool = pool if len(pool) and rng.random() < prefer_p else allowed
+        token = int(pool[rng.randrange(len(pool))])
+        assert matcher.consume_token(token), matcher.get_error()
+        ids.append(token)
+    return ids
 
 
 def smaps_bytes(lo: int, hi: int, field: str) -> int:

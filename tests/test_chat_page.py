@@ -19,11 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import jsonschema
@@ -35,6 +31,7 @@ httpx = pytest.importorskip("httpx")
 webdriver = pytest.importorskip("selenium.webdriver",
                                 reason="selenium is not installed (pip install selenium)")
 
+from helpers import ServeApp
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -63,34 +60,15 @@ SEED = 7  # sampled with the package's defaults: varied text (greedy repeats one
 TIMEOUT_S = 120  # for the page to finish a step; generous, never a speed assertion
 
 
-@contextmanager
-def _serve(model: qwen_edge.Model) -> Iterator[str]:
-    app = create_app(model, api_key=KEY, model_name=NAME)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning",
-                                           ws="none", http="h11", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "the server thread died"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
 @pytest.fixture(scope="module")
-def servers(package: Callable[..., Any]) -> Iterator[tuple[str, str]]:
+def servers(package: Callable[..., Any], live_server: ServeApp) -> Iterator[tuple[str, str]]:
     """(the page's server, the reference client's server), same package, separate models."""
     path = package("tiny-qwen2", "int4")
-    with _serve(qwen_edge.load(path, threads=1)) as page, \
-            _serve(qwen_edge.load(path, threads=1)) as reference:
+
+    def app() -> Any:
+        return create_app(qwen_edge.load(path, threads=1), api_key=KEY, model_name=NAME)
+
+    with live_server(app()) as page, live_server(app()) as reference:
         yield page, reference
 
 

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from helpers import ServeApp
 
 import qwen_edge
 from qwen_edge.chat import builtin_template
@@ -274,26 +272,11 @@ def test_cli_no_thinking(qwen35_package: Path, capsys: pytest.CaptureFixture[str
 
 
 @pytest.fixture(scope="module")
-def server(qwen35: qwen_edge.Model) -> Iterator[str]:
-    uvicorn = pytest.importorskip("uvicorn")
+def server(qwen35: qwen_edge.Model, live_server: ServeApp) -> Iterator[str]:
     from qwen_edge.server import create_app
 
-    app = create_app(qwen35, max_queue=4, model_name="tiny")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    uv = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", ws="none",
-                                       http="h11", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive(), "the server thread died"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    uv.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with live_server(create_app(qwen35, max_queue=4, model_name="tiny")) as base:
+        yield base
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import smaps_bytes
+from helpers import ref_entropy, ref_log_softmax, smaps_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,18 +68,6 @@ def ref_allowed(mask: np.ndarray, vocab: int) -> np.ndarray:
     flat = bits.reshape(-1).astype(bool)[:vocab]
     allowed[: flat.size] = flat
     return allowed
-
-
-def ref_log_softmax(x: np.ndarray) -> np.ndarray:
-    z = np.asarray(x, dtype=np.float64)
-    m = z.max()
-    return z - m - np.log(np.exp(z - m).sum())
-
-
-def ref_entropy(x: np.ndarray) -> float:
-    lp = ref_log_softmax(x)
-    p = np.exp(lp)
-    return float(-(p[p > 0] * lp[p > 0]).sum())
 
 
 def ref_probs(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import ref_entropy, ref_log_softmax
 
 from qwen_edge import _core
 
@@ -48,18 +49,6 @@ def ref_process(x: np.ndarray, history: np.ndarray, *, logit_bias: dict[int, flo
         allowed[: flat.size] = flat
         x[~allowed] = -np.inf
     return x
-
-
-def ref_log_softmax(x: np.ndarray) -> np.ndarray:
-    z = x.astype(np.float64)
-    m = z.max()
-    return z - m - np.log(np.exp(z - m).sum())
-
-
-def ref_entropy(x: np.ndarray) -> float:
-    lp = ref_log_softmax(x)
-    p = np.exp(lp)
-    return float(-(p[p > 0] * lp[p > 0]).sum())
 
 
 def ref_support(x: np.ndarray, temperature: float, top_k: int = 0, top_p: float = 1.0,

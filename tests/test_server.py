@@ -30,6 +30,8 @@ openai = pytest.importorskip("openai", reason="the server tests need the openai 
 uvicorn = pytest.importorskip("uvicorn", reason="qwen-edge[serve] is not installed")
 httpx = pytest.importorskip("httpx")
 
+from helpers import ServeApp
+
 import qwen_edge
 from qwen_edge.agents.tools import quotable_spans
 from qwen_edge.cli import serve
@@ -77,26 +79,12 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(package: Callable[..., Any]) -> Iterator[Server]:
+def server(package: Callable[..., Any], live_server: ServeApp) -> Iterator[Server]:
     model = qwen_edge.load(package("tiny-qwen2", "int4"))
     app = create_app(model, api_key=KEY, max_queue=MAX_QUEUE, max_request_bytes=64 * 1024,
                      max_tokens_limit=MAX_TOKENS_LIMIT, model_name=NAME)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, access_log=False, log_level="warning", ws="none", http="h11",
-                            lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive(), "the server thread died"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}", model)
-    uv.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with live_server(app) as base:
+        yield Server(base, model)
 
 
 @pytest.fixture

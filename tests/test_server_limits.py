@@ -11,9 +11,6 @@ broke the connection fails the request after it.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +20,8 @@ from hypothesis import strategies as st
 
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn", reason="qwen-edge[serve] is not installed")
+
+from helpers import ServeApp
 
 import qwen_edge
 from qwen_edge.server import create_app
@@ -37,25 +36,12 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 
 
 @pytest.fixture(scope="module")
-def url(package: Callable[..., Any]) -> Iterator[str]:
+def url(package: Callable[..., Any], live_server: ServeApp) -> Iterator[str]:
     model = qwen_edge.load(package("tiny-qwen2", "int4"), threads=1)
     app = create_app(model, api_key=KEY, max_queue=2, max_request_bytes=MAX_REQUEST_BYTES,
                      max_tokens_limit=MAX_TOKENS_LIMIT, model_name="tiny")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="critical",
-                                           ws="none", http="h11", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive(), "the server thread died"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with live_server(app, log_level="critical") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pytest
+from helpers import allowed_tokens, grammar_matcher, random_walk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -338,32 +339,15 @@ def qwen() -> tuple[Any, Any]:
     return hf, ll
 
 
-def _matcher(ll: Any, lark: str) -> Any:
-    import llguidance
-
-    grammar = llguidance.LLMatcher.grammar_from_lark(lark)
-    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, ll)
-    assert (is_error, messages) == (False, [])
-    return llguidance.LLMatcher(ll, grammar)
-
-
-def _allowed(matcher: Any) -> np.ndarray:
-    import llguidance.numpy as lln
-
-    bitmask = lln.allocate_token_bitmask(1, VOCAB)
-    lln.fill_next_token_bitmask(matcher, bitmask, 0)
-    return np.nonzero(np.unpackbits(bitmask[0].view(np.uint8), bitorder="little"))[0]
-
-
 def _accepts(ll: Any, lark: str, ids: list[int]) -> bool:
     """The grammar accepts exactly ``ids`` (ending with <|im_end|>)."""
-    matcher = _matcher(ll, lark)
+    matcher = grammar_matcher(ll, lark)
     # validate_tokens never counts an EOS token, even an allowed one: check it by the mask.
     n = matcher.validate_tokens(ids)
     if n != len(ids) - 1 or ids[-1] != IM_END:
         return False
     assert matcher.consume_tokens(ids[:-1])
-    if IM_END not in _allowed(matcher):
+    if IM_END not in allowed_tokens(matcher, VOCAB):
         return False
     assert matcher.consume_token(IM_END)
     return bool(matcher.is_stopped())
@@ -406,11 +390,11 @@ def test_forced_grammar_accepts_exactly_the_template_format(
 
 def test_markers_must_be_the_special_tokens(qwen: tuple[Any, Any]) -> None:
     hf, ll = qwen
-    forced = _matcher(ll, tool_call_grammar(TOOLS, tool_choice="required"))
+    forced = grammar_matcher(ll, tool_call_grammar(TOOLS, tool_choice="required"))
     spelled = _ids(hf, "<tool_") + _ids(hf, "call>")  # the same text, as ordinary tokens
     assert TOOL_CALL_ID not in spelled
     assert forced.validate_tokens(spelled) == 0
-    assert list(_allowed(forced)) == [TOOL_CALL_ID]
+    assert list(allowed_tokens(forced, VOCAB)) == [TOOL_CALL_ID]
 
 
 def test_named_and_lazy_grammars(qwen: tuple[Any, Any]) -> None:
@@ -516,16 +500,9 @@ def test_random_walks_produce_valid_calls(qwen: tuple[Any, Any]) -> None:
     seen: set[str] = set()
     for walk in range(30):
         choice = choices[walk % 3]
-        matcher = _matcher(ll, tool_call_grammar(list(tools.values()), tool_choice=choice))
-        ids: list[int] = []
-        while not matcher.is_stopped():
-            assert len(ids) < 1000, hf.decode(ids, skip_special_tokens=False)
-            allowed = _allowed(matcher)
-            preferred = allowed[closing[allowed]]
-            pool = preferred if len(preferred) and rng.random() < 0.9 else allowed
-            token = int(pool[rng.randrange(len(pool))])
-            assert matcher.consume_token(token), matcher.get_error()
-            ids.append(token)
+        matcher = grammar_matcher(ll, tool_call_grammar(list(tools.values()), tool_choice=choice))
+        ids = random_walk(matcher, VOCAB, rng, closing, prefer_p=0.9, max_tokens=1000,
+                          decode=lambda ids: hf.decode(ids, skip_special_tokens=False))
         text = hf.decode(ids, skip_special_tokens=False)
         assert ids[-1] == IM_END
         text = text.removesuffix("<|im_end|>")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import allowed_tokens, grammar_matcher, random_walk
 
 import qwen_edge
 from qwen_edge.agents.tools import Tool
@@ -407,29 +408,13 @@ def qwen() -> tuple[Any, Any]:
     return hf, llguidance.LLTokenizer(hf.to_str(), n_vocab=VOCAB, eos_token=[IM_END, ENDOFTEXT])
 
 
-def _matcher(ll: Any, lark: str) -> Any:
-    import llguidance
-
-    grammar = llguidance.LLMatcher.grammar_from_lark(lark)
-    assert llguidance.LLMatcher.validate_grammar_with_warnings(grammar, ll) == (False, [])
-    return llguidance.LLMatcher(ll, grammar)
-
-
-def _allowed(matcher: Any) -> np.ndarray:
-    import llguidance.numpy as lln
-
-    bitmask = lln.allocate_token_bitmask(1, VOCAB)
-    lln.fill_next_token_bitmask(matcher, bitmask, 0)
-    return np.nonzero(np.unpackbits(bitmask[0].view(np.uint8), bitorder="little"))[0]
-
-
 def _accepts(ll: Any, hf: Any, lark: str, text: str) -> bool:
-    matcher = _matcher(ll, lark)
+    matcher = grammar_matcher(ll, lark)
     ids = list(hf.encode(text, add_special_tokens=False).ids)
     if matcher.validate_tokens(ids) != len(ids):
         return False
     assert matcher.consume_tokens(ids)
-    return IM_END in _allowed(matcher)
+    return IM_END in allowed_tokens(matcher, VOCAB)
 
 
 def _render(*calls: tuple[str, dict[str, Any]]) -> str:
@@ -503,16 +488,9 @@ def test_random_walks_always_give_calls_that_parse_and_validate(qwen: tuple[Any,
     choices: list[Any] = ["auto", "required", {"type": "function", "function": {"name": "set_lights"}}]
     for walk in range(18):
         choice = choices[walk % 3]
-        matcher = _matcher(ll, get_format("qwen3_xml").grammar(GRAMMAR_TOOLS, choice, None))
-        ids: list[int] = []
-        while not matcher.is_stopped():
-            assert len(ids) < 2000, hf.decode(ids, skip_special_tokens=False)
-            allowed = _allowed(matcher)
-            preferred = allowed[short[allowed]]
-            pool = preferred if len(preferred) and rng.random() < 0.95 else allowed
-            token = int(pool[rng.randrange(len(pool))])
-            assert matcher.consume_token(token), matcher.get_error()
-            ids.append(token)
+        matcher = grammar_matcher(ll, get_format("qwen3_xml").grammar(GRAMMAR_TOOLS, choice, None))
+        ids = random_walk(matcher, VOCAB, rng, short, prefer_p=0.95, max_tokens=2000,
+                          decode=lambda ids: hf.decode(ids, skip_special_tokens=False))
         text = hf.decode(ids, skip_special_tokens=False).removesuffix("<|im_end|>")
         if choice == "auto":
             text = "<tool_call>" + text

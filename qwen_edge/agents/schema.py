@@ -18,6 +18,12 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union
 
+# bound_schema is the core chat path's (every tool format's grammar); importable here as before
+from ..tool_formats.bounds import MAX_DECIMAL_DIGITS, MAX_INTEGRAL_DIGITS, SCHEMA_MAPS, bound_schema
+
+__all__ = ["MAX_DECIMAL_DIGITS", "MAX_INTEGRAL_DIGITS", "SchemaError", "annotated_doc",
+           "bound_schema", "coerce", "jsonable", "parse_docstring", "schema_of"]
+
 # typing.Required / NotRequired (TypedDict keys) exist from Python 3.11 on.
 _REQUIRED: Any = getattr(typing, "Required", object())
 _NOT_REQUIRED: Any = getattr(typing, "NotRequired", object())
@@ -279,7 +285,6 @@ def _pydantic_schema(model: type) -> dict[str, Any]:
 
 
 # Keywords whose value is a {name: schema} map, a schema, or a list of schemas.
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _SCHEMA_ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "if",
                "then", "else", "unevaluatedItems", "unevaluatedProperties")
 _SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
@@ -307,7 +312,7 @@ def _resolve(schema: Any, defs: Mapping[str, Any], stack: tuple[str, ...]) -> An
     for key, value in schema.items():
         if key in ("$ref", "title"):
             continue
-        if key in _SCHEMA_MAPS and isinstance(value, dict):
+        if key in SCHEMA_MAPS and isinstance(value, dict):
             out[key] = {k: _resolve(v, defs, stack) for k, v in value.items()}
         elif key in _SCHEMA_ONE:
             out[key] = _resolve(value, defs, stack)
@@ -318,77 +323,6 @@ def _resolve(schema: Any, defs: Mapping[str, Any], stack: tuple[str, ...]) -> An
     if "properties" in out and "additionalProperties" not in out:
         out["additionalProperties"] = False
     return out
-
-
-# -- schemas for grammars -------------------------------------------------------------------------
-
-MAX_INTEGRAL_DIGITS = 16
-"""Digits before the point of a number a tool grammar allows (llama.cpp's json-schema-to-grammar
-caps ``integral-part`` the same way), so a weak model cannot write ``-5555…`` until max_tokens."""
-MAX_DECIMAL_DIGITS = 10
-"""Digits after the point: ``multipleOf: 1e-10``, the finest step llguidance compiles."""
-_LIMIT = 10**MAX_INTEGRAL_DIGITS - 1
-# Keywords llguidance rejects ("Unimplemented keys"): the grammar drops them, and the arguments
-# are validated against the full schema after parsing (Tool.invoke).
-_UNGRAMMATICAL = frozenset({
-    "uniqueItems", "contains", "minContains", "maxContains", "not", "if", "then", "else",
-    "dependentRequired", "dependentSchemas", "propertyNames", "unevaluatedProperties",
-    "unevaluatedItems"})
-_VALUES = ("const", "enum", "default", "examples")  # JSON values, not schemas
-
-
-def bound_schema(schema: Any) -> Any:
-    """A copy of a JSON schema for a grammar in which every value ends.
-
-    Numbers get at most ``MAX_INTEGRAL_DIGITS`` digits before the point and
-    ``MAX_DECIMAL_DIGITS`` after it, within the schema's own ``minimum``/``maximum`` where it
-    has them (llguidance honours those, ``maxLength``, ``maxItems``, ``enum`` and ``pattern``
-    itself); keywords llguidance cannot compile are dropped (the full schema still validates
-    the parsed arguments). Every tool format builds its argument grammar from this.
-
-    Example:
-        >>> bound_schema({"type": "integer", "minimum": 1})
-        {'type': 'integer', 'minimum': 1, 'maximum': 9999999999999999}
-    """
-    if isinstance(schema, list):
-        return [bound_schema(v) for v in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in _UNGRAMMATICAL:
-            continue
-        if key in _VALUES:
-            out[key] = value
-        elif key in _SCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {name: bound_schema(sub) for name, sub in value.items()}
-        else:
-            out[key] = bound_schema(value)
-    kinds = out.get("type")
-    kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else []
-    if "integer" in kinds or "number" in kinds:
-        _bound_range(out)
-        if "number" in kinds and "multipleOf" not in out:
-            out["multipleOf"] = 10.0**-MAX_DECIMAL_DIGITS
-    return out
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _bound_range(schema: dict[str, Any]) -> None:
-    """Clamp [minimum, maximum] to +-(10**MAX_INTEGRAL_DIGITS - 1), keeping it non-empty."""
-    low = [schema[k] for k in ("minimum", "exclusiveMinimum") if _number(schema.get(k))]
-    high = [schema[k] for k in ("maximum", "exclusiveMaximum") if _number(schema.get(k))]
-    if max(low, default=-_LIMIT) > _LIMIT or min(high, default=_LIMIT) < -_LIMIT:
-        return  # the schema's own range lies beyond the cap: it bounds the digits itself
-    if not low or max(low) < -_LIMIT:
-        schema.pop("exclusiveMinimum", None)
-        schema["minimum"] = -_LIMIT
-    if not high or min(high) > _LIMIT:
-        schema.pop("exclusiveMaximum", None)
-        schema["maximum"] = _LIMIT
 
 
 # -- JSON arguments -> Python values --------------------------------------------------------------

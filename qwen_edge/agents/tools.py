@@ -1,4 +1,4 @@
-"""``@tool``: typed Python functions as OpenAI-style function tools.
+"""``@tool``: typed Python functions as OpenAI-style function tools (the ``Tool`` record).
 
 The JSON schema comes from the type hints, the descriptions from the Google-style docstring::
 
@@ -26,7 +26,7 @@ subclasses, ``list[T]``, ``tuple[T, ...]``, ``tuple[A, B]``, ``dict[str, T]``, u
 models. The schemas are self-contained (no ``$ref``) and use the draft 2020-12 subset that both
 OpenAI and llguidance accept. ``Tool.invoke`` validates the model's arguments, converts them to
 the annotated types (``Enum`` members, dataclass and pydantic instances, tuples) and calls the
-function.
+function. Reading a function (signature, hints, docstring) is ``signature.describe_function``'s.
 
 Grounded parameters (``@tool(grounded=["city"])``) are string arguments that a local model must
 quote from the user's messages: when the agent decodes a call, the grammar allows only
@@ -40,16 +40,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
-import dataclasses
 import inspect
 import re
-import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from ..errors import ConfigError, QwenEdgeError, ToolArgumentsError, ToolError, ToolExecutionError
-from .schema import SchemaError, annotated_doc, coerce, jsonable, parse_docstring, schema_of
+from ..errors import QwenEdgeError, ToolArgumentsError, ToolError, ToolExecutionError
+
+# written in the core (every tool format's grammar reads them); importable here as before
+from ..tool_formats.grounding import grounding_texts, quotable_spans
+from .schema import coerce
+from .signature import describe_function
 
 __all__ = ["Tool", "as_tool", "grounding_texts", "quotable_spans", "tool"]
 
@@ -287,58 +289,6 @@ def _grounded(name: str, parameters: Mapping[str, Any], grounded: Iterable[str])
     return names
 
 
-# Stripped from both ends of a quoted span ("Lisbon?" -> "Lisbon"); kept inside ("St. Louis").
-_SPAN_EDGES = ".,!?;:\"'()[]{}<>«»“”\u2018\u2019¿¡…"  # \u2018 \u2019: curly single quotes
-
-
-def quotable_spans(texts: Iterable[str], *, max_words: int = 16,
-                   limit: int = 4096) -> list[str]:
-    """The values a grounded argument may take: runs of consecutive words of ``texts``.
-
-    Every run of 1 to ``max_words`` whitespace-separated words, joined by single spaces, with
-    punctuation stripped from its two ends (not from inside: ``"St. Louis"``), exactly as
-    written otherwise (case and accents kept). Unique, the last text's spans first, at most
-    ``limit`` of them (so a long conversation keeps its latest turns).
-
-    Example:
-        >>> quotable_spans(["Weather in São Paulo?"], max_words=2)
-        ['Weather', 'Weather in', 'in', 'in São', 'São', 'São Paulo', 'Paulo']
-    """
-    if max_words < 1 or limit < 1:
-        msg = f"quotable_spans: max_words and limit must be >= 1 (got {max_words}, {limit})"
-        raise ConfigError(msg)
-    out: dict[str, None] = {}
-    for text in reversed(list(texts)):
-        words = text.split()
-        for i in range(len(words)):
-            for j in range(i + 1, min(len(words), i + max_words) + 1):
-                span = " ".join(words[i:j]).strip(_SPAN_EDGES)
-                if span and span not in out:
-                    out[span] = None
-                    if len(out) == limit:
-                        return list(out)
-    return list(out)
-
-
-def grounding_texts(messages: Iterable[Mapping[str, Any]]) -> list[str]:
-    """What grounded arguments quote: the text of every user message of a conversation.
-
-    ``content`` may be a string or OpenAI content parts (only ``{"type": "text"}`` parts
-    count); other roles (system, assistant, tool results) are not quoted from.
-    """
-    texts = []
-    for message in messages:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            texts += [part["text"] for part in content if isinstance(part, Mapping)
-                      and part.get("type") == "text" and isinstance(part.get("text"), str)]
-    return texts
-
-
 def _check_schema(name: str, schema: dict[str, Any]) -> None:
     if schema.get("type") != "object":
         msg = f"{name}: parameters must have \"type\": \"object\" (got {schema.get('type')!r})"
@@ -426,8 +376,12 @@ def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
         else list(grounded)
 
     def decorate(f: Callable[..., Any]) -> Tool:
-        made = _tool_from_function(f, name=name, description=description)
-        return dataclasses.replace(made, grounded=names) if names else made
+        described = describe_function(f)
+        return Tool(name=name if name is not None else described.name,
+                    description=description if description is not None
+                    else described.description,
+                    parameters=described.parameters, fn=f, _hints=described.hints,
+                    grounded=names or frozenset())
 
     if fn is None:
         return decorate
@@ -444,72 +398,3 @@ def as_tool(obj: Tool | Callable[..., Any] | Mapping[str, Any]) -> Tool:
         return tool(obj)
     msg = f"not a tool: {obj!r:.80}; pass a function, a Tool or an OpenAI tool dict"
     raise ToolError(msg)
-
-
-def _tool_from_function(fn: Callable[..., Any], *, name: str | None,
-                        description: str | None) -> Tool:
-    if not callable(fn):
-        msg = f"@tool needs a function (got {fn!r:.60})"
-        raise ToolError(msg)
-    # functools.partial and callable objects keep their annotations elsewhere
-    hint_source: Any = fn
-    if not (inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn)):
-        hint_source = getattr(fn, "func", None) or type(fn).__call__
-    fn_name = getattr(fn, "__name__", None) or getattr(hint_source, "__name__", None)
-    if fn_name in (None, "__call__"):
-        fn_name = type(fn).__name__
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError) as exc:
-        msg = f"{fn_name}: cannot read the signature: {exc}"
-        raise ToolError(msg) from exc
-    try:
-        hints = typing.get_type_hints(hint_source, include_extras=True)
-    except Exception as exc:  # NameError for unresolvable string annotations, and friends
-        msg = (f"{fn_name}: cannot resolve the type hints ({type(exc).__name__}: {exc}); "
-               "define the annotated types at module level")
-        raise ToolError(msg) from exc
-    summary, arg_docs = parse_docstring(inspect.getdoc(fn) or "")
-
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    param_hints: dict[str, Any] = {}
-    for param in signature.parameters.values():
-        where = f"{fn_name}: parameter {param.name!r}"
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            stars = "*" if param.kind == param.VAR_POSITIONAL else "**"
-            msg = f"{where}: {stars}{param.name} cannot be described by a JSON schema; name each argument"
-            raise ToolError(msg)
-        if param.kind == param.POSITIONAL_ONLY:
-            msg = f"{where}: positional-only parameters cannot be passed by name; drop the '/'"
-            raise ToolError(msg)
-        if param.name not in hints:
-            msg = f"{where} has no type annotation; annotate it (e.g. {param.name}: str)"
-            raise ToolError(msg)
-        annotation = hints[param.name]
-        try:
-            schema = schema_of(annotation, ())
-        except SchemaError as exc:
-            msg = f"{where}: {exc}"
-            raise ToolError(msg) from None
-        doc = arg_docs.get(param.name) or annotated_doc(annotation)
-        if doc:
-            schema["description"] = doc
-        if param.default is param.empty:
-            required.append(param.name)
-        else:
-            try:
-                schema["default"] = jsonable(param.default)
-            except SchemaError as exc:
-                msg = f"{where}: default {param.default!r:.60} is not JSON ({exc})"
-                raise ToolError(msg) from None
-        properties[param.name] = schema
-        param_hints[param.name] = annotation
-
-    parameters: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        parameters["required"] = required
-    parameters["additionalProperties"] = False
-    return Tool(name=name if name is not None else fn_name,
-                description=description if description is not None else summary,
-                parameters=parameters, fn=fn, _hints=param_hints)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from ._common import add_model_flags, add_sampling_flags, sampling_options
 
@@ -38,25 +39,23 @@ def run(args: argparse.Namespace) -> int:
         prompt = ([{"role": "system", "content": args.system}] if args.system else [])
         prompt.append({"role": "user", "content": text})
     session = model.session()
-    if args.chat:  # the chat path: the thought goes to stderr, the answer to stdout
-        for delta in session.stream_chat(prompt, **sampling_options(args)):
-            if delta.reasoning:
-                sys.stderr.write(delta.reasoning)
-                sys.stderr.flush()
-            if delta.content:
-                sys.stdout.write(delta.content)
-                sys.stdout.flush()
-            if delta.finish_reason is not None:
-                sys.stdout.write("\n")
-                if args.stats:
-                    print(f"[finish: {delta.finish_reason}]", file=sys.stderr)  # noqa: T201
-        return 0
-    for chunk in session.stream_chunks(prompt, **sampling_options(args)):
-        if chunk.text:
-            sys.stdout.write(chunk.text)
-            sys.stdout.flush()
-        if chunk.finish_reason is not None:
+    options = sampling_options(args)
+    # (thought, text, finish_reason) per piece: with --chat the thought goes to stderr
+    pieces: Iterator[tuple[str | None, str | None, str | None]] = (
+        ((d.reasoning, d.content, d.finish_reason)
+         for d in session.stream_chat(prompt, **options)) if args.chat
+        else ((None, c.text, c.finish_reason) for c in session.stream_chunks(prompt, **options)))
+    for thought, text, finish in pieces:
+        _write(sys.stderr, thought)
+        _write(sys.stdout, text)
+        if finish is not None:
             sys.stdout.write("\n")
             if args.stats:
-                print(f"[finish: {chunk.finish_reason}]", file=sys.stderr)  # noqa: T201
+                print(f"[finish: {finish}]", file=sys.stderr)  # noqa: T201
     return 0
+
+
+def _write(stream: TextIO, text: str | None) -> None:
+    if text:
+        stream.write(text)
+        stream.flush()

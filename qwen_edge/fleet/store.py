@@ -18,6 +18,9 @@ trusted keys, renames the folder into ``models/NAME/VERSION`` and only then rewr
 at any moment leaves the old or the new version active, never a mix; leftovers in ``tmp/``
 are removed when the store is next opened.
 
+The folder itself (paths, lock, cleaning, ``state.json``) is ``_layout``; getting a release in
+(TUF download, unpack, verify, place) is ``_pull``; this module is the store's operations.
+
 Readers (``active``, ``list``) take no lock: ``state.json`` is replaced atomically and
 installed folders never change, so an app can open ``store.active(name)`` at any time.
 
@@ -31,34 +34,25 @@ Example:
 from __future__ import annotations
 
 import builtins
-import contextlib
-import json
 import logging
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import _fs
-from ..errors import ConfigError, PackageError, StoreError, UpdateError
+from ..errors import ConfigError, StoreError, UpdateError
 from ..package import MANIFEST_NAME
+from ._layout import _State, _StoreFolder
+from ._pull import download_install, open_updater, unpack_verify_place
+from ._pull import releases as _releases
 from ._tuf import _read_root, _tuf_errors
-from .archive import archive_name, check_release, parse_archive_name, unpack_archive, version_key
-
-if TYPE_CHECKING:
-    from tuf.ngclient import Updater
+from .archive import check_release, parse_archive_name, version_key
 
 __all__ = ["InstalledModel", "Store", "UpdateResult"]
 
 logger = logging.getLogger(__name__)
-
-_STATE_NAME = "state.json"
-_STATE_FORMAT = 1
-_DISK_MARGIN_BYTES = 64 << 20  # leave this much free after unpacking
-_INSTALL_HINT = 'fleet updates need the trust extra: pip install "qwen-edge[trust]"'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,14 +83,7 @@ class UpdateResult:
     reason: str = ""
 
 
-@dataclass(slots=True, kw_only=True)
-class _State:
-    active: str | None = None
-    previous: list[str] = field(default_factory=list)  # activation history, newest last
-    skipped: list[str] = field(default_factory=list)  # rolled back: `update` passes them by
-
-
-class Store:
+class Store(_StoreFolder):
     """A folder of versioned model packages with one active version per name.
 
     Opening a store creates its folders and removes leftovers of an interrupted change.
@@ -109,105 +96,7 @@ class Store:
         >>> store.rollback("assistant")
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        for folder in (self.root, self.root / "trust", self.root / "models", self._tmp):
-            folder.mkdir(parents=True, exist_ok=True)
-        with _fs.locked(self._lock_file, blocking=False) as held:
-            if held:  # a change in progress elsewhere owns the leftovers otherwise
-                self._clean()
-
-    # -- paths ------------------------------------------------------------------------------
-
-    @property
-    def keys_dir(self) -> Path:
-        """The trusted package public keys (pass as ``qwen_edge.load(trusted_keys=...)``)."""
-        return self.root / "trust" / "keys"
-
-    @property
-    def _tmp(self) -> Path:
-        return self.root / "tmp"
-
-    @property
-    def _lock_file(self) -> Path:
-        return self.root / ".lock"
-
-    @property
-    def _anchor(self) -> Path:
-        return self.root / "trust" / "root.json"
-
-    @property
-    def _tuf_dir(self) -> Path:
-        return self.root / "tuf"
-
-    def _model_dir(self, name: str) -> Path:
-        return self.root / "models" / name
-
-    def _slot(self, name: str, version: str) -> Path:
-        check_release(name, version)
-        return self._model_dir(name) / version
-
-    # -- housekeeping -------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _changing(self) -> Iterator[None]:
-        """Hold the store lock and start from a clean slate (leftovers are from dead runs)."""
-        with _fs.locked(self._lock_file):
-            self._clean()
-            yield
-
-    def _clean(self) -> None:
-        for leftover in self._tmp.iterdir():
-            logger.info("removing leftover %s", leftover)
-            _fs.remove_tree(leftover)
-        for folder in (self.root / "trust", self.keys_dir, *self.root.glob("models/*")):
-            for leftover in folder.glob(f"{_fs.TEMP_PREFIX}*"):
-                _fs.remove_tree(leftover)
-        if self._tuf_dir.is_dir():  # ngclient's own temp files (tempfile: "tmp...")
-            for leftover in self._tuf_dir.glob("tmp*"):
-                _fs.remove_tree(leftover)
-
-    @contextlib.contextmanager
-    def _staging(self) -> Iterator[Path]:
-        folder = Path(tempfile.mkdtemp(prefix=_fs.TEMP_PREFIX, dir=self._tmp))
-        try:
-            yield folder
-        finally:
-            _fs.remove_tree(folder)
-
-    # -- state ----------------------------------------------------------------------------
-
-    def _state(self, name: str) -> _State:
-        path = self._model_dir(name) / _STATE_NAME
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return _State()
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            msg = f"{path}: unreadable store state ({exc}); activate a version to rewrite it"
-            raise StoreError(msg) from exc
-        if not isinstance(data, dict) or data.get("format") != _STATE_FORMAT:
-            msg = f"{path}: unknown store state format; activate a version to rewrite it"
-            raise StoreError(msg)
-        return _State(active=data.get("active"), previous=list(data.get("previous", [])),
-                      skipped=list(data.get("skipped", [])))
-
-    def _write_state(self, name: str, state: _State) -> None:
-        data = {"format": _STATE_FORMAT, "active": state.active, "previous": state.previous,
-                "skipped": state.skipped}
-        _fs.atomic_write(self._model_dir(name) / _STATE_NAME,
-                         (json.dumps(data, indent=2) + "\n").encode())
-
-    # -- queries --------------------------------------------------------------------------
-
-    def versions(self, name: str) -> list[str]:
-        """Installed versions of ``name``, oldest first."""
-        folder = self._model_dir(name)
-        if not folder.is_dir():
-            return []
-        found = [p.name for p in folder.iterdir()
-                 if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
-        return sorted(found, key=version_key)
+    # -- queries (no lock: state.json is replaced atomically) -----------------------------
 
     def active_version(self, name: str) -> str | None:
         """The active version of ``name``, or None if nothing is active."""
@@ -283,13 +172,6 @@ class Store:
                         stale.unlink()
                 _fs.fsync_dir(self.keys_dir)
 
-    def _package_keys(self) -> Path:
-        if not any(self.keys_dir.glob("*.pub")):
-            msg = (f"{self.root}: no trusted package keys; run `qwen-edge store init "
-                   "--trusted-keys DIR` (or Store.trust(package_keys=...))")
-            raise StoreError(msg)
-        return self.keys_dir
-
     # -- changes --------------------------------------------------------------------------
 
     def update(self, url: str, *, name: str, version: str | None = None,
@@ -321,10 +203,10 @@ class Store:
         self._package_keys()
         base = url.rstrip("/")
         with self._changing():
-            updater = self._updater(base)
+            updater = open_updater(self, base)
             with _tuf_errors(base, "the repository metadata"):
                 updater.refresh()
-            releases = self._releases(name)
+            releases = _releases(self, name)
             state = self._state(name)
             if version is None:
                 if not releases:
@@ -347,58 +229,8 @@ class Store:
                 msg = f"{base}: {name} {version} is not published (published: {known})"
                 raise UpdateError(msg)
             if not self._slot(name, version).is_dir():
-                self._download_install(updater, base, name, version, releases[version])
+                download_install(self, updater, base, name, version, releases[version])
             return self._finish(name, version, state, activate=activate)
-
-    def _updater(self, base: str) -> Updater:
-        try:
-            from tuf.api import exceptions
-            from tuf.ngclient import Updater
-        except ImportError as exc:
-            raise ConfigError(_INSTALL_HINT) from exc
-        self._tuf_dir.mkdir(exist_ok=True)
-        try:
-            return Updater(str(self._tuf_dir), f"{base}/metadata/", target_base_url=f"{base}/targets/",
-                           bootstrap=self._anchor.read_bytes())
-        except (exceptions.RepositoryError, ValueError) as exc:
-            msg = f"{self._anchor}: the trust anchor is not valid TUF root metadata ({exc})"
-            raise StoreError(msg) from exc
-
-    def _releases(self, name: str) -> dict[str, str]:
-        """version -> target path, from the targets metadata TUF just verified (and cached)."""
-        from tuf.api.metadata import Metadata, Targets
-
-        targets = Metadata[Targets].from_file(str(self._tuf_dir / "targets.json")).signed
-        out: dict[str, str] = {}
-        for path, info in targets.targets.items():
-            custom = info.unrecognized_fields.get("custom")
-            if not isinstance(custom, dict) or custom.get("name") != name:
-                continue
-            version = str(custom.get("version"))
-            try:
-                if path == f"{name}/{archive_name(name, version)}":
-                    out[version] = path
-            except ConfigError:
-                logger.warning("ignoring target %s: bad version %r", path, version)
-        return out
-
-    def _download_install(self, updater: Updater, base: str, name: str, version: str,
-                          target: str) -> None:
-        with _tuf_errors(base, f"the archive {target}"):
-            info = updater.get_targetinfo(target)
-        if info is None:  # pragma: no cover - listed in the same verified metadata
-            msg = f"{base}: {target} vanished from the repository metadata"
-            raise UpdateError(msg)
-        free = shutil.disk_usage(self.root).free
-        if info.length + _DISK_MARGIN_BYTES > free:
-            msg = (f"{name} {version}: the archive needs {info.length / 1e6:.0f} MB, "
-                   f"{self.root} has {free / 1e6:.0f} MB free; run `qwen-edge store gc`")
-            raise UpdateError(msg)
-        with self._staging() as staging:
-            archive = staging / "archive"
-            with _tuf_errors(base, f"the archive {target}"):
-                updater.download_target(info, filepath=str(archive))
-            self._unpack_verify_place(archive, staging, name, version)
 
     def install(self, source: str | os.PathLike[str], *, name: str | None = None,
                 version: str | None = None, activate: bool = True) -> UpdateResult:
@@ -428,30 +260,8 @@ class Store:
             state = self._state(name)
             if not self._slot(name, version).is_dir():
                 with self._staging() as staging:
-                    self._unpack_verify_place(src, staging, name, version)
+                    unpack_verify_place(self, src, staging, name, version)
             return self._finish(name, version, state, activate=activate)
-
-    def _unpack_verify_place(self, source: Path, staging: Path, name: str, version: str) -> None:
-        unpacked = staging / "unpacked"
-        if source.is_dir():
-            _copy_package(source, unpacked)
-        else:
-            budget = shutil.disk_usage(self.root).free - _DISK_MARGIN_BYTES
-            unpack_archive(source, unpacked, max_bytes=max(budget, 0))
-        package = _find_package(unpacked, source)
-        from .trust import verify_package
-
-        try:
-            verify_package(package, self._package_keys())
-        except PackageError as exc:
-            msg = f"{name} {version}: package refused ({exc})"
-            raise UpdateError(msg) from exc
-        slot = self._slot(name, version)
-        slot.parent.mkdir(parents=True, exist_ok=True)
-        _fs.fsync_tree(package)
-        package.rename(slot)  # atomic: the slot appears complete or not at all
-        _fs.fsync_dir(slot.parent)
-        logger.info("installed %s %s", name, version)
 
     def _finish(self, name: str, version: str, state: _State, *, activate: bool) -> UpdateResult:
         previous = state.active
@@ -561,24 +371,3 @@ class Store:
             for version in removed:
                 state = self._remove(name, version, state)
             return removed
-
-
-def _copy_package(source: Path, dest: Path) -> None:
-    for folder, dirs, files in os.walk(source):
-        for entry in (*dirs, *files):
-            path = Path(folder, entry)
-            if path.is_symlink() or not (path.is_file() or path.is_dir()):
-                msg = f"{path}: not a plain file or folder; refusing to install"
-                raise UpdateError(msg)
-    shutil.copytree(source, dest)
-
-
-def _find_package(unpacked: Path, source: Path) -> Path:
-    """The package folder: the archive's top level, or its single top folder."""
-    if (unpacked / MANIFEST_NAME).is_file():
-        return unpacked
-    entries = list(unpacked.iterdir())
-    if len(entries) == 1 and (entries[0] / MANIFEST_NAME).is_file():
-        return entries[0]
-    msg = f"{source}: no model package inside (no {MANIFEST_NAME} at the top or in one folder)"
-    raise UpdateError(msg)

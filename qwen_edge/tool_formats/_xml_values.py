@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..agents.schema import bound_schema as _bound
+from .bounds import bound_schema as _bound
 
 __all__ = ["STRING_TERMINAL", "as_text", "bound_schema", "convert", "kind_of",
            "property_schema", "strip_newlines", "value_grammar"]
@@ -142,7 +142,7 @@ def _reject(name: str) -> Any:
 
 def bound_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The schema handed to llguidance for a typed value: bounded as the Hermes grammar's
-    (``qwen_edge.agents.schema.bound_schema``: number-length caps, keywords llguidance
+    (``bounds.bound_schema``: number-length caps, keywords llguidance
     rejects dropped), so both formats constrain values the same way."""
     return dict(_bound(dict(schema)))
 

@@ -26,12 +26,21 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, overload
 
-from ..agents.schema import bound_schema
-from ..agents.tools import Tool, as_tool, quotable_spans
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
 from ._split import CALL_END, CALL_START, finish_parse, split_calls
-from .base import Event, TextDelta, ToolCallError, ToolCallEvent
+from .base import (
+    Event,
+    TextDelta,
+    ToolCallError,
+    ToolCallEvent,
+    ToolsArg,
+    ToolSpec,
+    callable_tools,
+    tool_choice_options,
+)
+from .bounds import bound_schema
+from .grounding import quotable_spans
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +368,7 @@ class ToolCallStreamParser:
 _JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
-def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
+def tool_call_grammar(tools: ToolsArg, *,
                       tool_choice: str | Mapping[str, Any] = "auto",
                       grounding: Sequence[str] | None = None) -> str:
     """A Lark grammar (llguidance dialect) for the tool calls of one assistant message.
@@ -386,49 +395,19 @@ def tool_call_grammar(tools: Sequence[Tool | Mapping[str, Any]], *,
         >>> lark = tool_call_grammar([get_weather], tool_choice="required")
         >>> constraint = factory.make(factory.grammar(grammar=lark))
     """
-    offered = [as_tool(t) for t in tools]
-    if not offered:
-        msg = "tool_call_grammar needs at least one tool"
-        raise ConfigError(msg)
-    names = [t.name for t in offered]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        msg = f"duplicate tool names: {', '.join(duplicates)}; each tool needs its own name"
-        raise ConfigError(msg)
-    forced = tool_choice != "auto"
-    named = isinstance(tool_choice, Mapping)
-    if isinstance(tool_choice, Mapping):
-        offered = [_named_tool(tool_choice, offered)]
-    elif tool_choice not in ("auto", "required"):
-        msg = (f"tool_choice={tool_choice!r}: must be 'auto', 'required' or "
-               "{'type': 'function', 'function': {'name': ...}} ('none' needs no grammar)")
-        raise ConfigError(msg)
-    more = "" if named else ' ("\\n" <tool_call> call)*'  # a named function: one call
+    plan = callable_tools(tools, tool_choice)
+    more = "" if plan.single else ' ("\\n" <tool_call> call)*'  # a named function: one call
     lines = [
-        f"start: {'<tool_call> ' if forced else ''}call{more} <|im_end|>",
-        f'call: "\\n" ({" | ".join(f"fn_{i}" for i in range(len(offered)))}) "\\n" </tool_call>',
+        f"start: {'<tool_call> ' if plan.forced else ''}call{more} <|im_end|>",
+        f'call: "\\n" ({" | ".join(f"fn_{i}" for i in range(len(plan.tools)))}) "\\n" </tool_call>',
     ]
     spans = quotable_spans(grounding) if grounding is not None else []
     lines += [f"fn_{i}: %json {json.dumps(_call_schema(t, spans))}"
-              for i, t in enumerate(offered)]
+              for i, t in enumerate(plan.tools)]
     return "\n".join(lines) + "\n"
 
 
-def _named_tool(choice: Mapping[str, Any], offered: list[Tool]) -> Tool:
-    function = choice.get("function")
-    name = function.get("name") if isinstance(function, Mapping) else None
-    if choice.get("type") != "function" or not isinstance(name, str):
-        msg = (f"tool_choice={dict(choice)!r}: expected "
-               "{'type': 'function', 'function': {'name': ...}}")
-        raise ConfigError(msg)
-    for t in offered:
-        if t.name == name:
-            return t
-    msg = f"tool_choice names {name!r}, which is not offered; tools: {', '.join(t.name for t in offered)}"
-    raise ConfigError(msg)
-
-
-def _call_schema(t: Tool, spans: list[str]) -> dict[str, Any]:
+def _call_schema(t: ToolSpec, spans: list[str]) -> dict[str, Any]:
     # One %json per tool; "x-guidance" is only read at the root of each %json schema.
     arguments = bound_schema(_rebase_refs(t.parameters, "#/properties/arguments"))
     if spans and t.grounded:
@@ -465,7 +444,7 @@ def _rebase_refs(schema: Any, base: str) -> Any:
 
 
 
-def constraint_options(tools: Sequence[Tool | Mapping[str, Any]], tool_choice: Any,
+def constraint_options(tools: ToolsArg, tool_choice: Any,
                        *, tool_call_token: int | None,
                        grounding: Sequence[str] | None = None) -> dict[str, Any]:
     """Generation options that implement OpenAI's ``tool_choice`` on Qwen's format.
@@ -476,13 +455,9 @@ def constraint_options(tools: Sequence[Tool | Mapping[str, Any]], tool_choice: A
     The agent and the server both build their requests with this; ``grounding`` is passed to
     ``tool_call_grammar``.
     """
-    if not tools or tool_choice == "none":
-        return {} if tool_call_token is None else {"logit_bias": {tool_call_token: -100.0}}
-    options: dict[str, Any] = {"grammar": tool_call_grammar(tools, tool_choice=tool_choice,
-                                                            grounding=grounding)}
-    if tool_choice == "auto":
-        options["grammar_trigger"] = TOOL_CALL_START
-    return options
+    return tool_choice_options(
+        tools, tool_choice, tool_call_token=tool_call_token, trigger=TOOL_CALL_START,
+        grammar=lambda: tool_call_grammar(tools, tool_choice=tool_choice, grounding=grounding))
 
 
 def render_calls(calls: Sequence[ToolCall]) -> str:

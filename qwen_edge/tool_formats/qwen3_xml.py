@@ -31,12 +31,23 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, overload
 
-from ..agents.tools import Tool, as_tool
 from ..chat import ToolCall
 from ..errors import ConfigError, ToolCallParseError
 from . import _xml_values as values
 from ._split import finish_parse, split_calls
-from .base import Event, TextDelta, ToolCallDelta, ToolCallError, ToolCallEvent, ToolsArg
+from .base import (
+    Event,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallError,
+    ToolCallEvent,
+    ToolsArg,
+    ToolSpec,
+    callable_tools,
+    tool_choice_options,
+    tool_specs,
+)
+from .grounding import quotable_spans
 from .hermes import (
     TOOL_CALL_END,
     TOOL_CALL_START,
@@ -178,7 +189,7 @@ def _tool_map(tools: ToolsArg | None) -> dict[str, Mapping[str, Any]] | None:
         return None
     out: dict[str, Mapping[str, Any]] = {}
     for t in tools:
-        if isinstance(t, Tool):
+        if isinstance(t, ToolSpec):
             out[t.name] = t.parameters
             continue
         function = t.get("function", t) if isinstance(t, Mapping) else None
@@ -186,7 +197,7 @@ def _tool_map(tools: ToolsArg | None) -> dict[str, Mapping[str, Any]] | None:
             parameters = function.get("parameters")
             out[function["name"]] = parameters if isinstance(parameters, Mapping) else {}
         else:
-            tool = as_tool(t)  # a plain function, or a ToolError naming what is wrong
+            [tool] = tool_specs([t])  # a plain function, or a ToolError naming what is wrong
             out[tool.name] = tool.parameters
     return out
 
@@ -388,39 +399,21 @@ def tool_call_grammar(tools: ToolsArg, *, tool_choice: str | Mapping[str, Any] =
         ConfigError: no tools, duplicate names, a bad ``tool_choice``, or a parameter name
             the format cannot carry (containing ``>`` or a newline).
     """
-    from ..agents.tools import quotable_spans
-    from .hermes import _named_tool
-
-    offered = [as_tool(t) for t in tools]
-    if not offered:
-        msg = "tool_call_grammar needs at least one tool"
-        raise ConfigError(msg)
-    names = [t.name for t in offered]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        msg = f"duplicate tool names: {', '.join(duplicates)}; each tool needs its own name"
-        raise ConfigError(msg)
-    forced = tool_choice != "auto"
-    if isinstance(tool_choice, Mapping):
-        offered = [_named_tool(tool_choice, offered)]
-    elif tool_choice not in ("auto", "required"):
-        msg = (f"tool_choice={tool_choice!r}: must be 'auto', 'required' or "
-               "{'type': 'function', 'function': {'name': ...}} ('none' needs no grammar)")
-        raise ConfigError(msg)
+    plan = callable_tools(tools, tool_choice)
     spans = quotable_spans(grounding) if grounding is not None else []
-    more = "" if isinstance(tool_choice, Mapping) else ' ("\\n" <tool_call> call)*'
+    more = "" if plan.single else ' ("\\n" <tool_call> call)*'
     lines = [
-        f"start: {'<tool_call> ' if forced else ''}call{more} <|im_end|>",
-        (f'call: "\\n" ({" | ".join(f"fn_{i}" for i in range(len(offered)))}) '
+        f"start: {'<tool_call> ' if plan.forced else ''}call{more} <|im_end|>",
+        (f'call: "\\n" ({" | ".join(f"fn_{i}" for i in range(len(plan.tools)))}) '
          f'"{FUNCTION_END}\\n" </tool_call>'),
     ]
-    for i, t in enumerate(offered):
+    for i, t in enumerate(plan.tools):
         lines += _function_rules(i, t, spans)
     lines.append(values.STRING_TERMINAL)
     return "\n".join(lines) + "\n"
 
 
-def _function_rules(i: int, t: Tool, spans: list[str]) -> list[str]:
+def _function_rules(i: int, t: ToolSpec, spans: list[str]) -> list[str]:
     if any(c in t.name for c in ">\n<"):
         msg = f"tool name {t.name!r}: the XML format cannot write '<', '>' or newlines in it"
         raise ConfigError(msg)
@@ -446,10 +439,6 @@ def _function_rules(i: int, t: Tool, spans: list[str]) -> list[str]:
 def constraint_options(tools: ToolsArg, tool_choice: Any, *, tool_call_token: int | None,
                        grounding: Sequence[str] | None = None) -> dict[str, Any]:
     """Generation options for OpenAI's ``tool_choice`` with the XML grammar (as Hermes's)."""
-    if not tools or tool_choice == "none":
-        return {} if tool_call_token is None else {"logit_bias": {tool_call_token: -100.0}}
-    options: dict[str, Any] = {"grammar": tool_call_grammar(tools, tool_choice=tool_choice,
-                                                            grounding=grounding)}
-    if tool_choice == "auto":
-        options["grammar_trigger"] = TOOL_CALL_START
-    return options
+    return tool_choice_options(
+        tools, tool_choice, tool_call_token=tool_call_token, trigger=TOOL_CALL_START,
+        grammar=lambda: tool_call_grammar(tools, tool_choice=tool_choice, grounding=grounding))

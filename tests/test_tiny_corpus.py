@@ -28,9 +28,12 @@ def _examples(split: str, seed: int = 7) -> tuple[Any, ...]:
     return tuple(corpus.generate(N, seed=seed, split=split))
 
 
+HANDWRITTEN_FILES = ("handwritten.jsonl", "handwritten_typed.jsonl")
+
+
 @cache
-def _handwritten() -> tuple[dict, ...]:
-    lines = (TINY / "handwritten.jsonl").read_text(encoding="utf-8").splitlines()
+def _handwritten(name: str = "handwritten.jsonl") -> tuple[dict, ...]:
+    lines = (TINY / name).read_text(encoding="utf-8").splitlines()
     return tuple(json.loads(line) for line in lines if line.strip())
 
 
@@ -632,8 +635,9 @@ def test_handwritten_set_parses_and_covers_the_minimums() -> None:
     assert languages >= 8
 
 
-def test_handwritten_calls_are_real() -> None:
-    for item in _handwritten():
+@pytest.mark.parametrize("name", HANDWRITTEN_FILES)
+def test_handwritten_calls_are_real(name: str) -> None:
+    for item in _handwritten(name):
         msgs = item["messages"]
         assert msgs[-1]["role"] in ("user", "tool")
         kind = item["kind"]
@@ -658,3 +662,219 @@ def test_handwritten_calls_are_real() -> None:
             assert item["expected_calls"]
         else:
             assert not item["expected_calls"]
+
+
+# -- the typed hand-written set (issue #27) -----------------------------------------------------
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _requests(items: tuple[dict, ...]) -> set[str]:
+    """Every user message of the items, whitespace- and case-normalised."""
+    return {_norm(m["content"]) for item in items for m in item["messages"] if m["role"] == "user"}
+
+
+def _calls(item: dict) -> list[tuple[str, dict]]:
+    """The expected calls and the calls in the history of an item."""
+    calls = [(c["name"], c["arguments"]) for c in item["expected_calls"]]
+    for m in item["messages"]:
+        calls += [(c["function"]["name"], c["function"]["arguments"])
+                  for c in m.get("tool_calls") or []]
+    return calls
+
+
+def test_handwritten_typed_set_parses_and_covers_the_mix() -> None:
+    items = _handwritten("handwritten_typed.jsonl")
+    kinds = Counter(i["kind"] for i in items)
+    assert len(items) >= 100
+    minimums = {"single": 35, "parallel": 5, "followup": 5, "answer": 8, "tool_error": 4,
+                "no_tool": 5, "unsupported": 5, "oos": 20}
+    assert all(kinds[k] >= n for k, n in minimums.items()), kinds
+    assert set(kinds) == set(minimums)
+    per_tool: Counter[str] = Counter()
+    for item in items:
+        assert set(item) == {"messages", "kind", "expected_calls", "key_values"}
+        per_tool.update({name for name, _ in _calls(item)})
+    assert set(per_tool) == set(TOOLS)
+    assert min(per_tool.values()) >= 8, per_tool
+    oos = [i["messages"][-1]["content"] for i in items if i["kind"] == "oos"]
+    assert sum(not text.isascii() for text in oos) >= 3  # other languages
+    # written anew, not copied from the first set
+    assert not _requests(items) & _requests(_handwritten("handwritten.jsonl"))
+
+
+@pytest.mark.parametrize("name", HANDWRITTEN_FILES)
+def test_handwritten_calls_satisfy_the_tool_schemas(name: str) -> None:
+    import jsonschema
+
+    for item in _handwritten(name):
+        for tool, arguments in _calls(item):
+            jsonschema.validate(arguments, TOOLS[tool].parameters)  # raises on a bad call
+            order = list(corpus.PARAMS[tool])
+            assert list(arguments) == [p for p in order if p in arguments], "signature order"
+
+
+@pytest.mark.parametrize("name", HANDWRITTEN_FILES)
+def test_handwritten_grounded_arguments_can_be_quoted(name: str) -> None:
+    """The agent's grammar lets a local model write a grounded argument (city, room, label,
+    reminder) only as words of the user's messages; an expected value that is not among them
+    (casefolded, as match_call compares) would score a correct grounded model as wrong."""
+    from qwen_edge.agents.tools import grounding_texts, quotable_spans
+
+    for item in _handwritten(name):
+        spans = {_norm(s) for s in quotable_spans(grounding_texts(item["messages"]))}
+        for tool, arguments in _calls(item):
+            for param in TOOLS[tool].grounded & set(arguments):
+                assert _norm(arguments[param]) in spans, (item["messages"][-1], tool, param)
+
+
+@pytest.mark.parametrize("name", HANDWRITTEN_FILES)
+def test_handwritten_answers_carry_real_tool_outputs_and_their_key_values(name: str) -> None:
+    answers = [i for i in _handwritten(name) if i["messages"][-1]["role"] == "tool"]
+    assert len(answers) >= 8
+    for item in answers:
+        msgs = item["messages"]
+        start = max(j for j, m in enumerate(msgs) if m.get("tool_calls"))
+        calls = [(c["function"]["name"], c["function"]["arguments"])
+                 for c in msgs[start]["tool_calls"]]
+        contents = [m["content"] for m in msgs[start + 1:]]
+        assert contents == [_agent_content(n, a)[0] for n, a in calls]
+        # the key values are the ones the canonical answer to these results states
+        results = [corpus.run_tool(n, a)[1:] for n, a in calls]
+        assert item["key_values"] == corpus.answer(calls, results)[1]
+
+
+def test_evaluate_loads_either_hand_written_file() -> None:
+    evaluate = load_tiny("evaluate")
+    first = evaluate.handwritten_items()
+    typed = evaluate.handwritten_items(evaluate.HANDWRITTEN_TYPED, "handwritten-typed")
+    assert len(first) == len(_handwritten("handwritten.jsonl"))
+    assert len(typed) == len(_handwritten("handwritten_typed.jsonl"))
+    assert {i.source for i in first} == {"handwritten"}
+    assert {i.source for i in typed} == {"handwritten-typed"}
+    raw = _handwritten("handwritten_typed.jsonl")
+    for item, d in zip(typed, raw, strict=True):
+        assert item.messages == d["messages"]
+        assert item.expected_calls == d["expected_calls"]
+        assert item.kind == ("answer" if d["messages"][-1]["role"] == "tool" else d["kind"])
+
+
+def test_evaluate_scores_the_typed_set_as_its_own_set(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``main`` reports "handwritten-typed" beside the other sets, in --json and in text, each
+    set's summary computed over that set's items only (the model is replaced by a recorder)."""
+    import qwen_edge
+
+    evaluate = load_tiny("evaluate")
+    seen: dict[int, set[str]] = {}
+
+    def fake_evaluate(_model: object, items: list, **_: object) -> object:
+        report = evaluate.Report(n=len(items))
+        seen[len(items)] = {i.source for i in items}
+        return report
+
+    monkeypatch.setattr(evaluate, "evaluate", fake_evaluate)
+    monkeypatch.setattr(qwen_edge, "load", lambda _path: object())
+    assert evaluate.main(["pkg", "--n", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["heldout", "handwritten", "handwritten-typed"]
+    assert out["handwritten-typed"]["items"] == len(_handwritten("handwritten_typed.jsonl"))
+    assert seen[out["handwritten-typed"]["items"]] == {"handwritten-typed"}
+    assert evaluate.main(["pkg", "--n", "5"]) == 0
+    assert "== handwritten-typed: " in capsys.readouterr().out
+
+
+_TIMER = {"name": "set_timer", "arguments": {"minutes": 5}}
+
+
+def _line(kind: str, calls: list, messages: list | None = None, keys: list | None = None) -> dict:
+    return {"messages": messages or [{"role": "user", "content": "set a timer for 5 minutes"}],
+            "kind": kind, "expected_calls": calls, "key_values": keys or []}
+
+
+def _timer_history(content: str) -> list[dict]:
+    return [{"role": "user", "content": "timer 5"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"type": "function", "function": {"name": "set_timer",
+                                                  "arguments": {"minutes": 5}}}]},
+            {"role": "tool", "content": content}]
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    (_line("single", [_TIMER]), None),
+    (_line("sngle", [_TIMER]), "unknown kind 'sngle'"),
+    (_line("single", [{"name": "set_tmer", "arguments": {"minutes": 5}}]),
+     "unknown tool 'set_tmer'"),
+    (_line("single", [{"name": "set_timer", "arguments": {"minutes": "5"}}]),
+     "'5' is not of type 'integer'"),
+    (_line("single", [{"name": "set_timer", "arguments": {"mins": 5}}]),
+     "'minutes' is a required property"),
+    (_line("single", [{"name": "set_timer", "arguments": {"minutes": 5000}}]), "must succeed"),
+    (_line("tool_error", [_TIMER]), "must fail"),
+    (_line("single", []), "needs expected_calls"),
+    (_line("oos", [_TIMER]), "expects no calls"),
+    (_line("answer", [], _timer_history(corpus.run_tool("set_timer", {"minutes": 5})[0]), ["5"]),
+     None),
+    (_line("answer", [], _timer_history('{"status": "started", "minutes": 5}'), ["5"]),
+     "must be the tool message"),
+    (_line("answer", [], _timer_history(corpus.run_tool("set_timer", {"minutes": 5})[0])),
+     "needs key_values"),
+])
+def test_evaluate_checks_every_hand_written_line(line: dict, problem: str | None,
+                                                 tmp_path: Any) -> None:
+    evaluate = load_tiny("evaluate")
+    problems = evaluate.check_line(line)
+    path = tmp_path / "items.jsonl"
+    path.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    if problem is None:
+        assert problems == []
+        assert len(evaluate.handwritten_items(path)) == 1
+    else:
+        assert any(problem in p for p in problems), problems
+        with pytest.raises(ValueError, match=r"items\.jsonl:1: "):
+            evaluate.handwritten_items(path)
+
+
+# Requests of handwritten.jsonl (written before this check) that the training generator also
+# produces (seed 0, the first 40,000 examples): short follow-ups, greetings, unsupported actions
+# and trivia that the templates happen to spell the same way. Kept as they are, so that the
+# set's numbers stay comparable; the check below keeps the list from growing.
+_FIRST_SET_IN_TRAINING = {
+    "start a timer for an hour and a half", "17 squared", "and in munich?",
+    "make it 20 minutes instead", "now turn them off", "now multiply that by 3",
+    "thanks so much", "what can you do?", "who are you", "good night", "how are you today?",
+    "lock the front door", "can you vacuum the living room", "turn on the tv",
+    "start the dishwasher", "who wrote hamlet", "what's the capital of peru?",
+    "what's the meaning of life",
+}
+
+
+@cache
+def _training_requests(n: int) -> frozenset[str]:
+    """User messages of the fine-tune corpus: train/smollm/finetune.py draws
+    ``corpus.generate(--examples, seed=--seed)`` (defaults 40,000 and 0; 10,000 and 0 in the
+    issue #27 run), and example i depends on (seed, i) only, so the first n are its first n."""
+    return frozenset(_norm(m["content"]) for e in corpus.generate(n, seed=0)
+                     for m in e.messages if m["role"] == "user")
+
+
+def _check_not_trained_on(n: int) -> None:
+    trained = _training_requests(n)
+    assert len(trained) > n // 2  # the sample really is the corpus's requests
+    typed = _handwritten("handwritten_typed.jsonl")
+    assert not _requests(typed) & trained  # normalised, so exact matches are caught too
+    first = _requests(_handwritten("handwritten.jsonl")) & trained
+    assert first <= _FIRST_SET_IN_TRAINING, first - _FIRST_SET_IN_TRAINING
+    if n >= 40_000:
+        assert first == _FIRST_SET_IN_TRAINING
+
+
+def test_no_hand_written_request_is_in_the_training_corpus() -> None:
+    _check_not_trained_on(10_000)  # the size of the issue #27 run (/work/train_run2)
+
+
+@pytest.mark.slow
+def test_no_hand_written_request_is_in_the_default_training_corpus() -> None:
+    _check_not_trained_on(40_000)  # finetune.py's default --examples

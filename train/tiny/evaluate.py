@@ -6,11 +6,14 @@ Every request goes through what the agent does on a device: the package's chat t
 the seven tool schemas and the demo's system prompt, greedy decoding, the tool-call grammar
 applied lazily from the model's own ``<tool_call>`` with the tools' grounded arguments quoted
 from the user's messages (``--ungrounded`` writes them freely, ``--unconstrained`` turns the
-grammar off), and the router's confidence score of the answer. Two sets: held-out requests generated with other
-seeds, templates and entities than training (``corpus.eval_requests``), and
-``handwritten.jsonl``, written by people. ``--train-templates`` adds a third: requests
-generated from the training templates and entities with a seed training did not use, to tell
-a task not learned from phrasings not generalized to.
+grammar off), and the router's confidence score of the answer. Three sets: held-out
+requests generated with other seeds, templates and entities than training
+(``corpus.eval_requests``); ``handwritten.jsonl``, written by people (``handwritten``); and
+``handwritten_typed.jsonl`` (``handwritten-typed``), written as people type on a phone or a
+laptop (typos, fragments, polite long forms, other units). Neither hand-written file is ever
+trained on. ``--train-templates`` adds a fourth: requests generated from the training
+templates and entities with a seed training did not use, to tell a task not learned from
+phrasings not generalized to.
 
 Metrics (each over the items it applies to):
 - tool selection: the called function names (as a multiset) equal the expected ones;
@@ -50,6 +53,11 @@ TOOLS = [as_tool(t) for t in home_tools.TOOLS]
 SCHEMAS = [t.to_openai() for t in TOOLS]
 CALL_KINDS = {"single", "parallel", "followup", "tool_error", "clarify"}
 ANSWER_KINDS = {"answer", "tool_error_answer"}
+# the kinds a hand-written line may have ("answer" when it ends with tool messages)
+HANDWRITTEN_KINDS = {"single", "parallel", "followup", "tool_error", "answer", "no_tool",
+                     "unsupported", "oos", "clarify"}
+HANDWRITTEN = HERE / "handwritten.jsonl"
+HANDWRITTEN_TYPED = HERE / "handwritten_typed.jsonl"  # typed as people type (issue #27)
 
 
 @dataclass
@@ -124,18 +132,97 @@ def generated_items(n: int, seed: int = 1234, split: str = "heldout") -> list[It
     return out
 
 
-def handwritten_items(path: Path = HERE / "handwritten.jsonl") -> list[Item]:
+def handwritten_items(path: Path = HANDWRITTEN, source: str = "handwritten") -> list[Item]:
+    """The items of a hand-written file (``HANDWRITTEN`` or ``HANDWRITTEN_TYPED``).
+
+    Every line is checked first (``check_line``), so that a mistyped tool name or argument
+    fails here, naming the line, instead of scoring a correct model as wrong.
+
+    Raises:
+        ValueError: a line is not valid JSON or not a valid item.
+    """
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
-        d = json.loads(line)
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as exc:
+            msg = f"{path.name}:{number}: not JSON ({exc.msg}); write one item per line"
+            raise ValueError(msg) from None
+        problems = check_line(d)
+        if problems:
+            msg = f"{path.name}:{number}: {'; '.join(problems)}"
+            raise ValueError(msg)
         kind = d["kind"]
         if d["messages"][-1]["role"] == "tool":
             kind = "tool_error_answer" if kind == "tool_error" else "answer"
         out.append(Item(d["messages"], kind, d.get("expected_calls", []),
-                        d.get("key_values", []), d.get("expected_text"), "handwritten"))
+                        d.get("key_values", []), d.get("expected_text"), source))
     return out
+
+
+def _schema_problem(name: Any, arguments: Any) -> str | None:
+    tool = next((t for t in TOOLS if t.name == name), None)
+    if tool is None:
+        return f"unknown tool {name!r} (the tools are {', '.join(t.name for t in TOOLS)})"
+    try:
+        jsonschema.validate(arguments, tool.parameters)
+    except jsonschema.ValidationError as exc:
+        return f"{name} arguments {arguments!r}: {exc.message}"
+    return None
+
+
+def check_line(d: Any) -> list[str]:
+    """Problems of one hand-written item (a parsed line); empty when it is valid.
+
+    Valid: a known kind; messages that start with a user turn and end with a user turn or
+    with tool messages; every call (expected, or in the history) names a tool and satisfies
+    its JSON schema; every tool message holds what the tool really returns for its call, as
+    the agent shows it (``corpus.run_tool``); items ending with tool messages have key values
+    and no expected calls; call kinds have expected calls, the others none.
+    """
+    if not isinstance(d, dict) or not isinstance(d.get("messages"), list) or not d["messages"]:
+        return ["an item is an object with a non-empty \"messages\" list"]
+    problems = []
+    kind, messages = d.get("kind"), d["messages"]
+    if kind not in HANDWRITTEN_KINDS:
+        problems.append(f"unknown kind {kind!r}; use one of {', '.join(sorted(HANDWRITTEN_KINDS))}")
+    if messages[0].get("role") != "user" or messages[-1].get("role") not in ("user", "tool"):
+        problems.append("messages must start with a user turn and end with a user turn or tool "
+                        "messages")
+    expected = d.get("expected_calls", [])
+    for call in expected:
+        name, args = call.get("name"), call.get("arguments")
+        problem = _schema_problem(name, args)
+        if problem:
+            problems.append(f"expected call: {problem}")
+        elif (corpus.run_tool(name, args)[2] is None) == (kind == "tool_error"):
+            problems.append(f"expected call {name}({args!r}) must "
+                            f"{'fail' if kind == 'tool_error' else 'succeed'} in a {kind} item")
+    for j, m in enumerate(messages):
+        calls = m.get("tool_calls") or []
+        for k, c in enumerate(calls):
+            function = c.get("function") or {}
+            name, args = function.get("name"), function.get("arguments")
+            problem = _schema_problem(name, args)
+            if problem:
+                problems.append(f"message {j}: {problem}")
+                continue
+            result = messages[j + 1 + k] if j + 1 + k < len(messages) else {}
+            content = corpus.run_tool(name, args)[0]
+            if result.get("role") != "tool" or result.get("content") != content:
+                problems.append(f"message {j + 1 + k} must be the tool message {content!r} "
+                                f"(what {name} returns for {args!r})")
+    if messages[-1].get("role") == "tool":
+        if not d.get("key_values") or expected:
+            problems.append("an item that ends with tool messages needs key_values and no "
+                            "expected_calls")
+    elif kind in CALL_KINDS - {"clarify"} and not expected:
+        problems.append(f"a {kind} item needs expected_calls")
+    elif kind not in CALL_KINDS and expected:
+        problems.append(f"a {kind} item expects no calls")
+    return problems
 
 
 def quoted(item: Item) -> Item:
@@ -251,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     model = qwen_edge.load(args.package) if args.package else qwen_edge.load_default()
     threshold = ROUTING_THRESHOLD if args.threshold is None else args.threshold
     results = {}
-    sets = [("heldout", generated_items(args.n)), ("handwritten", handwritten_items())]
+    sets = [("heldout", generated_items(args.n)), ("handwritten", handwritten_items()),
+            ("handwritten-typed", handwritten_items(HANDWRITTEN_TYPED, "handwritten-typed"))]
     if args.train_templates:
         sets.append(("train-templates", generated_items(args.n, seed=777, split="train")))
     for name, given in sets:

@@ -35,8 +35,8 @@ import numpy as np
 
 from qwen_edge.errors import CheckpointError, UnsupportedArchitectureError
 
-from .checkpoint import QwenConfig, expected_tensors
 from .gguf_tokenizer import build_tokenizer, tokenizer_config
+from .hf_config import QwenConfig, expected_tensors
 
 __all__ = [
     "GGUF_ARCHITECTURES",

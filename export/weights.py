@@ -28,7 +28,7 @@ import numpy as np
 
 from qwen_edge.errors import CheckpointError
 
-from .hf_config import QwenConfig, expected_tensors
+from .hf_config import QwenConfig, check_tensors
 
 __all__ = ["Checkpoint", "index_tensors", "read_json_object"]
 
@@ -137,25 +137,13 @@ class Checkpoint:
             CheckpointError: lists the missing tensors and shape or dtype mismatches, each
                 with the tensor name, expected and actual shape.
         """
-        problems = []
-        for name, shape in expected_tensors(self.config).items():
-            info = self._tensors.get(name)
-            if info is None:
-                problems.append(f"missing tensor {name} (expected shape {list(shape)})")
-            elif info.shape != shape:
-                problems.append(
-                    f"tensor {name} has shape {list(info.shape)}, expected {list(shape)}"
-                )
-            elif info.dtype not in _READABLE:
-                problems.append(
-                    f"tensor {name} has dtype {info.dtype}; supported: {', '.join(_READABLE)}"
-                )
-        if problems:
-            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-            raise CheckpointError(
-                f"{self.path}: {'; '.join(problems[:5])}{more}; the checkpoint does not match "
-                f"its config.json ({self.config.architecture})"
-            )
+        found = {
+            name: (name, t.shape, None if t.dtype in _READABLE else
+                   f"has dtype {t.dtype}; supported: {', '.join(_READABLE)}")
+            for name, t in self._tensors.items()
+        }
+        check_tensors(self.config, found, source=str(self.path),
+                      mismatch="the checkpoint does not match its config.json")
 
     def _info(self, name: str) -> _TensorInfo:
         try:

@@ -23,6 +23,7 @@ tensor is dequantized at a time, so the exporter never holds an fp32 copy of the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -35,12 +36,13 @@ import numpy as np
 
 from qwen_edge.errors import CheckpointError, UnsupportedArchitectureError
 
-from .checkpoint import QwenConfig, expected_tensors
 from .gguf_tokenizer import build_tokenizer, tokenizer_config
+from .hf_config import QwenConfig, check_tensors, expected_tensors
 
 __all__ = [
     "GGUF_ARCHITECTURES",
     "GGUFCheckpoint",
+    "hf_config_dict",
     "is_gguf",
     "load_gguf",
     "write_hf_checkpoint",
@@ -136,27 +138,32 @@ def _metadata(reader: Any) -> dict[str, Any]:
     return out
 
 
-def _config(path: Path, meta: Mapping[str, Any], arch: _GGUFArch, prefix: str,
-            has_output: bool, vocab_size: int) -> tuple[QwenConfig, dict[str, Any]]:
-    """QwenConfig and the Hugging Face ``config.json`` dict the GGUF metadata describes."""
+def hf_config_dict(path: Path, meta: Mapping[str, Any], arch_name: str, *,
+                   has_output: bool, vocab_size: int) -> dict[str, Any]:
+    """The Hugging Face ``config.json`` dict that the GGUF metadata describes.
+
+    Only translates key names (``{arch}.embedding_length`` -> ``hidden_size``, ...): the dict
+    goes through ``QwenConfig.from_dict`` like a checkpoint folder's config.json, so defaults
+    and checks live in ``hf_config`` alone, and ``write_hf_checkpoint`` saves this same dict.
+    """
+    arch = GGUF_ARCHITECTURES[arch_name]
 
     def get(key: str, default: Any = None) -> Any:
-        value = meta.get(f"{prefix}.{key}", default)
+        value = meta.get(f"{arch_name}.{key}", default)
         if value is None:
-            msg = f"{path}: metadata has no {prefix}.{key}; the GGUF file is incomplete"
+            msg = f"{path}: metadata has no {arch_name}.{key}; the GGUF file is incomplete"
             raise CheckpointError(msg)
         return value
 
-    scaling = meta.get(f"{prefix}.rope.scaling.type")
+    scaling = meta.get(f"{arch_name}.rope.scaling.type")
     if scaling not in (None, "none"):
-        msg = (f"{path}: {prefix}.rope.scaling.type={scaling!r} is not supported (only the "
+        msg = (f"{path}: {arch_name}.rope.scaling.type={scaling!r} is not supported (only the "
                "default RoPE)")
         raise CheckpointError(msg)
     hidden, heads = get("embedding_length"), get("attention.head_count")
-    head_dim = meta.get(f"{prefix}.attention.key_length")
-    if head_dim is None:
+    head_dim = meta.get(f"{arch_name}.attention.key_length")
+    if head_dim is None:  # llama.cpp's own default (Qwen3's config default would be 128)
         head_dim = hidden // heads if isinstance(hidden, int) and isinstance(heads, int) else 0
-    eos = meta.get("tokenizer.ggml.eos_token_id")
     raw: dict[str, Any] = {
         "architectures": [arch.architecture],
         "model_type": arch.architecture.removesuffix("ForCausalLM").lower(),
@@ -174,24 +181,15 @@ def _config(path: Path, meta: Mapping[str, Any], arch: _GGUFArch, prefix: str,
         "hidden_act": "silu",
         "torch_dtype": "float32",
         "bos_token_id": meta.get("tokenizer.ggml.bos_token_id"),
-        "eos_token_id": eos,
+        "eos_token_id": meta.get("tokenizer.ggml.eos_token_id"),
         "use_sliding_window": False,
     }
-    cfg = QwenConfig.from_dict(raw, source=str(path))
-    if not arch.qkv_bias and cfg.attention_bias:
-        cfg = _replace_bias(cfg)
-    return cfg, raw
+    return raw
 
 
 def _f32(value: Any) -> Any:
     """A float32 metadata value as the decimal it was written from (9.99999975e-06 -> 1e-05)."""
     return float(f"{value:.7g}") if isinstance(value, float) else value
-
-
-def _replace_bias(cfg: QwenConfig) -> QwenConfig:
-    import dataclasses
-
-    return dataclasses.replace(cfg, attention_bias=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,22 +273,13 @@ class GGUFCheckpoint:
         Raises:
             CheckpointError: lists missing tensors, shape mismatches and unsupported types.
         """
-        problems = []
-        for name, shape in expected_tensors(self.config).items():
-            info = self._tensors.get(name)
-            if info is None:
-                problems.append(f"missing tensor {name} (expected shape {list(shape)})")
-            elif info.shape != shape:
-                problems.append(f"tensor {info.gguf_name} has shape {list(info.shape)}, "
-                                f"expected {list(shape)}")
-            elif info.type_name not in _SUPPORTED_TYPES:
-                problems.append(f"tensor {info.gguf_name} has type {info.type_name}; "
-                                f"supported: {', '.join(_SUPPORTED_TYPES)}")
-        if problems:
-            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-            msg = (f"{self.path}: {'; '.join(problems[:5])}{more}; the GGUF tensors do not match "
-                   f"its metadata ({self.config.architecture})")
-            raise CheckpointError(msg)
+        found = {
+            name: (t.gguf_name, t.shape, None if t.type_name in _SUPPORTED_TYPES else
+                   f"has type {t.type_name}; supported: {', '.join(_SUPPORTED_TYPES)}")
+            for name, t in self._tensors.items()
+        }
+        check_tensors(self.config, found, source=str(self.path),
+                      mismatch="the GGUF tensors do not match its metadata")
 
     def _info(self, name: str) -> _GGUFTensor:
         try:
@@ -374,7 +363,11 @@ def load_gguf(src: str | os.PathLike[str]) -> GGUFCheckpoint:
     if "model.embed_tokens.weight" not in tensors:
         raise CheckpointError(f"{path}: no token_embd.weight tensor")
     vocab_size = tensors["model.embed_tokens.weight"].shape[0]
-    cfg, raw = _config(path, meta, arch, str(arch_name), "lm_head.weight" in tensors, vocab_size)
+    raw = hf_config_dict(path, meta, str(arch_name), has_output="lm_head.weight" in tensors,
+                         vocab_size=vocab_size)
+    cfg = QwenConfig.from_dict(raw, source=str(path))
+    if not arch.qkv_bias and cfg.attention_bias:  # llama layout: Qwen2 without q/k/v biases
+        cfg = dataclasses.replace(cfg, attention_bias=False)
     template = meta.get("tokenizer.chat_template")
     tok_config = tokenizer_config(meta, template if isinstance(template, str) else None)
     generation = {"eos_token_id": raw["eos_token_id"]} if raw["eos_token_id"] is not None else {}

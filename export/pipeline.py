@@ -22,10 +22,11 @@ from typing import Any
 from qwen_edge.errors import ConfigError, TokenizerError
 from qwen_edge.tool_formats import detect_format, get_format
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import load_checkpoint
 from .gguf import GGUFCheckpoint, is_gguf, load_gguf
 from .passes import default_pipeline
 from .qwen import build_decoder
+from .weights import Checkpoint
 from .writer import MODEL_FILE, TOKENIZER_FILE, check_output, write_package
 
 __all__ = ["QUANT_METHODS", "ExportConfig", "ExportResult", "export_model"]

@@ -34,8 +34,8 @@ import onnx_ir as ir
 
 from qwen_edge.errors import UnsupportedArchitectureError
 
-from .checkpoint import SUPPORTED_ARCHITECTURES, QwenConfig
 from .graph import MS_DOMAIN, SOURCE_KEY, SOURCE_LOADER, TRANSPOSED_KEY, GraphBuilder
+from .hf_config import SUPPORTED_ARCHITECTURES, QwenConfig
 
 __all__ = ["ARCHITECTURES", "build_decoder", "rotary_caches"]
 

@@ -42,8 +42,8 @@ from collections.abc import Callable
 import numpy as np
 import onnx_ir as ir
 
-from .checkpoint import QwenConfig
 from .graph import MS_DOMAIN, SOURCE_KEY, SOURCE_LOADER, TRANSPOSED_KEY
+from .hf_config import QwenConfig
 from .qwen import _DecoderBuilder, rotary_caches
 from .qwen35_config import rotary_dim
 

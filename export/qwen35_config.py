@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from qwen_edge.errors import CheckpointError
 
 if TYPE_CHECKING:
-    from .checkpoint import QwenConfig
+    from .hf_config import QwenConfig
 
 __all__ = [
     "QWEN35_ARCHITECTURES",

@@ -43,7 +43,7 @@ from qwen_edge.errors import (
     UnsupportedArchitectureError,
 )
 
-from .checkpoint import QwenConfig, expected_tensors
+from .hf_config import QwenConfig, expected_tensors
 from .synth_qwen35 import QWEN35, extra_tensors
 
 __all__ = ["SHAPES", "synth_checkpoint"]

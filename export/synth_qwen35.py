@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .checkpoint import QwenConfig
+from .hf_config import QwenConfig
 
 __all__ = ["QWEN35", "extra_tensors"]
 

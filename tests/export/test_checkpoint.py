@@ -1,4 +1,4 @@
-"""qwen_edge.export.checkpoint: config parsing, safetensors streaming, validation, hub errors.
+"""qwen_edge.export.checkpoint / hf_config / weights / hub: config parsing, safetensors streaming, validation, hub errors.
 
 Checkpoints here are written by hand (safetensors' own numpy writer for F32/F16, a 20-line
 raw writer for BF16 and corrupt files), so the reader is never checked against itself.
@@ -29,13 +29,9 @@ from qwen_edge.errors import (
     HubUnavailableError,
     UnsupportedArchitectureError,
 )
-from qwen_edge.export.checkpoint import (
-    HUB_ALLOW_PATTERNS,
-    SUPPORTED_ARCHITECTURES,
-    QwenConfig,
-    expected_tensors,
-    load_checkpoint,
-)
+from qwen_edge.export.checkpoint import load_checkpoint
+from qwen_edge.export.hf_config import SUPPORTED_ARCHITECTURES, QwenConfig, expected_tensors
+from qwen_edge.export.hub import HUB_ALLOW_PATTERNS
 
 # -- tiny configs and the tensors their architecture needs, written out by hand ------------
 

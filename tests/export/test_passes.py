@@ -13,7 +13,7 @@ from qwen_edge.export.synth import SHAPES
 
 
 def _cfg(shape: str):  # type: ignore[no-untyped-def]
-    from qwen_edge.export.checkpoint import QwenConfig
+    from qwen_edge.export.hf_config import QwenConfig
 
     return QwenConfig.from_dict(SHAPES[shape])
 
@@ -25,7 +25,7 @@ def _fp32_model(shape: str) -> ir.Model:
 
     def load(name: str) -> np.ndarray:
         if name not in cache:
-            from qwen_edge.export.checkpoint import expected_tensors
+            from qwen_edge.export.hf_config import expected_tensors
 
             cache[name] = rng.standard_normal(expected_tensors(cfg)[name]).astype(np.float32)
         return cache[name]

@@ -124,7 +124,7 @@ def test_bad_export_config(kwargs):  # type: ignore[no-untyped-def]
 
 
 def test_interrupted_export_leaves_nothing(checkpoint, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    from qwen_edge.export import checkpoint as ckpt_module
+    from qwen_edge.export import weights as ckpt_module
 
     calls = {"n": 0}
     original = ckpt_module.Checkpoint.tensor

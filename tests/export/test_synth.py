@@ -20,7 +20,8 @@ import pytest
 
 from qwen_edge.errors import ConfigError, OutputExistsError
 from qwen_edge.export import tokenizer as tokenizer_module
-from qwen_edge.export.checkpoint import QwenConfig, expected_tensors, load_checkpoint
+from qwen_edge.export.checkpoint import load_checkpoint
+from qwen_edge.export.hf_config import QwenConfig, expected_tensors
 from qwen_edge.export.synth import SHAPES, synth_checkpoint
 
 REAL_SHAPES = ["qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b"]

@@ -13,6 +13,11 @@ template and the package's tools exactly as the agent renders them at run time (
 template, same tool schemas, same tokenization of user/tool contents); the loss is on the
 assistant's tokens only. Same arguments, same corpus, same initial weights; the weights are
 reproducible up to floating-point non-determinism of multi-threaded CPU kernels.
+
+This file is the from-scratch trainer (losses, schedule, checkpoints, ``main``). What the
+trainers share lives in ``tiny_train/``: ``encoding`` (rows, loss masks, batches), ``vocabulary``
+(words, pieces and spelling ties from the tokenizer) and ``augment`` (copy, noise, echo and
+spelling tasks); their names are re-exported here, where the SmolLM fine-tune imports them.
 """
 
 from __future__ import annotations
@@ -21,11 +26,9 @@ import argparse
 import json
 import math
 import random
-import re
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,246 +41,51 @@ sys.path[:0] = [str(HERE)]
 
 import corpus
 from model import TinyConfig, TinyQwen2
+from tiny_train.augment import (
+    _COPY_ARGS,
+    augment_copy,
+    augment_noise,
+    distractor_words,
+    echo_examples,
+    random_word,
+    spelling_examples,
+)
+from tiny_train.encoding import SYSTEM_PROMPTS, Encoder, Row, encode_corpus, make_batches
+from tiny_train.vocabulary import (
+    spelling_groups,
+    spelling_pieces,
+    vocabulary_pieces,
+    vocabulary_words,
+)
 
-from qwen_edge.agents.tools import as_tool
-from qwen_edge.chat import builtin_template, encode_chat, render_chat
-from qwen_edge.default_model import DEFAULT_SYSTEM
-from qwen_edge.demo import home_tools
 from qwen_edge.tokenizer import Tokenizer
 
-# The system prompts the model sees in training: the template's default (no system message),
-# the demo's, and two plain ones; each is one shared prefix with the tool schemas.
-SYSTEM_PROMPTS: tuple[str | None, ...] = (
-    None, DEFAULT_SYSTEM, "You control a smart home. Use the tools.",
-    "You are a helpful assistant.")
-
-
-
-
-@dataclass
-class Row:
-    prefix: int  # index into SYSTEM_PROMPTS
-    ids: np.ndarray  # suffix token ids (everything after the system turn)
-    loss_mask: np.ndarray  # True where ids[i] is an assistant token to predict
-
-
-class Encoder:
-    """Render + tokenize conversations exactly like ``Model.encode_chat`` does."""
-
-    def __init__(self, tokenizer: Tokenizer) -> None:
-        self.tok = tokenizer
-        self.template = builtin_template("Qwen2ForCausalLM")
-        self.tools = [as_tool(t).to_openai() for t in home_tools.TOOLS]
-        ids = [tokenizer.token_to_id(t) for t in ("<|im_start|>", "<|im_end|>")]
-        self.im_start, self.im_end = ids
-        head = tokenizer.encode("<|im_start|>assistant\n").tolist()
-        assert head[0] == self.im_start, head
-        self.assistant_head = head[1:]  # "assistant\n": 2 tokens for Qwen, 3 for SmolLM2
-        self.prefixes = [self._prefix(s) for s in SYSTEM_PROMPTS]
-        # The same system turns without the ~1,000 tokens of tool schemas: a curriculum. With
-        # the schemas, attention starts out spread over a thousand positions and the few user
-        # tokens barely register; without them the model first learns to read the request,
-        # then keeps doing it when the schemas are there (half of the later batches).
-        self.short_prefixes = [self._prefix(s, tools=False) for s in SYSTEM_PROMPTS]
-
-    def _system(self, system: str | None) -> list[dict]:
-        return [{"role": "system", "content": system}] if system is not None else []
-
-    def _prefix(self, system: str | None, tools: bool = True) -> np.ndarray:
-        text = render_chat(self.template, [*self._system(system),
-                                           {"role": "user", "content": "x"}],
-                           tools=self.tools if tools else None)
-        return self.tok.encode(text[: text.index("<|im_start|>user")])
-
-    def full(self, system: str | None, messages: list[dict]) -> np.ndarray:
-        """What the runtime would tokenize (for checking ``row``)."""
-        msgs = [*self._system(system), *messages]
-        return encode_chat(self.tok, self.template, msgs, tools=self.tools,
-                           add_generation_prompt=False)
-
-    def row(self, prefix: int, messages: list[dict]) -> Row:
-        marker = "<|im_start|>system\nS<|im_end|>\n"
-        ids = encode_chat(self.tok, self.template, [{"role": "system", "content": "S"},
-                                                    *messages], add_generation_prompt=False)
-        head = self.tok.encode(marker)
-        assert ids[:len(head)].tolist() == head.tolist()  # ends with <|im_end|>\n: a boundary
-        ids = ids[len(head):]
-        mask = np.zeros(len(ids), dtype=bool)
-        i, n = 0, 1 + len(self.assistant_head)
-        while i < len(ids) - n:
-            if ids[i] == self.im_start and ids[i + 1:i + n].tolist() == self.assistant_head:
-                end = i + n
-                while ids[end] != self.im_end:
-                    end += 1
-                mask[i + n:end + 1] = True  # the content and <|im_end|>
-                i = end
-            i += 1
-        return Row(prefix, ids.astype(np.int64), mask)
-
-
-# -- copy augmentation ----------------------------------------------------------------------
-# The corpus's entity pools are finite; people will name cities, rooms and reminders the
-# generator never saw. Rewriting some conversations with random words from the tokenizer's own
-# vocabulary gives those tokens trained embeddings and teaches the model to copy *any* word
-# from the request into the arguments.
-
-_COPY_ARGS = {"get_weather": "city", "add_reminder": "text", "set_timer": "label",
-              "set_lights": "room"}
-
-
-def vocabulary_words(tokenizer: Tokenizer) -> list[str]:
-    """Plain ASCII words (3-12 letters) that are single tokens with a leading space."""
-    words = set()
-    for token in tokenizer.backend.get_vocab():
-        if token.startswith("\u0120") and token[1:].isascii() and token[1:].isalpha() \
-                and 3 <= len(token) - 1 <= 12:
-            words.add(token[1:].lower())
-    return sorted(words)
-
-
-def vocabulary_pieces(tokenizer: Tokenizer) -> list[str]:
-    """Lowercase ASCII word pieces (2-5 letters) that are tokens *without* a leading space:
-    what the inside of an unfamiliar name is made of (" Sarajevo" -> " Sar", "aj", "evo")."""
-    return sorted({t for t in tokenizer.backend.get_vocab()
-                   if t.isascii() and t.isalpha() and t.islower() and 2 <= len(t) <= 5})
-
-
-def random_word(rng: random.Random, words: list[str], pieces: Sequence[str] = (),
-                share: float = 0.0) -> str:
-    """A random vocabulary word; with probability ``share`` followed by 1-2 random pieces, so
-    that it spans several tokens like most names the model never saw ("garden" + "uite").
-    ``share=0`` draws exactly what the earlier single-token version drew."""
-    word = rng.choice(words)
-    if share and pieces and rng.random() < share:
-        word += "".join(rng.choice(pieces) for _ in range(rng.choice((1, 1, 2))))
-    return word
-
-
-def augment_copy(example, rng: random.Random, words: list[str], pieces: Sequence[str] = (),
-                 pseudo_share: float = 0.0):
-    """``example`` with its one copied string argument replaced by 1-3 random words, or None.
-
-    ``pseudo_share``: the share of those words made longer with word pieces (``random_word``).
-    """
-    msgs = example.messages
-    if example.kind != "single" or len(msgs) != 4 or len(msgs[1].get("tool_calls", [])) != 1:
-        return None
-    call = msgs[1]["tool_calls"][0]["function"]
-    key = _COPY_ARGS.get(call["name"])
-    old = call["arguments"].get(key) if key else None
-    if not isinstance(old, str) or not old:
-        return None
-    user = msgs[0]["content"]
-    new = " ".join(random_word(rng, words, pieces, pseudo_share)
-                   for _ in range(rng.choice((1, 1, 2, 2, 3))))
-    if key == "city":
-        new = new.title()
-    if old in user:
-        user = user.replace(old, new)
-    elif old.lower() in user:
-        user = user.replace(old.lower(), new.lower())
-        new = new if key != "city" else new.title()
-    else:
-        return None
-    args = {**call["arguments"], key: new}
-    content, out, error = corpus.run_tool(call["name"], args)
-    text, _ = corpus.answer([(call["name"], args)], [(out, error)])
-    return corpus.Example(messages=[
-        {"role": "user", "content": user},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"type": "function", "function": {"name": call["name"], "arguments": args}}]},
-        {"role": "tool", "content": content},
-        {"role": "assistant", "content": text}], kind="copy", split=example.split)
-
-
-def distractor_words(words: list[str], examples: list, *, max_count: int = 4) -> list[str]:
-    """``words`` minus the corpus's own request vocabulary (any word its user messages use more
-    than ``max_count`` times): random words that are never a cue for a tool or an argument."""
-    counts: dict[str, int] = {}
-    for ex in examples:
-        for m in ex.messages:
-            if m["role"] == "user":
-                for w in re.findall(r"[a-z]+", m["content"].lower()):
-                    counts[w] = counts.get(w, 0) + 1
-    return [w for w in words if counts.get(w, 0) <= max_count]
-
-
-_NOISE_JOINS = (", ", ". ", " - ", ": ", "! ", "... ", " ")
-
-
-def augment_noise(example, rng: random.Random, words: list[str]):
-    """``example`` with 1-4 random words before and/or after its request, or None.
-
-    The arguments stay the same. Unfamiliar words at the start of a request (often
-    capitalized, like a city) are what the model quoted instead of the entity on requests
-    phrased unlike its templates; this teaches it to find an argument by the words that cue
-    it, not by its position or its capital letter.
-    """
-    msgs = example.messages
-    if example.kind not in ("single", "parallel", "copy") or msgs[0]["role"] != "user":
-        return None
-
-    def chatter() -> str:
-        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 4)))
-        return text.title() if rng.random() < 0.2 else text
-
-    user, r = msgs[0]["content"], rng.random()
-    if r < 0.7:
-        before = chatter()
-        if rng.random() < 0.6:
-            before = before[:1].upper() + before[1:]
-        user = before + rng.choice(_NOISE_JOINS) + user
-    if r >= 0.45:
-        user = user + rng.choice(_NOISE_JOINS) + chatter()
-    return corpus.Example(messages=[{**msgs[0], "content": user}, *msgs[1:]], kind=example.kind,
-                          split=example.split)
-
-
-_ECHO_ASKS = ("Repeat after me: ", "Say exactly: ", "Echo this: ", "Copy this text: ",
-              "repeat: ", "say ")
-
-
-def echo_examples(n: int, rng: random.Random, words: list[str], pieces: Sequence[str] = (),
-                  pseudo_share: float = 0.0) -> list:
-    """Pure copying (``Repeat after me: X`` -> ``X``): the mechanism every argument needs.
-
-    A small model learns to copy from context (induction heads) late and suddenly when
-    copying is a rare part of the loss; a share of pure copy tasks brings it early.
-    """
-    out = []
-    for _ in range(n):
-        seq = " ".join(random_word(rng, words, pieces, pseudo_share)
-                       for _ in range(rng.randint(1, 10)))
-        if rng.random() < 0.4:
-            seq = seq.title()
-        out.append(corpus.Example(messages=[
-            {"role": "user", "content": rng.choice(_ECHO_ASKS) + seq},
-            {"role": "assistant", "content": seq}], kind="echo", split="train"))
-    return out
-
-
-_SPELL_ASKS = ("Quote each word: ", "Put these in a JSON list: ", "List these words: ",
-               "As a list: ")
-
-
-def spelling_examples(n: int, rng: random.Random, words: list[str], pieces: Sequence[str] = (),
-                      pseudo_share: float = 0.0) -> list:
-    """Spelling lessons (``Quote each word: staircase Hobart`` -> ``["staircase", "Hobart"]``).
-
-    In a request a word follows a space (`` staircase``, one token); in a JSON argument or a
-    quoted value it starts bare after the quote (``st`` ``air`` ``case``). Copying such a word
-    needs its spelling, which only a pre-trained model knows; these lessons put the request's
-    form and the quoted form side by side for random vocabulary words, lowercase and
-    capitalized, in the JSON context where a copied argument is written.
-    """
-    out = []
-    for _ in range(n):
-        seq = [random_word(rng, words, pieces, pseudo_share) for _ in range(rng.randint(2, 6))]
-        seq = [w.title() if rng.random() < 0.4 else w for w in seq]
-        out.append(corpus.Example(messages=[
-            {"role": "user", "content": rng.choice(_SPELL_ASKS) + " ".join(seq)},
-            {"role": "assistant", "content": json.dumps(seq)}], kind="spell", split="train"))
-    return out
+# Encoding, vocabulary and augmentation live in tiny_train/; the trainers import them from here.
+__all__ = [
+    "SYSTEM_PROMPTS",
+    "_COPY_ARGS",
+    "Encoder",
+    "Row",
+    "augment_copy",
+    "augment_noise",
+    "batch_loss",
+    "distractor_words",
+    "echo_examples",
+    "encode_corpus",
+    "evaluate",
+    "induction_loss",
+    "lr_at",
+    "main",
+    "make_batches",
+    "random_word",
+    "save",
+    "spelling_examples",
+    "spelling_groups",
+    "spelling_pieces",
+    "vocabulary_pieces",
+    "vocabulary_words",
+    "warm_start",
+]
 
 
 def induction_loss(model: TinyQwen2, batch_tokens: int, rng: np.random.Generator, *,
@@ -304,78 +112,6 @@ def induction_loss(model: TinyQwen2, batch_tokens: int, rng: np.random.Generator
         logits = (hidden @ embed[candidates].T).float()
     return F.cross_entropy(logits.reshape(-1, len(candidates)),
                            index[:, length + 1:].reshape(-1))
-
-
-def spelling_groups(tokenizer: Tokenizer, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Groups and features of the spelling-tied embeddings (see ``model.py``).
-
-    Active tokens that are the same ASCII word up to a leading space and letter case
-    (`` Call``, ``call``, ``CALL``) form one group; features are [leading space, capital].
-    """
-    keys, groups, features = {}, np.empty(len(active), np.int64), np.zeros((len(active), 2))
-    for i, token_id in enumerate(active.tolist()):
-        token = tokenizer.backend.id_to_token(token_id) or ""
-        space = token.startswith("\u0120")  # byte-level BPE's space
-        word = token[1:] if space else token
-        key = word.lower() if word.isascii() and word.isalpha() else token
-        groups[i] = keys.setdefault(key, len(keys))
-        features[i] = (space, word[:1].isupper())
-    return groups, features
-
-
-def spelling_pieces(tokenizer: Tokenizer, active: np.ndarray) -> np.ndarray:
-    """(n_active, 3) rows of each token's bare spelling pieces: first, second, last.
-
-    For an active token that is a space and an ASCII word which, written bare (as in a
-    JSON value after its quote), is several tokens that are all active: `` staircase`` ->
-    (``st``, ``air``, ``case``); `` Hob`` -> (``H``, ``ob``, ``ob``). Every other token,
-    and every slot past a token's pieces, gets ``len(active)`` (no piece; ``model.py``).
-    """
-    row = {int(t): i for i, t in enumerate(active.tolist())}
-    out = np.full((len(active), 3), len(active), np.int64)
-    for i, token_id in enumerate(active.tolist()):
-        token = tokenizer.backend.id_to_token(token_id) or ""
-        word = token[1:]
-        if not (token.startswith("\u0120") and word.isascii() and word.isalpha()):
-            continue
-        ids = tokenizer.backend.encode(word, add_special_tokens=False).ids
-        if len(ids) < 2 or any(t not in row for t in ids):
-            continue
-        out[i] = (row[ids[0]], row[ids[1]], row[ids[-1]])
-    return out
-
-
-def encode_corpus(encoder: Encoder, examples: list, seed: int) -> list[Row]:
-    rng = random.Random(seed)
-    rows = []
-    for n, ex in enumerate(examples):
-        prefix = rng.randrange(len(SYSTEM_PROMPTS))
-        row = encoder.row(prefix, ex.messages)
-        if n < 20:  # the split into prefix + row must be what the runtime tokenizes
-            full = encoder.full(SYSTEM_PROMPTS[prefix], ex.messages)
-            joined = np.concatenate([encoder.prefixes[prefix], row.ids])
-            assert np.array_equal(full, joined), f"tokenization differs for example {n}"
-        rows.append(row)
-    return rows
-
-
-def make_batches(rows: list[Row], budget: int, rng: random.Random) -> list[list[Row]]:
-    """Rows of similar length, padded size <= budget tokens per batch."""
-    batches = []
-    mine = list(rows)
-    rng.shuffle(mine)
-    for start in range(0, len(mine), 2000):
-        chunk = sorted(mine[start:start + 2000], key=lambda r: len(r.ids))
-        batch: list[Row] = []
-        for r in chunk:
-            if batch and len(r.ids) * (len(batch) + 1) > budget:
-                batches.append(batch)
-                batch = []
-            batch.append(r)
-        if batch:
-            batches.append(batch)
-    rng.shuffle(batches)
-    return batches
 
 
 def batch_loss(model: TinyQwen2, prefix: torch.Tensor, batch: list[Row], *, bf16: bool = False,

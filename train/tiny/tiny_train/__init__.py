@@ -1,0 +1,1 @@
+"""The parts of ``train.py`` that the trainers share: encoding, vocabulary, augmentation."""

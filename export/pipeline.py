@@ -58,11 +58,10 @@ class ExportConfig:
             few clipping ratios instead of round-to-nearest from the block's range
             (``export.quant.quantize_blockwise(search=True)``); ignored when asymmetric.
         embedding_quant: ``int4`` / ``int8`` for the token embedding and the lm_head (one
-            table when tied), None: as ``quant``. The head decides every token, and in a
-            small model it is a large share of the weights and of the quantization error:
-            ``int8`` here with ``int4`` layers keeps the output distribution close to float
-            at a fraction of int8's size (llama.cpp's Q4_K_M keeps its output tensor at 6 bits
-            for the same reason; docs/export.md, "Mixed precision").
+            table when tied), None: as ``quant``. The head decides every token and in a small
+            model it is a large share of the weights, so it is the first tensor to give more
+            bits (llama.cpp's Q4_K_M keeps its output tensor at 6 bits); how much that
+            recovers is measured per model (docs/export.md, "Quantization").
         tool_format: the tool-call format recorded in the manifest (``"hermes"``,
             ``"qwen3_xml"``); None detects it from the package's chat template
             (``qwen_edge.tool_formats.detect_format``).

@@ -25,8 +25,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--quant", choices=("int4", "int8", "fp32"), default="int4")
     p.add_argument("--embedding-quant", choices=("int4", "int8"), default=None,
                    help="token embedding and lm_head (one table when tied) at this precision; "
-                        "default: as --quant. int8 with --quant int4 keeps a small model's "
-                        "output distribution close to float (docs/export.md)")
+                        "default: as --quant (docs/export.md, \"Quantization\")")
     p.add_argument("--block-size", type=int, default=32, help="quantization block (default 32)")
     p.add_argument("--accuracy-level", type=int, default=4,
                    help="MatMulNBits accuracy_level; 4 = int8 activations (default)")

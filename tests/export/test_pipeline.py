@@ -58,6 +58,38 @@ def test_quantized_package_uses_fused_ops_and_no_fp32_matrices(package):  # type
     assert gather.input[0] == head.input[1]
 
 
+def test_embedding_quant_sets_the_head_apart(checkpoint, tmp_path):  # type: ignore[no-untyped-def]
+    """int4 layers with an int8 embedding / tied lm_head: one int8 table feeds both ops, the
+    layers stay int4, and the logits move towards the fp32 export's."""
+    onnx = pytest.importorskip("onnx")
+    import qwen_edge
+
+    src = checkpoint("tiny-qwen2")
+    out = {}
+    for name, cfg in {"fp32": ExportConfig(quant="fp32"), "int4": ExportConfig(quant="int4"),
+                      "mixed": ExportConfig(quant="int4", embedding_quant="int8")}.items():
+        export_model(src, tmp_path / name, cfg)
+        out[name] = tmp_path / name
+    pkg = read_package(out["mixed"])
+    assert (pkg.quantization["embedding"], pkg.quantization["lm_head"]) == ("int8", "int8")
+    assert pkg.quantization["bits"] == 4
+    graph = onnx.load(str(out["mixed"] / "model.onnx"), load_external_data=False).graph
+    bits = {n.name: next(a.i for a in n.attribute if a.name == "bits") for n in graph.node
+            if n.op_type in ("MatMulNBits", "GatherBlockQuantized")}
+    head = next(n for n in graph.node if n.name.startswith("/lm_head"))
+    gather = next(n for n in graph.node if n.op_type == "GatherBlockQuantized")
+    assert bits[head.name] == bits[gather.name] == 8
+    assert gather.input[0] == head.input[1]  # still one shared table
+    assert {b for name, b in bits.items() if name not in (head.name, gather.name)} == {4}
+    ids = np.arange(3, 40)
+    logits = {}
+    for name, path in out.items():
+        m = qwen_edge.load(path, threads=1)
+        logits[name] = m.engine.forward(ids, m.session().cache, num_logits=len(ids)).copy()
+    err = {k: np.abs(logits[k] - logits["fp32"]).mean() for k in ("int4", "mixed")}
+    assert err["mixed"] < err["int4"], err
+
+
 def test_export_is_deterministic(checkpoint, tmp_path):  # type: ignore[no-untyped-def]
     cfg = ExportConfig(quant="int4", max_context=64)
     a = export_model(checkpoint("tiny-qwen2"), tmp_path / "a", cfg).path
@@ -117,7 +149,9 @@ def test_missing_source_folder(tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("kwargs", [{"quant": "int3"}, {"block_size": 48}, {"block_size": 8},
-                                    {"max_context": 0}, {"accuracy_level": 7}])
+                                    {"max_context": 0}, {"accuracy_level": 7},
+                                    {"quant": "fp32", "embedding_quant": "int8"},
+                                    {"embedding_quant": "int2"}])
 def test_bad_export_config(kwargs):  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError):
         ExportConfig(**kwargs)

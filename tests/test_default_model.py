@@ -46,14 +46,15 @@ def heldout(model: qwen_edge.Model, evaluate: Any) -> dict[str, Any]:
 # -- the package ----------------------------------------------------------------------------
 
 
-def test_shipped_package_is_small_verified_and_inside_the_installed_package() -> None:
+def test_shipped_package_is_small_verified_and_inside_the_installed_package(
+        model: qwen_edge.Model) -> None:
     path = default_package_path()
     assert path.parent.parent == Path(qwen_edge.__file__).parent
     package = qwen_edge.read_package(path)  # verifies every sha256
     assert package.architecture == "Qwen2ForCausalLM"
     assert package.nbytes <= 100_000_000  # issue #27's budget
     assert package.shapes["vocab_size"] == 49156  # SmolLM2's 49,152 + the four tool tokens
-    tok = qwen_edge.load_default().tokenizer
+    tok = model.tokenizer
     for text in ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"):
         assert tok.token_to_id(text) is not None, text
 

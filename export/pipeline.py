@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qwen_edge.errors import ConfigError, TokenizerError
 from qwen_edge.tool_formats import detect_format, get_format
@@ -28,6 +28,9 @@ from .passes import default_pipeline
 from .qwen import build_decoder
 from .weights import Checkpoint
 from .writer import MODEL_FILE, TOKENIZER_FILE, check_output, write_package
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["QUANT_METHODS", "ExportConfig", "ExportResult", "export_model"]
 
@@ -62,6 +65,11 @@ class ExportConfig:
             model it is a large share of the weights, so it is the first tensor to give more
             bits (llama.cpp's Q4_K_M keeps its output tensor at 6 bits); how much that
             recovers is measured per model (docs/export.md, "Quantization").
+        layer_quant: per decoder layer, ``{index: "int4" | "int8" | "fp32"}``, overriding
+            ``quant`` for every MatMul of that layer (``fp32``: left unquantized), like
+            llama.cpp's ``--tensor-type`` overrides. For a fine-tune that trained only some
+            layers, those are the ones to give more bits; the manifest's
+            ``quantization.layers`` records the overrides.
         tool_format: the tool-call format recorded in the manifest (``"hermes"``,
             ``"qwen3_xml"``); None detects it from the package's chat template
             (``qwen_edge.tool_formats.detect_format``).
@@ -74,6 +82,7 @@ class ExportConfig:
     symmetric: bool = True
     scale_search: bool = True
     embedding_quant: str | None = None
+    layer_quant: Mapping[int, str] | None = None
     tool_format: str | None = None
 
     def __post_init__(self) -> None:
@@ -94,6 +103,14 @@ class ExportConfig:
             msg = (f"embedding_quant={self.embedding_quant!r}: must be 'int4' or 'int8', with "
                    f"quant 'int4' or 'int8' (got quant={self.quant!r})")
             raise ConfigError(msg)
+        if self.layer_quant:
+            bad = {k: v for k, v in self.layer_quant.items()
+                   if not isinstance(k, int) or k < 0 or v not in QUANT_METHODS}
+            if bad or self.quant == "fp32":
+                msg = (f"layer_quant={dict(self.layer_quant)!r}: must map layer indices >= 0 to "
+                       f"one of {', '.join(QUANT_METHODS)}, with quant 'int4' or 'int8' (got "
+                       f"quant={self.quant!r}{f'; bad: {bad}' if bad else ''})")
+                raise ConfigError(msg)
         if self.tool_format is not None:
             get_format(self.tool_format)  # ConfigError listing the known formats
 
@@ -190,6 +207,7 @@ def build_manifest(ckpt: Checkpoint | GGUFCheckpoint, cfg: ExportConfig, *, max_
             "lm_head": cfg.embedding_quant or cfg.quant,
             "symmetric": cfg.symmetric if bits else None,
             "scale_search": (cfg.symmetric and cfg.scale_search) if bits else None,
+            "layers": {str(i): q for i, q in sorted((cfg.layer_quant or {}).items())},
         },
         "max_context": max_context,
         "graph": {
@@ -294,6 +312,11 @@ def export_model(
     else:
         ckpt = load_checkpoint(src, revision=revision)
     ckpt.validate()
+    layers = ckpt.config.num_hidden_layers
+    if any(i >= layers for i in cfg.layer_quant or {}):
+        msg = (f"layer_quant names layer {max(cfg.layer_quant or {})}, but {src} has {layers} "
+               f"layers (0..{layers - 1})")
+        raise ConfigError(msg)
     max_context = cfg.max_context or ckpt.config.max_position_embeddings
     tokenizer_json, chat_template = _tokenizer(ckpt)
     manifest = build_manifest(ckpt, cfg, max_context=max_context, tokenizer_json=tokenizer_json,

@@ -54,6 +54,23 @@ def test_export_int4_scheme_flags(checkpoint, tmp_path, capsys, flags, symmetric
     assert any("zero_points" in i.name for i in graph.initializer) == zero_points
 
 
+def test_export_layer_quant_flag(checkpoint, tmp_path, capsys):  # type: ignore[no-untyped-def]
+    pkg = tmp_path / "pkg"
+    assert main(["export", str(checkpoint("tiny-qwen2")), "-o", str(pkg), "--max-context", "64",
+                 "--json", "--layer-quant", "0=int8", "--layer-quant", "1-1=fp32"]) == 0
+    capsys.readouterr()
+    quant = json.loads((pkg / "qwen_edge.json").read_text())["quantization"]
+    assert quant["layers"] == {"0": "int8", "1": "fp32"}
+
+
+@pytest.mark.parametrize("value", ["24-29", "24-29=int2", "3-1=int8", "a=int8", "-1=int8", "1,,2=int8"])
+def test_export_layer_quant_flag_rejects(value, capsys):  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "src", "-o", "out", f"--layer-quant={value}"])
+    assert exc.value.code == 2
+    assert "expected LAYERS=QUANT" in capsys.readouterr().err
+
+
 def test_export_scheme_flags_are_exclusive(capsys):  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit) as exc:
         main(["export", "src", "-o", "out", "--symmetric", "--asymmetric"])

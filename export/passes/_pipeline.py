@@ -46,8 +46,10 @@ def default_pipeline(cfg: ExportConfig) -> ir.passes.PassManager:
     if cfg.quant in BITS:
         bits = BITS[cfg.quant]
         head_bits = BITS[cfg.embedding_quant or cfg.quant]
+        layer_bits = {i: BITS.get(q) for i, q in (cfg.layer_quant or {}).items()}  # fp32: None
         passes += [
-            QuantizeMatMulNBits(bits=bits, head_bits=head_bits, block_size=cfg.block_size,
+            QuantizeMatMulNBits(bits=bits, head_bits=head_bits, layer_bits=layer_bits,
+                                block_size=cfg.block_size,
                                 accuracy_level=cfg.accuracy_level, symmetric=cfg.symmetric,
                                 search=cfg.symmetric and cfg.scale_search),
             QuantizeEmbedding(bits=head_bits, block_size=cfg.block_size, symmetric=cfg.symmetric,

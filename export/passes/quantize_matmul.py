@@ -29,6 +29,7 @@ touched, so running the pass twice changes nothing the second time.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import onnx_ir as ir
@@ -38,11 +39,13 @@ from ..graph import MS_DOMAIN, SOURCE_KEY, SOURCE_LOADER, TRANSPOSED_KEY
 from ._lazy import LazyQuantized
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
 
     from ..quant import QuantizedWeight
 
-__all__ = ["QuantizeMatMulNBits", "is_head"]
+__all__ = ["QuantizeMatMulNBits", "is_head", "layer_index"]
 
 BITS_KEY = "qwen_edge.bits"
 BLOCK_KEY = "qwen_edge.block_size"
@@ -53,11 +56,14 @@ LAZY_META = "qwen_edge.lazy"  # in-memory only: the LazyQuantized behind a qweig
 class QuantizeMatMulNBits(ir.passes.InPlacePass):
     """Replace weight MatMuls by MatMulNBits with ``bits``-bit block-wise weights."""
 
-    def __init__(self, *, bits: int, head_bits: int | None = None, block_size: int = 32,
+    def __init__(self, *, bits: int, head_bits: int | None = None,
+                 layer_bits: Mapping[int, int | None] | None = None, block_size: int = 32,
                  accuracy_level: int = 4, symmetric: bool = False, search: bool = False) -> None:
         super().__init__()
         self.bits = bits
         self.head_bits = bits if head_bits is None else head_bits  # the lm_head's (is_head)
+        # per decoder layer (layer_index): other bits, or None to leave its MatMuls fp32
+        self.layer_bits = dict(layer_bits or {})
         self.block_size = block_size
         self.accuracy_level = accuracy_level
         self.symmetric = symmetric  # no zero points: the ops' default 2^(bits-1) applies
@@ -78,19 +84,27 @@ class QuantizeMatMulNBits(ir.passes.InPlacePass):
                 or len(weight.shape) != 2
             ):
                 continue
-            self._replace(graph, node, weight)
+            bits = self._bits(weight.metadata_props.get(SOURCE_KEY, weight.name or ""))
+            if bits is None:
+                continue
+            self._replace(graph, node, weight, bits)
             modified = True
         if modified:
             RemoveUnusedNodesPass()(model)
         return ir.passes.PassResult(model, modified)
 
-    def _replace(self, graph: ir.Graph, node: ir.Node, weight: ir.Value) -> None:
+    def _bits(self, source: str) -> int | None:
+        if is_head(source):
+            return self.head_bits
+        layer = layer_index(source)
+        return self.layer_bits.get(layer, self.bits) if layer is not None else self.bits
+
+    def _replace(self, graph: ir.Graph, node: ir.Node, weight: ir.Value, bits: int) -> None:
         assert weight.shape is not None
         k, n = weight.shape.numpy()  # weight holds W^T: [K, N]
         transposed = weight.const_value
         assert transposed is not None
         source = weight.metadata_props.get(SOURCE_KEY, weight.name or "")
-        bits = self.head_bits if is_head(source) else self.bits
         # Read W [N, K] straight from the checkpoint when the builder left us its loader.
         load_w = weight.meta.get(SOURCE_LOADER) or (lambda: transposed.numpy().T)
         lazy = LazyQuantized(load_w, bits=bits, block_size=self.block_size,
@@ -137,6 +151,15 @@ def is_head(source: str) -> bool:
     ``model.language_model.``), so both names count.
     """
     return source.endswith(("embed_tokens.weight", "lm_head.weight"))
+
+
+def layer_index(source: str) -> int | None:
+    """The decoder layer a checkpoint tensor belongs to (``model.layers.7.mlp...`` -> 7)."""
+    match = _LAYER.search(source)
+    return int(match.group(1)) if match else None
+
+
+_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 
 def _zero_points(q: QuantizedWeight) -> np.ndarray:

@@ -26,6 +26,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--embedding-quant", choices=("int4", "int8"), default=None,
                    help="token embedding and lm_head (one table when tied) at this precision; "
                         "default: as --quant (docs/export.md, \"Quantization\")")
+    p.add_argument("--layer-quant", action="append", type=_layer_quant, default=[],
+                   metavar="LAYERS=QUANT",
+                   help="decoder layers at their own precision, e.g. 24-29=int8 or 0,3=fp32 "
+                        "(repeatable; docs/export.md, \"Quantization\")")
     p.add_argument("--block-size", type=int, default=32, help="quantization block (default 32)")
     p.add_argument("--accuracy-level", type=int, default=4,
                    help="MatMulNBits accuracy_level; 4 = int8 activations (default)")
@@ -50,6 +54,25 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
+def _layer_quant(text: str) -> dict[int, str]:
+    """``24-29=int8`` / ``0,3=fp32`` -> ``{24: "int8", ...}`` (argparse reports the error)."""
+    layers, sep, quant = text.partition("=")
+    try:
+        if not sep or quant not in ("int4", "int8", "fp32"):
+            raise ValueError
+        out: dict[int, str] = {}
+        for part in layers.split(","):
+            lo, dash, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi) if dash else int(lo)
+            if first < 0 or last < first:
+                raise ValueError
+            out.update(dict.fromkeys(range(first, last + 1), quant))
+    except ValueError:
+        msg = f"{text!r}: expected LAYERS=QUANT, e.g. 24-29=int8 or 0,3=fp32 (QUANT: int4, int8, fp32)"
+        raise argparse.ArgumentTypeError(msg) from None
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export import ExportConfig, export_model
 
@@ -57,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = ExportConfig(quant=args.quant, block_size=args.block_size,
                        accuracy_level=args.accuracy_level, max_context=args.max_context,
                        scale_search=args.scale_search, embedding_quant=args.embedding_quant,
+                       layer_quant={k: v for d in args.layer_quant for k, v in d.items()} or None,
                        tool_format=args.tool_format,
                        **symmetric)
     result = export_model(args.src, args.output, cfg, force=args.force, revision=args.revision,

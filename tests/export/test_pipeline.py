@@ -28,6 +28,7 @@ def test_manifest_describes_the_model(package, checkpoint):  # type: ignore[no-u
     assert pkg.quantization == {
         "method": "int4", "bits": 4, "block_size": 32, "accuracy_level": 4,
         "embedding": "int4", "lm_head": "int4", "symmetric": True, "scale_search": True,
+        "layers": {},
     }
     assert pkg.max_context == 2048
     assert pkg.special_tokens["<|im_end|>"] == 151645
@@ -88,6 +89,46 @@ def test_embedding_quant_sets_the_head_apart(checkpoint, tmp_path):  # type: ign
         logits[name] = m.engine.forward(ids, m.session().cache, num_logits=len(ids)).copy()
     err = {k: np.abs(logits[k] - logits["fp32"]).mean() for k in ("int4", "mixed")}
     assert err["mixed"] < err["int4"], err
+
+
+def test_layer_quant_overrides_whole_layers(checkpoint, tmp_path):  # type: ignore[no-untyped-def]
+    """Layer 0 at int8 and layer 1 left fp32, the head int4: every MatMul of a layer follows
+    its override, the manifest records them, and the logits move towards the fp32 export's."""
+    onnx = pytest.importorskip("onnx")
+    import qwen_edge
+
+    src = checkpoint("tiny-qwen2")
+    layers = json.loads((src / "config.json").read_text())["num_hidden_layers"]
+    assert layers == 2
+    cfgs = {"fp32": ExportConfig(quant="fp32"), "int4": ExportConfig(quant="int4"),
+            "mixed": ExportConfig(quant="int4", layer_quant={0: "int8", 1: "fp32"})}
+    out = {name: export_model(src, tmp_path / name, cfg).path for name, cfg in cfgs.items()}
+    assert read_package(out["mixed"]).quantization["layers"] == {"0": "int8", "1": "fp32"}
+    graph = onnx.load(str(out["mixed"] / "model.onnx"), load_external_data=False).graph
+    seen: dict[str, set[object]] = {}
+    for node in graph.node:
+        if node.op_type in ("MatMul", "MatMulNBits") and node.name.startswith("/model/layers."):
+            layer = node.name.split(".")[1].split("/")[0]
+            bits = next((a.i for a in node.attribute if a.name == "bits"), "fp32")
+            seen.setdefault(layer, set()).add(bits)
+    assert seen == {"0": {8}, "1": {"fp32"}}
+    head = next(n for n in graph.node if n.name.startswith("/lm_head"))
+    assert next(a.i for a in head.attribute if a.name == "bits") == 4
+    ids = np.arange(3, 40)
+    logits = {}
+    for name, path in out.items():
+        m = qwen_edge.load(path, threads=1)
+        logits[name] = m.engine.forward(ids, m.session().cache, num_logits=len(ids)).copy()
+    err = {k: np.abs(logits[k] - logits["fp32"]).mean() for k in ("int4", "mixed")}
+    assert err["mixed"] < err["int4"], err
+
+
+def test_layer_quant_beyond_the_model_is_an_error(checkpoint, tmp_path):  # type: ignore[no-untyped-def]
+    src = checkpoint("tiny-qwen2")
+    layers = json.loads((src / "config.json").read_text())["num_hidden_layers"]
+    with pytest.raises(ConfigError, match=f"has {layers} layers"):
+        export_model(src, tmp_path / "out", ExportConfig(layer_quant={layers: "int8"}))
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_is_deterministic(checkpoint, tmp_path):  # type: ignore[no-untyped-def]
@@ -151,7 +192,10 @@ def test_missing_source_folder(tmp_path):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("kwargs", [{"quant": "int3"}, {"block_size": 48}, {"block_size": 8},
                                     {"max_context": 0}, {"accuracy_level": 7},
                                     {"quant": "fp32", "embedding_quant": "int8"},
-                                    {"embedding_quant": "int2"}])
+                                    {"embedding_quant": "int2"},
+                                    {"quant": "fp32", "layer_quant": {0: "int8"}},
+                                    {"layer_quant": {0: "int2"}}, {"layer_quant": {-1: "int8"}},
+                                    {"layer_quant": {"0": "int8"}}])
 def test_bad_export_config(kwargs):  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError):
         ExportConfig(**kwargs)

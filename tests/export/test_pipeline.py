@@ -63,8 +63,6 @@ def test_embedding_quant_sets_the_head_apart(checkpoint, tmp_path):  # type: ign
     """int4 layers with an int8 embedding / tied lm_head: one int8 table feeds both ops, the
     layers stay int4, and the logits move towards the fp32 export's."""
     onnx = pytest.importorskip("onnx")
-    import qwen_edge
-
     src = checkpoint("tiny-qwen2")
     out = {}
     for name, cfg in {"fp32": ExportConfig(quant="fp32"), "int4": ExportConfig(quant="int4"),
@@ -82,12 +80,7 @@ def test_embedding_quant_sets_the_head_apart(checkpoint, tmp_path):  # type: ign
     assert bits[head.name] == bits[gather.name] == 8
     assert gather.input[0] == head.input[1]  # still one shared table
     assert {b for name, b in bits.items() if name not in (head.name, gather.name)} == {4}
-    ids = np.arange(3, 40)
-    logits = {}
-    for name, path in out.items():
-        m = qwen_edge.load(path, threads=1)
-        logits[name] = m.engine.forward(ids, m.session().cache, num_logits=len(ids)).copy()
-    err = {k: np.abs(logits[k] - logits["fp32"]).mean() for k in ("int4", "mixed")}
+    err = _errors_from_fp32(out)
     assert err["mixed"] < err["int4"], err
 
 
@@ -95,8 +88,6 @@ def test_layer_quant_overrides_whole_layers(checkpoint, tmp_path):  # type: igno
     """Layer 0 at int8 and layer 1 left fp32, the head int4: every MatMul of a layer follows
     its override, the manifest records them, and the logits move towards the fp32 export's."""
     onnx = pytest.importorskip("onnx")
-    import qwen_edge
-
     src = checkpoint("tiny-qwen2")
     layers = json.loads((src / "config.json").read_text())["num_hidden_layers"]
     assert layers == 2
@@ -114,12 +105,7 @@ def test_layer_quant_overrides_whole_layers(checkpoint, tmp_path):  # type: igno
     assert seen == {"0": {8}, "1": {"fp32"}}
     head = next(n for n in graph.node if n.name.startswith("/lm_head"))
     assert next(a.i for a in head.attribute if a.name == "bits") == 4
-    ids = np.arange(3, 40)
-    logits = {}
-    for name, path in out.items():
-        m = qwen_edge.load(path, threads=1)
-        logits[name] = m.engine.forward(ids, m.session().cache, num_logits=len(ids)).copy()
-    err = {k: np.abs(logits[k] - logits["fp32"]).mean() for k in ("int4", "mixed")}
+    err = _errors_from_fp32(out)
     assert err["mixed"] < err["int4"], err
 
 
@@ -129,6 +115,18 @@ def test_layer_quant_beyond_the_model_is_an_error(checkpoint, tmp_path):  # type
     with pytest.raises(ConfigError, match=f"has {layers} layers"):
         export_model(src, tmp_path / "out", ExportConfig(layer_quant={layers: "int8"}))
     assert not (tmp_path / "out").exists()
+
+
+def _errors_from_fp32(packages: dict[str, Path]) -> dict[str, float]:
+    """Mean absolute logit difference of each package from the ``fp32`` one."""
+    import qwen_edge
+
+    ids = np.arange(3, 40)
+    logits = {}
+    for name, path in packages.items():
+        m = qwen_edge.load(path, threads=1)
+        logits[name] = m.engine.forward(ids, m.session().cache, num_logits=len(ids)).copy()
+    return {k: float(np.abs(v - logits["fp32"]).mean()) for k, v in logits.items() if k != "fp32"}
 
 
 def test_export_is_deterministic(checkpoint, tmp_path):  # type: ignore[no-untyped-def]

@@ -4,7 +4,10 @@
 
 Teacher-forced over conversations of the demo corpus (train/tiny/corpus.py, a seed training
 does not use), rendered as the runtime renders them: for every assistant token, KL(fp32 ||
-pkg) and whether both pick the same top-1 token. The packages must share the tokenizer (the
+pkg) and whether both pick the same top-1 token; separately, the agreement on the *decision*
+tokens: the first token of each assistant turn (a call or text) and the token after each
+``</tool_call>`` (stop, or another call). A package can agree on 96 % of all tokens and still
+lose the bar on those few: an extra call after every call. The packages must share the tokenizer (the
 same checkpoint exported with different ``--quant`` / ``--embedding-quant`` / block sizes).
 Numbers are in docs/export.md, "Quantization".
 """
@@ -41,23 +44,27 @@ def main() -> int:
     args = p.parse_args()
     ref = qwen_edge.load(args.reference, threads=args.threads)
     enc = Encoder(ref.tokenizer)
+    closing = ref.tokenizer.token_to_id("</tool_call>")
     cases = []
     for row in encode_corpus(enc, corpus.generate(args.conversations, seed=4242), 4242):
         prefix = enc.prefixes[row.prefix]
         ids = np.concatenate([prefix, row.ids]).astype(np.int64)
         pos = len(prefix) + np.nonzero(row.loss_mask)[0] - 1  # logits at pos predict pos + 1
-        cases.append((ids, pos, log_probs(ref, ids)[pos]))
+        first = np.r_[True, np.diff(pos) > 1]  # the first predicted token of an assistant turn
+        decision = first | (ids[pos] == closing)
+        cases.append((ids, pos, decision, log_probs(ref, ids)[pos]))
     for path in args.packages:
         model = qwen_edge.load(path, threads=args.threads)
-        kl, agree = [], []
-        for ids, pos, lr in cases:
+        kl, agree, decisions = [], [], []
+        for ids, pos, decision, lr in cases:
             lq = log_probs(model, ids)[pos]
             kl.append((np.exp(lr) * (lr - lq)).sum(-1))
             agree.append(lq.argmax(-1) == lr.argmax(-1))
-        k, a = np.concatenate(kl), np.concatenate(agree)
+            decisions.append(agree[-1][decision])
+        k, a, d = np.concatenate(kl), np.concatenate(agree), np.concatenate(decisions)
         print(f"{path}: {model.package.nbytes / 1e6:.1f} MB  mean KL {k.mean():.4f}  "
               f"p95 KL {np.percentile(k, 95):.4f}  top-1 agreement {a.mean():.4f}  "
-              f"({len(k)} tokens)", flush=True)
+              f"({len(k)} tokens)  decisions {d.mean():.4f} ({len(d)})", flush=True)
     return 0
 
 

@@ -1,7 +1,8 @@
 """Evaluate a fine-tune checkpoint: export it as the shipped package would be, then score it.
 
     python train/smollm/evaluate.py /work/train_run/checkpoint -o /work/train_run/pkg \\
-        [--quant int4] [evaluate.py flags: --n 300 --calibrate --json ...]
+        [--quant int4] [--asymmetric] [--layer-quant 24-29=int8] [--embedding-quant int8]
+        [evaluate.py flags: --n 300 --calibrate --json ...]
 
 The checkpoint folder (``finetune.py`` saves one every ``--save-min`` minutes, also while the
 run goes on) is exported with ``qwen-edge export --quant int4 --max-context 4096`` and the
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="package folder to write (replaced; default: a temporary folder)")
     p.add_argument("--quant", choices=("int4", "int8", "fp32"), default="int4")
     p.add_argument("--max-context", type=int, default=4096)
+    p.add_argument("--asymmetric", action="store_true", help="qwen-edge export --asymmetric")
+    p.add_argument("--layer-quant", action="append", default=[], help="qwen-edge export --layer-quant")
+    p.add_argument("--embedding-quant", default=None, help="qwen-edge export --embedding-quant")
     args, rest = p.parse_known_args(argv)
 
     from qwen_edge.cli import main as cli
@@ -42,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     snapshot = Path(tempfile.mkdtemp(prefix="qwen-edge-ckpt-")) / "checkpoint"
     try:
         shutil.copytree(args.checkpoint, snapshot)
+        flags = ["--asymmetric"] if args.asymmetric else []
+        flags += [f"--layer-quant={q}" for q in args.layer_quant]
+        flags += ["--embedding-quant", args.embedding_quant] if args.embedding_quant else []
         code = cli(["export", str(snapshot), "-o", str(args.output), "--quant", args.quant,
-                    "--max-context", str(args.max_context), "--force"])
+                    "--max-context", str(args.max_context), "--force", *flags])
         if code:
             return code
         return tiny_evaluate.main([str(args.output), *rest])

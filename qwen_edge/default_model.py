@@ -1,9 +1,11 @@
 """The model that ships inside the wheel: qwen-edge-tiny, a demo function-calling model.
 
-A Qwen2-architecture model with the real Qwen tokenizer and chat format, trained by
-``train/tiny/train.py`` on a synthetic home-assistant corpus for the seven tools of
-``qwen_edge.demo.home_tools``. It is a demo model: see MODEL_CARD.md for what it can and cannot
-do, and for its status (its weights are committed only once a run meets the quality bar).
+HuggingFaceTB's SmolLM2-135M-Instruct (read from its GGUF, run as a ``Qwen2ForCausalLM``) with
+the four Qwen2.5 tool tokens added, fine-tuned by ``train/smollm/finetune.py`` on the synthetic
+home-assistant corpus of ``train/tiny`` for the seven tools of ``qwen_edge.demo.home_tools``.
+Shipping it lets a fresh install show tool calling and routing without a download. It is a
+demo model: see MODEL_CARD.md for what it can and cannot do, and for its status (its weights
+are committed only once a run meets the quality bar).
 """
 
 from __future__ import annotations
